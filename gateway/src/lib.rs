@@ -1,1 +1,18 @@
-pub fn x(){}
+//! coldgate: the trustworthy witness of a pharmaceutical cold chain.
+//!
+//! Data flows one way: sources → [`ingest`] → [`store`] + [`excursion`]
+//! engine → outbox → [`publish`]. [`daemon`] wires it; [`cli`] is the edge.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod event;
+pub mod excursion;
+pub mod ingest;
+pub mod publish;
+pub mod sim;
+pub mod store;
+
+#[cfg(feature = "embedded-broker")]
+pub mod broker;

@@ -1,0 +1,153 @@
+//! The binary's edge: argument parsing, logging, exit codes. Errors become
+//! `anyhow` here and nowhere deeper.
+
+mod demo;
+mod export;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use crate::config;
+use crate::daemon::Gateway;
+
+/// Exit code for a configuration that cannot be used (sysexits EX_CONFIG):
+/// systemd is told not to restart on it.
+pub const EXIT_CONFIG: u8 = 78;
+
+#[derive(Parser)]
+#[command(
+    name = "coldgate",
+    version,
+    about = "Cold-chain witness: sensor readings into redb, excursion events over MQTT."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway daemon.
+    Run {
+        #[arg(long, default_value = "/etc/coldgate/coldgate.toml")]
+        config: PathBuf,
+    },
+    /// Run the whole path on this machine: a simulated container, an embedded
+    /// MQTT broker, and one printed line per published event.
+    Demo(demo::DemoArgs),
+    /// Check a configuration file and list every problem.
+    CheckConfig {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Export readings or events from a database file no daemon is using.
+    Export(export::ExportArgs),
+    /// Run only the embedded MQTT broker (for trials and tests).
+    #[cfg(feature = "embedded-broker")]
+    Broker {
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Demo(_) => "warn,rumqttd=off",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("coldgate: {error:#}");
+            if error.downcast_ref::<config::ConfigError>().is_some() {
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = config::load(&config)?;
+            runtime()?.block_on(run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            runtime()?.block_on(demo::demo(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { config } => {
+            let c = config::load(&config)?;
+            println!(
+                "{}: OK ({} sensors, {} zones, {} profiles)",
+                config.display(),
+                c.sensors.len(),
+                c.zones.len(),
+                c.profiles.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export(args) => {
+            export::export(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "embedded-broker")]
+        Command::Broker { port } => {
+            let port = crate::broker::choose_port(Some(port))?;
+            let addr = crate::broker::start(port)?;
+            println!("MQTT broker listening on {addr}");
+            runtime()?.block_on(shutdown_signal())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run(config: config::Config) -> anyhow::Result<()> {
+    let gateway = Gateway::start(&config, Vec::new())?;
+    info!(gateway_id = %config.gateway_id, db = %config.storage.path.display(), "coldgate is running.");
+    shutdown_signal().await?;
+    info!("Stopping: committing what ingest holds.");
+    let totals = gateway.stop().await?;
+    info!(
+        readings = totals.readings,
+        events = totals.events,
+        "Stopped cleanly."
+    );
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! The one TOML file that configures a gateway.
+//!
+//! Loading is two steps: serde turns text into structs (syntax errors, unknown
+//! keys and wrong types stop it, with the key path and line:column), then
+//! [`Config::validate`] checks the meaning and reports *every* problem at once,
+//! so an installer fixes a file in one round instead of ten.
+
+mod bytes;
+mod load;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use coldgate_sensor_drivers::Quantity;
+use serde::Deserialize;
+
+pub use bytes::ByteSize;
+pub use load::{load, parse, ConfigError, Problem};
+
+/// The example file shipped in `config/`, embedded so `coldgate demo` runs
+/// with nothing on disk and so a test proves the documented file loads.
+pub const EXAMPLE: &str = include_str!("../../../config/coldgate.example.toml");
+
+/// The demo's configuration: the example's shape with a simulator and a
+/// compressor failure early enough to be seen within a minute.
+pub const DEMO: &str = include_str!("../../../config/demo.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This gateway's id: MQTT client id, topic segment, and the
+    /// `gateway_id` of every payload. Letters, digits, `-` and `_`.
+    pub gateway_id: String,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// Product profiles: the limits a zone's readings are judged against.
+    #[serde(default)]
+    pub profiles: Vec<ProfileConfig>,
+    /// Places in the container, each watched with a default profile.
+    #[serde(default)]
+    pub zones: Vec<ZoneConfig>,
+    /// Every sensor the gateway accepts readings from.
+    #[serde(default)]
+    pub sensors: Vec<SensorConfig>,
+    /// The simulated container; required when any sensor has `kind = "sim"`.
+    #[serde(default)]
+    pub sim: Option<SimConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The redb database file. Default `/var/lib/coldgate/coldgate.redb`
+    /// (systemd's `StateDirectory=`).
+    pub path: PathBuf,
+    /// Readings older than this are trimmed, oldest first. Default `90d`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Readings are trimmed, oldest first, while the stored data exceeds this.
+    /// Un-sent events are never trimmed. Default `1GiB`.
+    pub max_size: ByteSize,
+    /// redb's page cache. Small on a Pi: the working set is the newest pages.
+    /// Default `4MiB`.
+    pub cache_size: ByteSize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("/var/lib/coldgate/coldgate.redb"),
+            retention: Duration::from_secs(90 * 24 * 3600),
+            max_size: ByteSize(1 << 30),
+            cache_size: ByteSize(4 << 20),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Readings are committed together at least this often. Each commit is
+    /// one fsync: longer spares the SD card, shorter risks fewer readings
+    /// on power loss. Events are committed at once regardless. Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
+    /// A batch is committed early when it holds this many readings.
+    /// Default `50000`.
+    pub batch_size: usize,
+    /// Readings that may wait between the sources and ingest before the
+    /// sources are made to wait. Default `8192`.
+    pub channel_capacity: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            batch_interval: Duration::from_secs(1),
+            batch_size: 50_000,
+            channel_capacity: 8192,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Publish at all. Default `true`; `false` keeps events in the outbox.
+    pub enabled: bool,
+    /// Broker host name or address. Default `127.0.0.1`.
+    pub host: String,
+    /// Broker port. Default `1883`.
+    pub port: u16,
+    /// Topic prefix. Default `coldgate/v1/{gateway_id}`.
+    pub prefix: Option<String>,
+    /// MQTT keep-alive. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
+    /// Events published and not yet acknowledged at most. Default `32`.
+    pub inflight: u16,
+    /// First wait after a failed connection; doubles up to `reconnect_max`,
+    /// with jitter. Default `500ms`.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// Longest wait between connection attempts. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// How often the retained status is refreshed. Default `60s`.
+    #[serde(with = "humantime_serde")]
+    pub status_interval: Duration,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            enabled: true,
+            host: "127.0.0.1".to_string(),
+            port: 1883,
+            prefix: None,
+            keep_alive: Duration::from_secs(30),
+            inflight: 32,
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(60),
+            status_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Config {
+    /// The MQTT topic prefix with `{gateway_id}` filled in.
+    pub fn topic_prefix(&self) -> String {
+        match &self.mqtt.prefix {
+            Some(p) => p.replace("{gateway_id}", &self.gateway_id),
+            None => format!("coldgate/v1/{}", self.gateway_id),
+        }
+    }
+
+    /// The profile a zone uses, if the zone and profile exist.
+    pub fn zone_profile(&self, zone: &str) -> Option<&ProfileConfig> {
+        let z = self.zones.iter().find(|z| z.id == zone)?;
+        self.profiles.iter().find(|p| p.id == z.profile)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Name used by zones and in payloads, e.g. `refrigerated`.
+    pub id: String,
+    /// One entry per watched quantity.
+    #[serde(default)]
+    pub limits: Vec<LimitConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    pub quantity: Quantity,
+    /// A reading at or below this is out of range. Optional.
+    pub low: Option<f64>,
+    /// A reading at or above this is out of range. Optional.
+    pub high: Option<f64>,
+    /// The reading must stay out of range for longer than this before an
+    /// excursion is raised. Default `0s` (at once).
+    #[serde(with = "humantime_serde", default)]
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// e.g. `front`, `rear`, `whole`.
+    pub id: String,
+    /// The profile this zone's readings are judged against.
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorKind {
+    /// Produced by the simulated container (`[sim]`).
+    Sim,
+    /// A BLE advertiser (`[ble]`).
+    Ble,
+    /// A Modbus unit (`[modbus]`).
+    Modbus,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Stable id carried by every reading, e.g. `rear-ble-1`.
+    pub id: String,
+    /// The zone this sensor watches.
+    pub zone: String,
+    pub kind: SensorKind,
+    /// What it measures. Default `["temperature"]`.
+    #[serde(default = "default_quantities")]
+    pub quantities: Vec<Quantity>,
+}
+
+fn default_quantities() -> Vec<Quantity> {
+    vec![Quantity::Temperature]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Simulated seconds per real second. Default `1`.
+    pub speed: f64,
+    /// Seed of the noise, so a run can be repeated. Default `1`.
+    pub seed: u64,
+    /// Simulated time between two readings of a sensor. Default `30s`.
+    #[serde(with = "humantime_serde")]
+    pub reading_interval: Duration,
+    /// The reefer unit's set point, °C. Default `5.0`.
+    pub setpoint: f64,
+    /// Outside air, °C. Default `25.0`.
+    pub ambient: f64,
+    /// Time between door openings (simulated); none if absent.
+    #[serde(with = "humantime_serde", default)]
+    pub door_every: Option<Duration>,
+    /// How long the door stays open. Default `2m`.
+    #[serde(with = "humantime_serde")]
+    pub door_open_for: Duration,
+    /// Compressor failures in one zone.
+    pub failures: Vec<FailureConfig>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            speed: 1.0,
+            seed: 1,
+            reading_interval: Duration::from_secs(30),
+            setpoint: 5.0,
+            ambient: 25.0,
+            door_every: None,
+            door_open_for: Duration::from_secs(120),
+            failures: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureConfig {
+    /// The zone whose cooling fails.
+    pub zone: String,
+    /// Simulated time after start when it fails.
+    #[serde(with = "humantime_serde")]
+    pub after: Duration,
+    /// How long until it is repaired.
+    #[serde(with = "humantime_serde")]
+    pub lasts: Duration,
+    /// Repeat this often (simulated); once if absent.
+    #[serde(with = "humantime_serde", default)]
+    pub every: Option<Duration>,
+}

@@ -1,0 +1,151 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+gateway_id = "g1"
+[[profiles]]
+id = "refrigerated"
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m" }]
+[[zones]]
+id = "rear"
+profile = "refrigerated"
+[[sensors]]
+id = "rear-1"
+zone = "rear"
+kind = "sim"
+[sim]
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text, "test.toml") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.problems(),
+    }
+}
+
+fn has(problems: &[Problem], path: &str, needle: &str) -> bool {
+    problems
+        .iter()
+        .any(|p| p.path == path && p.message.contains(needle))
+}
+
+#[test]
+fn the_shipped_example_and_demo_files_load() {
+    let example = parse(EXAMPLE, "coldgate.example.toml").expect("example loads");
+    assert_eq!(example.gateway_id, "reefer-7");
+    assert_eq!(example.ingest.batch_interval, Duration::from_secs(1));
+    assert_eq!(example.topic_prefix(), "coldgate/v1/reefer-7");
+    parse(DEMO, "demo.toml").expect("demo loads");
+    parse(MINIMAL, "minimal").expect("minimal loads");
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = parse(MINIMAL, "minimal").unwrap();
+    assert_eq!(c.storage.retention, Duration::from_secs(90 * 86400));
+    assert_eq!(c.storage.max_size, ByteSize(1 << 30));
+    assert_eq!(c.mqtt.port, 1883);
+    assert_eq!(c.mqtt.inflight, 32);
+    assert_eq!(c.sensors[0].quantities, vec![Quantity::Temperature]);
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let p = problems("gateway_id = \"g1\"\n[storage\npath = 1\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].message.contains("line 2"), "{p:?}");
+    assert!(p[0].message.contains("column"), "{p:?}");
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_path() {
+    let p = problems(&MINIMAL.replace("zone = \"rear\"\nkind", "zoen = \"rear\"\nkind"));
+    assert!(
+        p.iter()
+            .any(|p| p.path.starts_with("sensors[0]") && p.message.contains("zoen")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn wrong_types_are_named_with_their_path() {
+    let p = problems(&format!("{MINIMAL}\n[mqtt]\nport = \"eighteen\"\n"));
+    assert!(p.iter().any(|p| p.path == "mqtt.port"), "{p:?}");
+}
+
+#[test]
+fn unknown_zone_of_a_sensor_is_named() {
+    let p = problems(&MINIMAL.replace("zone = \"rear\"", "zone = \"middle\""));
+    assert!(has(&p, "sensors[0].zone", "middle"), "{p:?}");
+}
+
+#[test]
+fn unknown_profile_of_a_zone_is_named() {
+    let p = problems(&MINIMAL.replace("profile = \"refrigerated\"", "profile = \"frozen\""));
+    assert!(has(&p, "zones[0].profile", "frozen"), "{p:?}");
+}
+
+#[test]
+fn duplicate_ids_are_named() {
+    let text = format!("{MINIMAL}\n[[sensors]]\nid = \"rear-1\"\nzone = \"rear\"\nkind = \"sim\"\n[[zones]]\nid = \"rear\"\nprofile = \"refrigerated\"\n");
+    let p = problems(&text);
+    assert!(has(&p, "sensors[1].id", "duplicate"), "{p:?}");
+    assert!(has(&p, "zones[1].id", "duplicate"), "{p:?}");
+}
+
+#[test]
+fn impossible_limits_are_named() {
+    let p = problems(&MINIMAL.replace("low = 2.0, high = 8.0", "low = 8.0, high = 2.0"));
+    assert!(has(&p, "profiles[0].limits[0].low", "below high"), "{p:?}");
+    let p = problems(&MINIMAL.replace("low = 2.0, high = 8.0", "low = 8.0, high = 8.0"));
+    assert!(has(&p, "profiles[0].limits[0].low", "below high"), "{p:?}");
+}
+
+#[test]
+fn zero_intervals_are_named() {
+    let text = format!(
+        "{}\nreading_interval = \"0s\"\n[ingest]\nbatch_interval = \"0s\"\n",
+        MINIMAL.trim_end()
+    );
+    let p = problems(&text);
+    assert!(
+        has(&p, "ingest.batch_interval", "longer than zero"),
+        "{p:?}"
+    );
+    assert!(has(&p, "sim.reading_interval", "longer than zero"), "{p:?}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = MINIMAL
+        .replace("zone = \"rear\"", "zone = \"middle\"")
+        .replace("low = 2.0, high = 8.0", "low = 9.0, high = 8.0")
+        .replace("gateway_id = \"g1\"", "gateway_id = \"g 1/#\"");
+    let p = problems(&text);
+    assert!(has(&p, "sensors[0].zone", "middle"), "{p:?}");
+    assert!(has(&p, "profiles[0].limits[0].low", "below"), "{p:?}");
+    assert!(has(&p, "gateway_id", "letters"), "{p:?}");
+    assert_eq!(p.len(), 3, "{p:?}");
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}") {
+            let _ = parse(&text, "fuzz");
+        }
+
+        #[test]
+        fn mutated_example_never_panics(pos in 0usize..4000, byte in any::<u8>(), cut in 0usize..4000) {
+            let mut bytes = EXAMPLE.as_bytes().to_vec();
+            let pos = pos % bytes.len();
+            bytes[pos] = byte;
+            bytes.truncate(cut.max(pos + 1).min(bytes.len()));
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = parse(text, "fuzz");
+            }
+        }
+    }
+}

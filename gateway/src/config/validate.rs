@@ -1,0 +1,220 @@
+//! Meaning checks: everything serde cannot see. Each check adds a problem
+//! and carries on, so one run lists them all.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::{Config, Problem, SensorKind};
+
+impl Config {
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if !is_identifier(&self.gateway_id) {
+            p.push(Problem::new(
+                "gateway_id",
+                format!(
+                    "`{}` must be 1 to 64 letters, digits, `-` or `_` (it is an MQTT topic segment)",
+                    self.gateway_id
+                ),
+            ));
+        }
+        self.validate_storage(&mut p);
+        self.validate_mqtt(&mut p);
+        let profiles = unique_ids(
+            self.profiles.iter().map(|x| x.id.as_str()),
+            "profiles",
+            &mut p,
+        );
+        for (i, profile) in self.profiles.iter().enumerate() {
+            let mut seen = HashSet::new();
+            for (j, limit) in profile.limits.iter().enumerate() {
+                let at = format!("profiles[{i}].limits[{j}]");
+                if !seen.insert(limit.quantity) {
+                    p.push(Problem::new(
+                        format!("{at}.quantity"),
+                        format!("`{}` already has limits in this profile", limit.quantity),
+                    ));
+                }
+                match (limit.low, limit.high) {
+                    (None, None) => p.push(Problem::new(
+                        at.clone(),
+                        "a limit needs `low`, `high` or both",
+                    )),
+                    (Some(low), Some(high)) if low >= high => p.push(Problem::new(
+                        format!("{at}.low"),
+                        format!("low ({low}) must be below high ({high})"),
+                    )),
+                    _ => {}
+                }
+                for (name, v) in [("low", limit.low), ("high", limit.high)] {
+                    if v.is_some_and(|v| !v.is_finite()) {
+                        p.push(Problem::new(
+                            format!("{at}.{name}"),
+                            "must be a finite number",
+                        ));
+                    }
+                }
+            }
+        }
+        let zones = unique_ids(self.zones.iter().map(|x| x.id.as_str()), "zones", &mut p);
+        for (i, zone) in self.zones.iter().enumerate() {
+            if !profiles.contains(zone.profile.as_str()) {
+                p.push(Problem::new(
+                    format!("zones[{i}].profile"),
+                    format!("unknown profile `{}`{}", zone.profile, known(&profiles)),
+                ));
+            }
+        }
+        unique_ids(
+            self.sensors.iter().map(|x| x.id.as_str()),
+            "sensors",
+            &mut p,
+        );
+        for (i, sensor) in self.sensors.iter().enumerate() {
+            if !zones.contains(sensor.zone.as_str()) {
+                p.push(Problem::new(
+                    format!("sensors[{i}].zone"),
+                    format!("unknown zone `{}`{}", sensor.zone, known(&zones)),
+                ));
+            }
+            if sensor.quantities.is_empty() {
+                p.push(Problem::new(
+                    format!("sensors[{i}].quantities"),
+                    "a sensor must measure at least one quantity",
+                ));
+            }
+            if sensor.kind == SensorKind::Sim && self.sim.is_none() {
+                p.push(Problem::new(
+                    format!("sensors[{i}].kind"),
+                    "a `sim` sensor needs a [sim] section",
+                ));
+            }
+        }
+        self.validate_sim(&zones, &mut p);
+        p
+    }
+
+    fn validate_storage(&self, p: &mut Vec<Problem>) {
+        if self.storage.path.as_os_str().is_empty() {
+            p.push(Problem::new("storage.path", "must not be empty"));
+        }
+        nonzero(self.storage.retention, "storage.retention", p);
+        if self.storage.max_size.0 < 1 << 20 {
+            p.push(Problem::new("storage.max_size", "must be at least 1MiB"));
+        }
+        nonzero(self.ingest.batch_interval, "ingest.batch_interval", p);
+        if self.ingest.batch_size == 0 {
+            p.push(Problem::new("ingest.batch_size", "must be at least 1"));
+        }
+        if self.ingest.channel_capacity == 0 {
+            p.push(Problem::new(
+                "ingest.channel_capacity",
+                "must be at least 1",
+            ));
+        }
+    }
+
+    fn validate_mqtt(&self, p: &mut Vec<Problem>) {
+        let m = &self.mqtt;
+        if m.host.trim().is_empty() {
+            p.push(Problem::new("mqtt.host", "must not be empty"));
+        }
+        if m.port == 0 {
+            p.push(Problem::new("mqtt.port", "must be between 1 and 65535"));
+        }
+        if m.inflight == 0 {
+            p.push(Problem::new("mqtt.inflight", "must be at least 1"));
+        }
+        nonzero(m.keep_alive, "mqtt.keep_alive", p);
+        nonzero(m.reconnect_min, "mqtt.reconnect_min", p);
+        nonzero(m.status_interval, "mqtt.status_interval", p);
+        if m.reconnect_max < m.reconnect_min {
+            p.push(Problem::new(
+                "mqtt.reconnect_max",
+                "must not be shorter than mqtt.reconnect_min",
+            ));
+        }
+        if let Some(prefix) = &m.prefix {
+            if prefix.is_empty() || prefix.contains(['#', '+']) || prefix.ends_with('/') {
+                p.push(Problem::new(
+                    "mqtt.prefix",
+                    "must be non-empty, without `#` or `+`, and not end with `/`",
+                ));
+            }
+        }
+    }
+
+    fn validate_sim(&self, zones: &HashSet<&str>, p: &mut Vec<Problem>) {
+        let Some(sim) = &self.sim else { return };
+        if !(sim.speed.is_finite() && sim.speed > 0.0) {
+            p.push(Problem::new("sim.speed", "must be a positive number"));
+        }
+        nonzero(sim.reading_interval, "sim.reading_interval", p);
+        if sim.door_every.is_some_and(|d| d.is_zero()) {
+            p.push(Problem::new("sim.door_every", "must be longer than zero"));
+        }
+        for (i, f) in sim.failures.iter().enumerate() {
+            if !zones.contains(f.zone.as_str()) {
+                p.push(Problem::new(
+                    format!("sim.failures[{i}].zone"),
+                    format!("unknown zone `{}`", f.zone),
+                ));
+            }
+            if f.every.is_some_and(|e| e <= f.lasts) {
+                p.push(Problem::new(
+                    format!("sim.failures[{i}].every"),
+                    "must be longer than `lasts`",
+                ));
+            }
+        }
+    }
+}
+
+fn nonzero(d: Duration, path: &str, p: &mut Vec<Problem>) {
+    if d.is_zero() {
+        p.push(Problem::new(path, "must be longer than zero"));
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Reports empty, malformed and duplicate ids; returns the set of ids.
+fn unique_ids<'a>(
+    ids: impl Iterator<Item = &'a str>,
+    list: &str,
+    p: &mut Vec<Problem>,
+) -> HashSet<&'a str> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, id) in ids.enumerate() {
+        if !is_identifier(id) {
+            p.push(Problem::new(
+                format!("{list}[{i}].id"),
+                format!("`{id}` must be 1 to 64 letters, digits, `-` or `_`"),
+            ));
+        }
+        if let Some(j) = first.get(id) {
+            p.push(Problem::new(
+                format!("{list}[{i}].id"),
+                format!("duplicate id `{id}` (first used by {list}[{j}])"),
+            ));
+        } else {
+            first.insert(id, i);
+        }
+    }
+    first.into_keys().collect()
+}
+
+fn known(set: &HashSet<&str>) -> String {
+    let mut names: Vec<&str> = set.iter().copied().collect();
+    names.sort_unstable();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (known: {})", names.join(", "))
+    }
+}

@@ -1,0 +1,160 @@
+//! Where the data path is wired, in one screen:
+//! sources → (bounded channel) → ingest → store + engine → outbox → publisher.
+
+use std::time::Duration;
+
+use coldgate_sensor_drivers::{Reading, Source};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info};
+
+use crate::config::Config;
+use crate::event::now_ms;
+use crate::excursion::{Engine, EngineState};
+use crate::ingest::{Ingest, IngestChannels, IngestOptions, IngestTotals, ENGINE_STATE};
+use crate::publish::{Delivered, LinkState, Publisher, PublisherOptions};
+use crate::sim::SimSource;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("engine state in {path} cannot be decoded: {reason}; the database is left untouched")]
+    EngineState { path: String, reason: String },
+    #[error("ingest task failed: {0}")]
+    Join(String),
+}
+
+/// A running gateway: the handles needed to watch it and to stop it.
+pub struct Gateway {
+    pub store: Store,
+    delivered: Option<broadcast::Receiver<Delivered>>,
+    pub link: watch::Receiver<LinkState>,
+    sources_stop: watch::Sender<bool>,
+    publisher_stop: watch::Sender<bool>,
+    ingest: JoinHandle<Result<IngestTotals, StoreError>>,
+    publisher: Option<JoinHandle<()>>,
+    sources: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Opens the store, resumes the engine and starts every task.
+    /// `extra_sources` are added to those the config describes.
+    pub fn start(
+        config: &Config,
+        extra_sources: Vec<Box<dyn Source>>,
+    ) -> Result<Gateway, DaemonError> {
+        let (store, writer) =
+            Store::open(&config.storage.path, config.storage.cache_size.0 as usize)?;
+        let state = match store.state(ENGINE_STATE)? {
+            Some(bytes) => serde_json::from_slice::<EngineState>(&bytes).map_err(|e| {
+                DaemonError::EngineState {
+                    path: config.storage.path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?,
+            None => EngineState::default(),
+        };
+        let engine = Engine::new(config, state);
+
+        let (readings_tx, readings_rx) = mpsc::channel::<Reading>(config.ingest.channel_capacity);
+        let (acked_tx, acked_rx) = mpsc::unbounded_channel();
+        let (committed_tx, committed_rx) = watch::channel(writer.next_event_seq() - 1);
+        let (sources_stop, sources_rx) = watch::channel(false);
+        let (publisher_stop, publisher_rx) = watch::channel(false);
+
+        let ingest = Ingest::new(
+            writer,
+            engine,
+            IngestOptions {
+                gateway_id: config.gateway_id.clone(),
+                batch_interval: config.ingest.batch_interval,
+                batch_size: config.ingest.batch_size,
+                retention: config.storage.retention,
+                max_bytes: config.storage.max_size.0,
+            },
+        );
+        let ingest = tokio::spawn(ingest.run(IngestChannels {
+            readings: readings_rx,
+            acked: acked_rx,
+            committed: committed_tx,
+        }));
+
+        let publisher = Publisher::new(
+            PublisherOptions::from_config(config),
+            store.clone(),
+            acked_tx,
+            committed_rx,
+        );
+        let delivered = publisher.delivered();
+        let link = publisher.link();
+        let publisher = if config.mqtt.enabled {
+            Some(tokio::spawn(publisher.run(publisher_rx)))
+        } else {
+            info!("MQTT is disabled; events stay in the outbox.");
+            None
+        };
+
+        let mut all: Vec<Box<dyn Source>> = extra_sources;
+        if let Some(sim) = SimSource::from_config(config, now_ms()) {
+            all.push(Box::new(sim));
+        }
+        let sources = all
+            .into_iter()
+            .map(|source| {
+                let name = source.name();
+                let tx = readings_tx.clone();
+                let stop = sources_rx.clone();
+                tokio::spawn(async move {
+                    info!(source = %name, "Source started.");
+                    match source.run(tx, stop).await {
+                        Ok(()) => info!(source = %name, "Source stopped."),
+                        Err(error) => error!(source = %name, %error, "Source ended."),
+                    }
+                })
+            })
+            .collect();
+        drop(readings_tx);
+
+        Ok(Gateway {
+            store,
+            delivered: Some(delivered),
+            link,
+            sources_stop,
+            publisher_stop,
+            ingest,
+            publisher,
+            sources,
+        })
+    }
+
+    /// Events as the broker acknowledges them (once; later calls get `None`).
+    pub fn take_delivered(&mut self) -> Option<broadcast::Receiver<Delivered>> {
+        self.delivered.take()
+    }
+
+    /// Stops the sources, lets ingest commit everything it holds, then gives
+    /// the publisher a bounded moment for what is in flight.
+    pub async fn stop(self) -> Result<IngestTotals, DaemonError> {
+        self.sources_stop.send_replace(true);
+        for s in self.sources {
+            let abort = s.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), s)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        let totals = self
+            .ingest
+            .await
+            .map_err(|e| DaemonError::Join(e.to_string()))??;
+        self.publisher_stop.send_replace(true);
+        if let Some(p) = self.publisher {
+            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+        }
+        Ok(totals)
+    }
+}

@@ -1,0 +1,125 @@
+//! What the gateway publishes. An [`Event`] is built by the engine without
+//! knowing its sequence number; ingest numbers it when it is committed, and
+//! the payload bytes stored then are the ones (re)published.
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use ulid::Ulid;
+
+/// The kinds of event, one topic each (`{prefix}/events/{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Excursion,
+    Door,
+    Sensor,
+    Lot,
+    Gateway,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Excursion => "excursion",
+            EventKind::Door => "door",
+            EventKind::Sensor => "sensor",
+            EventKind::Lot => "lot",
+            EventKind::Gateway => "gateway",
+        }
+    }
+
+    /// The topic below the prefix.
+    pub fn topic(self) -> String {
+        format!("events/{}", self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// Stable identity: generated once, stored, and sent unchanged with every
+    /// retry so subscribers can drop duplicates.
+    pub event_id: Ulid,
+    pub at_ms: i64,
+    /// The kind-specific fields (`phase`, `excursion_id`, …).
+    pub fields: Map<String, Value>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, at_ms: i64, fields: Map<String, Value>) -> Event {
+        Event {
+            kind,
+            event_id: Ulid::from_parts(u64::try_from(at_ms.max(0)).unwrap_or(0), rand::random()),
+            at_ms,
+            fields,
+        }
+    }
+
+    /// The JSON payload with the common fields first.
+    pub fn payload(&self, seq: u64, gateway_id: &str) -> Vec<u8> {
+        let mut m = Map::new();
+        m.insert(
+            "schema".into(),
+            Value::from(format!("coldgate.{}/1", self.kind.as_str())),
+        );
+        m.insert("event_id".into(), Value::from(self.event_id.to_string()));
+        m.insert("seq".into(), Value::from(seq));
+        m.insert("gateway_id".into(), Value::from(gateway_id));
+        m.insert("at".into(), Value::from(rfc3339(self.at_ms)));
+        for (k, v) in &self.fields {
+            m.insert(k.clone(), v.clone());
+        }
+        serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-25T21:04:05.120Z`.
+pub fn rfc3339(at_ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.format(FORMAT).unwrap_or_default()
+}
+
+/// Parses RFC 3339 into milliseconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The wall clock, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(rfc3339(1_764_104_645_120), "2025-11-25T21:04:05.120Z");
+        assert_eq!(
+            parse_rfc3339("2025-11-25T21:04:05.120Z"),
+            Some(1_764_104_645_120)
+        );
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn payload_has_the_common_fields_and_the_event_id_is_stable() {
+        let mut f = Map::new();
+        f.insert("phase".into(), Value::from("started"));
+        let e = Event::new(EventKind::Excursion, 1_000, f);
+        let a: Value = serde_json::from_slice(&e.payload(7, "g")).unwrap();
+        let b: Value = serde_json::from_slice(&e.payload(7, "g")).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a["schema"], "coldgate.excursion/1");
+        assert_eq!(a["seq"], 7);
+        assert_eq!(a["gateway_id"], "g");
+        assert_eq!(a["phase"], "started");
+        assert_eq!(a["event_id"].as_str().unwrap().len(), 26);
+    }
+}

@@ -1,0 +1,192 @@
+//! The single writer. Readings arrive from every source through one bounded
+//! channel; ingest runs them through the excursion engine and commits the
+//! batch — readings, engine state, events and outbox entries — in one
+//! durable transaction, every `batch_interval`, every `batch_size` readings,
+//! or at once when an event was raised.
+//!
+//! The publisher never writes: it sends the seqs the broker acknowledged
+//! here, and they leave the outbox in the next commit.
+
+use std::time::Duration;
+
+use coldgate_sensor_drivers::Reading;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{interval, MissedTickBehavior};
+use tracing::{debug, info, warn};
+
+use crate::event::now_ms;
+use crate::excursion::Engine;
+use crate::store::{StoreError, StoredEvent, Trim, Writer};
+
+/// The engine's state blob in the store.
+pub const ENGINE_STATE: &str = "engine";
+
+/// Check the size cap once every this many commits: it costs a walk of the
+/// allocator, and data grows slowly relative to it.
+const SIZE_CHECK_EVERY: u64 = 64;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub gateway_id: String,
+    pub batch_interval: Duration,
+    pub batch_size: usize,
+    pub retention: Duration,
+    pub max_bytes: u64,
+}
+
+/// The channels ingest listens and reports on.
+pub struct IngestChannels {
+    pub readings: mpsc::Receiver<Reading>,
+    /// Event seqs the broker acknowledged.
+    pub acked: mpsc::UnboundedReceiver<u64>,
+    /// The last event seq committed, for the publisher to wake on.
+    pub committed: watch::Sender<u64>,
+}
+
+/// Totals of one run, for logs and tests.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IngestTotals {
+    pub readings: u64,
+    pub events: u64,
+    pub commits: u64,
+}
+
+pub struct Ingest {
+    writer: Writer,
+    engine: Engine,
+    opts: IngestOptions,
+    readings: Vec<Reading>,
+    events: Vec<StoredEvent>,
+    acked: Vec<u64>,
+    newest_ms: i64,
+    totals: IngestTotals,
+}
+
+impl Ingest {
+    pub fn new(writer: Writer, engine: Engine, opts: IngestOptions) -> Ingest {
+        Ingest {
+            writer,
+            engine,
+            opts,
+            readings: Vec::new(),
+            events: Vec::new(),
+            acked: Vec::new(),
+            newest_ms: i64::MIN,
+            totals: IngestTotals::default(),
+        }
+    }
+
+    /// Runs until the readings channel closes (every source has stopped),
+    /// then commits what it holds and returns.
+    pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
+        let mut tick = interval(self.opts.batch_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut acks_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                r = ch.readings.recv(), if self.readings.len() < self.opts.batch_size * 4 => {
+                    let Some(r) = r else { break };
+                    self.accept(r);
+                    // Take what is already queued without going round the select.
+                    while self.readings.len() < self.opts.batch_size {
+                        match ch.readings.try_recv() {
+                            Ok(r) => self.accept(r),
+                            Err(_) => break,
+                        }
+                    }
+                    if !self.events.is_empty() || self.readings.len() >= self.opts.batch_size {
+                        self.commit(&ch.committed);
+                    }
+                }
+                seq = ch.acked.recv(), if acks_open => match seq {
+                    Some(seq) => self.acked.push(seq),
+                    None => acks_open = false,
+                },
+                _ = tick.tick() => {
+                    if !(self.readings.is_empty() && self.events.is_empty() && self.acked.is_empty()) {
+                        self.commit(&ch.committed);
+                    }
+                }
+            }
+        }
+        while let Ok(seq) = ch.acked.try_recv() {
+            self.acked.push(seq);
+        }
+        // Shutting down: a failed commit is retried a few times, then reported.
+        for attempt in 0..5 {
+            if self.readings.is_empty() && self.events.is_empty() && self.acked.is_empty() {
+                break;
+            }
+            if let Err(error) = self.try_commit(&ch.committed) {
+                if attempt == 4 {
+                    return Err(error);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        info!(
+            readings = self.totals.readings,
+            events = self.totals.events,
+            commits = self.totals.commits,
+            "Ingest stopped with everything committed."
+        );
+        Ok(self.totals)
+    }
+
+    fn accept(&mut self, r: Reading) {
+        self.newest_ms = self.newest_ms.max(r.at_ms);
+        let seq0 = self.writer.next_event_seq() + self.events.len() as u64;
+        for (i, ev) in self.engine.on_reading(&r).into_iter().enumerate() {
+            let seq = seq0 + i as u64;
+            self.events.push(StoredEvent {
+                seq,
+                at_ms: ev.at_ms,
+                topic: ev.kind.topic(),
+                payload: ev.payload(seq, &self.opts.gateway_id),
+            });
+        }
+        self.readings.push(r);
+    }
+
+    fn commit(&mut self, committed: &watch::Sender<u64>) {
+        if let Err(error) = self.try_commit(committed) {
+            warn!(%error, pending = self.readings.len(), "Commit failed; the batch is kept and retried.");
+        }
+    }
+
+    fn try_commit(&mut self, committed: &watch::Sender<u64>) -> Result<(), StoreError> {
+        let state = serde_json::to_vec(self.engine.state()).unwrap_or_default();
+        let newest = self.newest_ms.max(now_ms());
+        let retention = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
+        let trim = Trim {
+            before_ms: newest.saturating_sub(retention),
+            max_bytes: (self.totals.commits % SIZE_CHECK_EVERY == 0).then_some(self.opts.max_bytes),
+        };
+        let done = self.writer.commit(
+            &self.readings,
+            &self.events,
+            &self.acked,
+            &[(ENGINE_STATE, &state)],
+            Some(trim),
+        )?;
+        self.totals.readings += done.readings as u64;
+        self.totals.events += done.events as u64;
+        self.totals.commits += 1;
+        debug!(
+            readings = done.readings,
+            events = done.events,
+            acked = done.acked,
+            trimmed = done.trimmed,
+            readings_total = self.totals.readings,
+            events_total = self.totals.events,
+            "Committed."
+        );
+        self.readings.clear();
+        self.events.clear();
+        self.acked.clear();
+        committed.send_replace(self.writer.next_event_seq() - 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,302 @@
+//! The only module that talks to the broker.
+//!
+//! The outbox in redb is the truth. The publisher reads it in order, publishes
+//! at QoS 1 and reports a seq to ingest only when the broker's PUBACK for it
+//! arrived; ingest then removes it. rumqttc's `publish` returns when the
+//! message is *queued*, so acknowledgement is tracked by correlating
+//! `Outgoing::Publish(pkid)` (emitted in request order) with
+//! `Incoming::PubAck(pkid)`.
+//!
+//! Each connection gets a fresh rumqttc event loop: requests queued on a dead
+//! connection are dropped with it, so no stale request can be sent later and
+//! matched to the wrong seq. After every (re)connect the whole outbox is
+//! resent from its start; subscribers drop duplicates by `event_id`.
+
+mod status;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use rand::Rng;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::store::Store;
+
+pub use status::{status_payload, LinkState};
+
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    pub gateway_id: String,
+    pub prefix: String,
+    pub host: String,
+    pub port: u16,
+    pub keep_alive: Duration,
+    pub inflight: u16,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub status_interval: Duration,
+}
+
+impl PublisherOptions {
+    pub fn from_config(c: &crate::config::Config) -> PublisherOptions {
+        PublisherOptions {
+            gateway_id: c.gateway_id.clone(),
+            prefix: c.topic_prefix(),
+            host: c.mqtt.host.clone(),
+            port: c.mqtt.port,
+            keep_alive: c.mqtt.keep_alive,
+            inflight: c.mqtt.inflight,
+            reconnect_min: c.mqtt.reconnect_min,
+            reconnect_max: c.mqtt.reconnect_max,
+            status_interval: c.mqtt.status_interval,
+        }
+    }
+}
+
+/// An event the broker acknowledged, for the demo's console and tests.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub seq: u64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+pub struct Publisher {
+    opts: PublisherOptions,
+    store: Store,
+    acked: mpsc::UnboundedSender<u64>,
+    committed: watch::Receiver<u64>,
+    delivered: broadcast::Sender<Delivered>,
+    link: watch::Sender<LinkState>,
+    started: Instant,
+}
+
+/// What one connection has sent and not yet seen acknowledged.
+struct InFlight {
+    /// Publish requests in the order they were queued: `Some(seq)` for an
+    /// event, `None` for a status message. rumqttc assigns packet ids in
+    /// this order.
+    queued: VecDeque<Option<(u64, String, Vec<u8>)>>,
+    by_pkid: HashMap<u16, (u64, String, Vec<u8>)>,
+    /// The highest seq queued on this connection.
+    cursor: u64,
+}
+
+enum Ended {
+    Shutdown,
+    Lost(String),
+}
+
+impl Publisher {
+    pub fn new(
+        opts: PublisherOptions,
+        store: Store,
+        acked: mpsc::UnboundedSender<u64>,
+        committed: watch::Receiver<u64>,
+    ) -> Publisher {
+        let (delivered, _) = broadcast::channel(1024);
+        let (link, _) = watch::channel(LinkState::default());
+        Publisher {
+            opts,
+            store,
+            acked,
+            committed,
+            delivered,
+            link,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn delivered(&self) -> broadcast::Receiver<Delivered> {
+        self.delivered.subscribe()
+    }
+
+    pub fn link(&self) -> watch::Receiver<LinkState> {
+        self.link.subscribe()
+    }
+
+    fn mqtt_options(&self) -> MqttOptions {
+        let o = &self.opts;
+        let mut m = MqttOptions::new(o.gateway_id.clone(), o.host.clone(), o.port);
+        m.set_keep_alive(o.keep_alive)
+            .set_clean_session(true)
+            .set_inflight(o.inflight)
+            .set_max_packet_size(256 * 1024, 256 * 1024)
+            .set_request_channel_capacity(usize::from(o.inflight) + 16)
+            .set_last_will(LastWill::new(
+                format!("{}/status", o.prefix),
+                self.status("offline"),
+                QoS::AtLeastOnce,
+                true,
+            ));
+        m
+    }
+
+    fn status(&self, state: &str) -> Vec<u8> {
+        let (depth, oldest) = self.store.outbox_depth().unwrap_or((0, None));
+        status_payload(
+            &self.opts.gateway_id,
+            state,
+            self.started.elapsed(),
+            depth,
+            oldest,
+        )
+    }
+
+    /// Runs until `shutdown` is set; then sends what is in flight a short
+    /// while longer, publishes `offline` and disconnects.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = self.opts.reconnect_min;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let (client, eventloop) =
+                AsyncClient::new(self.mqtt_options(), usize::from(self.opts.inflight) + 16);
+            let connected_at = Instant::now();
+            match self.connection(client, eventloop, &mut shutdown).await {
+                Ended::Shutdown => return,
+                Ended::Lost(error) => {
+                    if connected_at.elapsed() > self.opts.reconnect_max {
+                        backoff = self.opts.reconnect_min;
+                    }
+                    let jitter = rand::rng().random_range(0.5..1.0);
+                    let wait = backoff.mul_f64(jitter);
+                    warn!(%error, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
+                    self.link.send_modify(|l| {
+                        l.connected = false;
+                        l.last_error = Some(error);
+                        l.next_retry_ms = Some(crate::event::now_ms() + wait.as_millis() as i64);
+                    });
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(self.opts.reconnect_max);
+                }
+            }
+        }
+    }
+
+    async fn connection(
+        &mut self,
+        client: AsyncClient,
+        mut eventloop: EventLoop,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Ended {
+        let mut flight = InFlight {
+            queued: VecDeque::new(),
+            by_pkid: HashMap::new(),
+            cursor: 0,
+        };
+        let mut connected = false;
+        let mut status_tick = tokio::time::interval(self.opts.status_interval);
+        let status_topic = format!("{}/status", self.opts.prefix);
+        let mut committed_open = true;
+        loop {
+            tokio::select! {
+                ev = eventloop.poll() => match ev {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        info!(host = %self.opts.host, port = self.opts.port, "Connected to the MQTT broker.");
+                        connected = true;
+                        self.link.send_modify(|l| { l.connected = true; l.next_retry_ms = None; });
+                        if client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status("online")).is_ok() {
+                            flight.queued.push_back(None);
+                        }
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                        if let Some(Some(entry)) = flight.queued.pop_front() {
+                            flight.by_pkid.insert(pkid, entry);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if let Some((seq, topic, payload)) = flight.by_pkid.remove(&ack.pkid) {
+                            debug!(seq, "PUBACK received.");
+                            if self.acked.send(seq).is_err() {
+                                return Ended::Shutdown;
+                            }
+                            let _ = self.delivered.send(Delivered { seq, topic, payload });
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Ended::Lost(e.to_string()),
+                },
+                res = self.committed.changed(), if committed_open => {
+                    committed_open = res.is_ok();
+                }
+                _ = status_tick.tick(), if connected => {
+                    if client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status("online")).is_ok() {
+                        flight.queued.push_back(None);
+                    }
+                }
+                _ = shutdown.changed() => {
+                    self.finish(client, eventloop, flight, &status_topic).await;
+                    return Ended::Shutdown;
+                }
+            }
+            if connected {
+                if let Err(error) = self.fill(&client, &mut flight) {
+                    return Ended::Lost(error);
+                }
+            }
+        }
+    }
+
+    /// Queues outbox entries after the cursor until the in-flight window is full.
+    fn fill(&self, client: &AsyncClient, flight: &mut InFlight) -> Result<(), String> {
+        let window = usize::from(self.opts.inflight);
+        let used = flight.queued.len() + flight.by_pkid.len();
+        if used >= window {
+            return Ok(());
+        }
+        let entries = self
+            .store
+            .outbox_after(flight.cursor, window - used)
+            .map_err(|e| e.to_string())?;
+        for ev in entries {
+            let topic = format!("{}/{}", self.opts.prefix, ev.topic);
+            match client.try_publish(&topic, QoS::AtLeastOnce, false, ev.payload.clone()) {
+                Ok(()) => {
+                    flight.cursor = ev.seq;
+                    flight.queued.push_back(Some((ev.seq, topic, ev.payload)));
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// On shutdown: wait (bounded) for PUBACKs of what is in flight, publish
+    /// `offline`, disconnect.
+    async fn finish(
+        &self,
+        client: AsyncClient,
+        mut eventloop: EventLoop,
+        mut flight: InFlight,
+        status_topic: &str,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let _ = client.try_publish(status_topic, QoS::AtLeastOnce, true, self.status("offline"));
+        flight.queued.push_back(None);
+        let _ = client.try_disconnect();
+        while Instant::now() < deadline {
+            match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
+                    if let Some(Some(entry)) = flight.queued.pop_front() {
+                        flight.by_pkid.insert(pkid, entry);
+                    }
+                }
+                Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                    if let Some((seq, ..)) = flight.by_pkid.remove(&ack.pkid) {
+                        let _ = self.acked.send(seq);
+                    }
+                }
+                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,41 @@
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {} does not exist", .0.display())]
+    Missing(PathBuf),
+    #[error("database {} is in use by another process (a running coldgate daemon?); stop it, or work on a copy of the file", .0.display())]
+    InUse(PathBuf),
+    #[error("database {} was written by a newer coldgate (schema {found}, this build knows {known}); upgrade coldgate — the file is left untouched", .path.display())]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        known: u64,
+    },
+    #[error("{} is not a coldgate database", .0.display())]
+    NotColdgate(PathBuf),
+    #[error("database {} cannot be opened: {source}; it is left untouched — move it aside to start a new one, and keep it for recovery", .path.display())]
+    Open {
+        path: PathBuf,
+        source: Box<redb::DatabaseError>,
+    },
+    #[error("event seq {found} given where {expected} was expected (a bug in the caller)")]
+    EventOrder { found: u64, expected: u64 },
+    #[error("database {}: {source}", .path.display())]
+    Db {
+        path: PathBuf,
+        source: Box<redb::Error>,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn open(path: &Path, e: redb::DatabaseError) -> StoreError {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
+            other => StoreError::Open {
+                path: path.to_path_buf(),
+                source: Box::new(other),
+            },
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The gateway's memory: one redb file holding readings, events, the outbox
+//! and the engine's state.
+//!
+//! [`Store`] is a cheap, clonable handle for reading (the publisher, the
+//! diagnostics, `coldgate export`). Writing goes through [`Writer`], which
+//! only ingest owns: one writer, so a batch's readings, the engine state and
+//! the events they caused are committed in one transaction or not at all.
+
+mod error;
+mod tables;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coldgate_sensor_drivers::Quantity;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+pub use error::StoreError;
+pub use writer::{Trim, Writer};
+
+use tables::*;
+
+/// The layout this build writes. Bump it with a migration when tables change.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// A reading as stored, with its per-sensor sequence number (gap-free from 1,
+/// so a missing reading shows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredReading {
+    pub sensor: Arc<str>,
+    pub seq: u64,
+    pub quantity: Quantity,
+    pub value: f64,
+    pub at_ms: i64,
+}
+
+/// An event as stored: its topic below the prefix (`events/excursion`) and
+/// the exact payload that is (re)published, so a resend is byte-identical.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens the database, creating it (and its tables) if it does not exist.
+    pub fn open(path: &Path, cache_size: usize) -> Result<(Store, Writer), StoreError> {
+        let db = redb::Builder::new()
+            .set_cache_size(cache_size)
+            .create(path)
+            .map_err(|e| StoreError::open(path, e))?;
+        let store = Store {
+            db: Arc::new(db),
+            path: Arc::new(path.to_path_buf()),
+        };
+        store.init_schema()?;
+        let writer = Writer::new(store.clone())?;
+        Ok((store, writer))
+    }
+
+    /// Opens an existing database for reading only — a technician's copy of a
+    /// gateway's card. It is never created and its schema is never changed.
+    pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(16 << 20)
+            .open(path)
+            .map_err(|e| StoreError::open(path, e))?;
+        let store = Store {
+            db: Arc::new(db),
+            path: Arc::new(path.to_path_buf()),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
+            let found = meta
+                .get(SCHEMA_KEY)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                        .map_err(|e| self.err(e))?;
+                }
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.to_path_buf(),
+                        found: v,
+                        known: SCHEMA_VERSION,
+                    })
+                }
+                Some(_) => {}
+            }
+            txn.open_table(SENSORS).map_err(|e| self.err(e))?;
+            txn.open_table(SENSOR_SEQ).map_err(|e| self.err(e))?;
+            txn.open_table(READINGS).map_err(|e| self.err(e))?;
+            txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+            txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
+            txn.open_table(STATE).map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let meta = match txn.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                return Err(StoreError::NotColdgate(self.path.to_path_buf()))
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        match meta.get(SCHEMA_KEY).map_err(|e| self.err(e))? {
+            None => Err(StoreError::NotColdgate(self.path.to_path_buf())),
+            Some(v) if v.value() > SCHEMA_VERSION => Err(StoreError::NewerSchema {
+                path: self.path.to_path_buf(),
+                found: v.value(),
+                known: SCHEMA_VERSION,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        StoreError::Db {
+            path: self.path.to_path_buf(),
+            source: Box::new(e.into()),
+        }
+    }
+
+    /// Sensor index → id, as stored.
+    fn sensor_names(
+        &self,
+        txn: &redb::ReadTransaction,
+    ) -> Result<HashMap<u32, Arc<str>>, StoreError> {
+        let table = txn.open_table(SENSORS).map_err(|e| self.err(e))?;
+        let mut names = HashMap::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            names.insert(v.value(), Arc::from(k.value()));
+        }
+        Ok(names)
+    }
+
+    /// Calls `f` for each reading in `[from_ms, to_ms)`, oldest first,
+    /// optionally of one sensor only. Stops early when `f` returns `false`.
+    pub fn for_each_reading(
+        &self,
+        sensor: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut(StoredReading) -> bool,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let names = self.sensor_names(&txn)?;
+        let wanted = match sensor {
+            Some(s) => match names.iter().find(|(_, n)| &***n == s) {
+                Some((idx, _)) => Some(*idx),
+                None => return Ok(()),
+            },
+            None => None,
+        };
+        if from_ms >= to_ms {
+            return Ok(());
+        }
+        let table = txn.open_table(READINGS).map_err(|e| self.err(e))?;
+        let range = table
+            .range((from_ms, 0u32, 0u64)..(to_ms, 0u32, 0u64))
+            .map_err(|e| self.err(e))?;
+        for row in range {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            let (at_ms, idx, seq) = k.value();
+            if wanted.is_some_and(|w| w != idx) {
+                continue;
+            }
+            let (code, value) = v.value();
+            let (Some(sensor), Some(quantity)) = (names.get(&idx), Quantity::from_code(code))
+            else {
+                continue;
+            };
+            let go_on = f(StoredReading {
+                sensor: sensor.clone(),
+                seq,
+                quantity,
+                value,
+                at_ms,
+            });
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of stored readings.
+    pub fn reading_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(READINGS).map_err(|e| self.err(e))?;
+        table.len().map_err(|e| self.err(e))
+    }
+
+    /// Un-acknowledged events after `after_seq`, in order, at most `limit`.
+    pub fn outbox_after(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let outbox = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in outbox
+            .range((after_seq.saturating_add(1))..)
+            .map_err(|e| self.err(e))?
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (seq, _) = row.map_err(|e| self.err(e))?;
+            let seq = seq.value();
+            if let Some(ev) = events.get(seq).map_err(|e| self.err(e))? {
+                let (at_ms, topic, payload) = ev.value();
+                out.push(StoredEvent {
+                    seq,
+                    at_ms,
+                    topic: topic.to_string(),
+                    payload: payload.to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events waiting for a PUBACK, and the time of the oldest.
+    pub fn outbox_depth(&self) -> Result<(u64, Option<i64>), StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let outbox = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+        let depth = outbox.len().map_err(|e| self.err(e))?;
+        let oldest = match outbox.first().map_err(|e| self.err(e))? {
+            Some((seq, _)) => events
+                .get(seq.value())
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().0),
+            None => None,
+        };
+        Ok((depth, oldest))
+    }
+
+    /// Events in `[from_ms, to_ms)` by time, oldest first.
+    pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<StoredEvent>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in events.iter().map_err(|e| self.err(e))? {
+            let (seq, v) = row.map_err(|e| self.err(e))?;
+            let (at_ms, topic, payload) = v.value();
+            if at_ms >= from_ms && at_ms < to_ms {
+                out.push(StoredEvent {
+                    seq: seq.value(),
+                    at_ms,
+                    topic: topic.to_string(),
+                    payload: payload.to_vec(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A named state blob (the engine's), as last committed.
+    pub fn state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = txn.open_table(STATE).map_err(|e| self.err(e))?;
+        let v = table.get(name).map_err(|e| self.err(e))?;
+        Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// The last event sequence number handed out (0 before the first).
+    pub fn last_event_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+        let last = events.last().map_err(|e| self.err(e))?;
+        Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+}

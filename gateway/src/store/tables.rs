@@ -1,0 +1,27 @@
+//! Table definitions. Keys are chosen for the SD card: readings are keyed
+//! time first, so a batch appends to the rightmost leaves of one B-tree
+//! instead of touching a page per sensor.
+
+use redb::TableDefinition;
+
+/// `"schema_version"` → layout version.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const SCHEMA_KEY: &str = "schema_version";
+
+/// Sensor id → small index used in reading keys.
+pub const SENSORS: TableDefinition<&str, u32> = TableDefinition::new("sensors");
+
+/// Sensor index → last per-sensor sequence number handed out.
+pub const SENSOR_SEQ: TableDefinition<u32, u64> = TableDefinition::new("sensor_seq");
+
+/// (time ms, sensor index, per-sensor seq) → (quantity code, value).
+pub const READINGS: TableDefinition<(i64, u32, u64), (u8, f64)> = TableDefinition::new("readings");
+
+/// Event seq → (time ms, topic below the prefix, payload).
+pub const EVENTS: TableDefinition<u64, (i64, &str, &[u8])> = TableDefinition::new("events");
+
+/// Event seqs not yet acknowledged by the broker. Never trimmed.
+pub const OUTBOX: TableDefinition<u64, ()> = TableDefinition::new("outbox");
+
+/// Named state blobs: the excursion engine's state.
+pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");

@@ -1,0 +1,224 @@
+use std::sync::Arc;
+
+use coldgate_sensor_drivers::{Quantity, Reading};
+
+use super::*;
+
+fn reading(sensor: &str, at_ms: i64, value: f64) -> Reading {
+    Reading::new(Arc::from(sensor), Quantity::Temperature, value, at_ms)
+}
+
+fn event(seq: u64, at_ms: i64) -> StoredEvent {
+    StoredEvent {
+        seq,
+        at_ms,
+        topic: "events/excursion".into(),
+        payload: format!("{{\"seq\":{seq}}}").into_bytes(),
+    }
+}
+
+#[test]
+fn readings_get_gap_free_per_sensor_sequences_that_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let (_store, mut w) = Store::open(&path, 1 << 20).unwrap();
+        let batch = [
+            reading("a", 1, 1.0),
+            reading("b", 1, 2.0),
+            reading("a", 2, 3.0),
+        ];
+        w.commit(&batch, &[], &[], &[], None).unwrap();
+        assert_eq!(w.last_reading_seq("a"), 2);
+    }
+    let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+    assert_eq!(w.last_reading_seq("a"), 2);
+    w.commit(&[reading("a", 3, 4.0)], &[], &[], &[], None)
+        .unwrap();
+    let mut seqs = Vec::new();
+    store
+        .for_each_reading(Some("a"), 0, 100, |r| {
+            seqs.push((r.seq, r.value));
+            true
+        })
+        .unwrap();
+    assert_eq!(seqs, vec![(1, 1.0), (2, 3.0), (3, 4.0)]);
+}
+
+#[test]
+fn a_sensors_readings_in_a_time_range_are_returned_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    let batch: Vec<Reading> = (0..100)
+        .map(|i| reading(if i % 2 == 0 { "a" } else { "b" }, i, i as f64))
+        .collect();
+    w.commit(&batch, &[], &[], &[], None).unwrap();
+    let mut got = Vec::new();
+    store
+        .for_each_reading(Some("b"), 10, 20, |r| {
+            got.push(r.at_ms);
+            true
+        })
+        .unwrap();
+    assert_eq!(got, vec![11, 13, 15, 17, 19]);
+    let mut none = 0;
+    store
+        .for_each_reading(Some("zzz"), 0, 100, |_| {
+            none += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(none, 0);
+}
+
+#[test]
+fn the_outbox_is_in_order_and_only_acknowledged_entries_leave_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    assert_eq!(w.next_event_seq(), 1);
+    w.commit(
+        &[],
+        &[event(1, 10), event(2, 20), event(3, 30)],
+        &[],
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        store
+            .outbox_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(store.outbox_after(1, 1).unwrap()[0].seq, 2);
+    w.commit(&[], &[], &[2], &[], None).unwrap();
+    assert_eq!(
+        store
+            .outbox_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(store.outbox_depth().unwrap(), (2, Some(10)));
+    // Events are kept after they left the outbox.
+    assert_eq!(store.events_between(0, 100).unwrap().len(), 3);
+    assert_eq!(w.next_event_seq(), 4);
+}
+
+#[test]
+fn events_must_be_numbered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    assert!(matches!(
+        w.commit(&[], &[event(2, 0)], &[], &[], None),
+        Err(StoreError::EventOrder {
+            found: 2,
+            expected: 1
+        })
+    ));
+    assert_eq!(w.next_event_seq(), 1);
+}
+
+#[test]
+fn retention_trims_old_readings_but_never_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    let batch: Vec<Reading> = (0..1000).map(|i| reading("a", i, 5.0)).collect();
+    w.commit(&batch, &[event(1, 0)], &[], &[], None).unwrap();
+    let done = w
+        .commit(
+            &[],
+            &[],
+            &[],
+            &[],
+            Some(Trim {
+                before_ms: 600,
+                max_bytes: None,
+            }),
+        )
+        .unwrap();
+    assert_eq!(done.trimmed, 600);
+    assert_eq!(store.reading_count().unwrap(), 400);
+    assert_eq!(store.outbox_depth().unwrap().0, 1);
+}
+
+#[test]
+fn the_size_cap_trims_oldest_readings_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    for chunk in 0..20 {
+        let batch: Vec<Reading> = (0..10_000)
+            .map(|i| reading("a", chunk * 10_000 + i, 5.0))
+            .collect();
+        w.commit(&batch, &[], &[], &[], None).unwrap();
+    }
+    let done = w
+        .commit(
+            &[],
+            &[event(1, 0)],
+            &[],
+            &[],
+            Some(Trim {
+                before_ms: i64::MIN,
+                max_bytes: Some(2 << 20),
+            }),
+        )
+        .unwrap();
+    assert!(done.trimmed > 0);
+    let mut first = None;
+    store
+        .for_each_reading(None, i64::MIN, i64::MAX, |r| {
+            first = Some(r.at_ms);
+            false
+        })
+        .unwrap();
+    let first = first.unwrap();
+    assert_eq!(first as u64, done.trimmed, "the oldest were removed");
+    assert_eq!(store.outbox_depth().unwrap().0, 1);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_the_file_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert(tables::SCHEMA_KEY, SCHEMA_VERSION + 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path, 1 << 20).err().unwrap();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade coldgate"));
+    let err = Store::open_existing(&path).err().unwrap();
+    assert!(matches!(err, StoreError::NewerSchema { .. }));
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn.open_table(tables::META).unwrap();
+    assert_eq!(
+        meta.get(tables::SCHEMA_KEY).unwrap().unwrap().value(),
+        SCHEMA_VERSION + 1,
+        "the schema was left as found"
+    );
+}
+
+#[test]
+fn a_file_held_by_another_opener_is_reported_as_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let (_store, _w) = Store::open(&path, 1 << 20).unwrap();
+    let err = Store::open_existing(&path).err().unwrap();
+    assert!(matches!(err, StoreError::InUse(_)), "{err}");
+    assert!(Store::open_existing(&dir.path().join("nope.redb")).is_err());
+}

@@ -1,0 +1,207 @@
+//! The single writer. Ingest hands it everything one batch produced and it
+//! commits it in one durable transaction: one fsync per batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use coldgate_sensor_drivers::Reading;
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::tables::*;
+use super::{Store, StoreError, StoredEvent};
+
+/// Trimming asked of one commit.
+#[derive(Debug, Clone, Copy)]
+pub struct Trim {
+    /// Readings before this time are deleted.
+    pub before_ms: i64,
+    /// When set, the oldest readings are deleted while stored data exceeds it.
+    pub max_bytes: Option<u64>,
+}
+
+/// What one commit did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub readings: usize,
+    pub events: usize,
+    pub acked: usize,
+    pub trimmed: u64,
+}
+
+struct Slot {
+    idx: u32,
+    last_seq: u64,
+}
+
+pub struct Writer {
+    store: Store,
+    sensors: HashMap<Arc<str>, Slot>,
+    next_idx: u32,
+    next_event_seq: u64,
+}
+
+impl Writer {
+    pub(super) fn new(store: Store) -> Result<Writer, StoreError> {
+        let txn = store.db().begin_read().map_err(|e| store.err(e))?;
+        let names = txn.open_table(SENSORS).map_err(|e| store.err(e))?;
+        let seqs = txn.open_table(SENSOR_SEQ).map_err(|e| store.err(e))?;
+        let mut sensors = HashMap::new();
+        let mut next_idx = 0;
+        for row in names.iter().map_err(|e| store.err(e))? {
+            let (name, idx) = row.map_err(|e| store.err(e))?;
+            let idx = idx.value();
+            let last_seq = seqs
+                .get(idx)
+                .map_err(|e| store.err(e))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            next_idx = next_idx.max(idx + 1);
+            sensors.insert(Arc::from(name.value()), Slot { idx, last_seq });
+        }
+        drop((names, seqs, txn));
+        let next_event_seq = store.last_event_seq()? + 1;
+        Ok(Writer {
+            store,
+            sensors,
+            next_idx,
+            next_event_seq,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The seq the next stored event will get. Events carry their seq in the
+    /// payload, so ingest numbers them before committing.
+    pub fn next_event_seq(&self) -> u64 {
+        self.next_event_seq
+    }
+
+    /// The last sequence number committed for `sensor` (0 if none).
+    pub fn last_reading_seq(&self, sensor: &str) -> u64 {
+        self.sensors.get(sensor).map(|s| s.last_seq).unwrap_or(0)
+    }
+
+    /// Commits readings, events (numbered from [`Writer::next_event_seq`],
+    /// in order), acknowledged outbox entries, named state and trimming in
+    /// ONE durable transaction. On error nothing is written and the writer's
+    /// counters are unchanged, so the same batch can be committed again.
+    pub fn commit(
+        &mut self,
+        readings: &[Reading],
+        events: &[StoredEvent],
+        acked: &[u64],
+        state: &[(&str, &[u8])],
+        trim: Option<Trim>,
+    ) -> Result<Committed, StoreError> {
+        let s = self.store.clone();
+        let e = |err: redb::Error| s.err(err);
+        for (i, ev) in events.iter().enumerate() {
+            if ev.seq != self.next_event_seq + i as u64 {
+                return Err(StoreError::EventOrder {
+                    found: ev.seq,
+                    expected: self.next_event_seq + i as u64,
+                });
+            }
+        }
+        let mut txn = s.db().begin_write().map_err(|x| e(x.into()))?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|x| e(x.into()))?;
+        let mut touched: HashMap<Arc<str>, (u32, u64)> = HashMap::new();
+        let mut next_idx = self.next_idx;
+        let mut done = Committed::default();
+        {
+            let mut names = txn.open_table(SENSORS).map_err(|x| e(x.into()))?;
+            let mut table = txn.open_table(READINGS).map_err(|x| e(x.into()))?;
+            for r in readings {
+                let (idx, seq) = match touched.get_mut(&r.sensor) {
+                    Some(t) => {
+                        t.1 += 1;
+                        *t
+                    }
+                    None => {
+                        let (idx, last) = match self.sensors.get(&r.sensor) {
+                            Some(slot) => (slot.idx, slot.last_seq),
+                            None => {
+                                let idx = next_idx;
+                                next_idx += 1;
+                                names.insert(&*r.sensor, idx).map_err(|x| e(x.into()))?;
+                                (idx, 0)
+                            }
+                        };
+                        touched.insert(r.sensor.clone(), (idx, last + 1));
+                        (idx, last + 1)
+                    }
+                };
+                table
+                    .insert((r.at_ms, idx, seq), (r.quantity.code(), r.value))
+                    .map_err(|x| e(x.into()))?;
+            }
+            done.readings = readings.len();
+            let mut seqs = txn.open_table(SENSOR_SEQ).map_err(|x| e(x.into()))?;
+            for (idx, seq) in touched.values() {
+                seqs.insert(*idx, *seq).map_err(|x| e(x.into()))?;
+            }
+            let mut evs = txn.open_table(EVENTS).map_err(|x| e(x.into()))?;
+            let mut outbox = txn.open_table(OUTBOX).map_err(|x| e(x.into()))?;
+            for ev in events {
+                evs.insert(ev.seq, (ev.at_ms, ev.topic.as_str(), ev.payload.as_slice()))
+                    .map_err(|x| e(x.into()))?;
+                outbox.insert(ev.seq, ()).map_err(|x| e(x.into()))?;
+            }
+            done.events = events.len();
+            for seq in acked {
+                if outbox.remove(*seq).map_err(|x| e(x.into()))?.is_some() {
+                    done.acked += 1;
+                }
+            }
+            let mut st = txn.open_table(STATE).map_err(|x| e(x.into()))?;
+            for (name, bytes) in state {
+                st.insert(*name, *bytes).map_err(|x| e(x.into()))?;
+            }
+            if let Some(trim) = trim {
+                let before = table.len().map_err(|x| e(x.into()))?;
+                table
+                    .retain_in(..(trim.before_ms, 0u32, 0u64), |_, _| false)
+                    .map_err(|x| e(x.into()))?;
+                done.trimmed = before - table.len().map_err(|x| e(x.into()))?;
+            }
+        }
+        if let Some(max) = trim.and_then(|t| t.max_bytes) {
+            done.trimmed += trim_to_size(&txn, max).map_err(e)?;
+        }
+        txn.commit().map_err(|x| e(x.into()))?;
+        // Only now, with the data durable, advance the in-memory counters.
+        self.next_idx = next_idx;
+        for (name, (idx, seq)) in touched {
+            self.sensors.insert(name, Slot { idx, last_seq: seq });
+        }
+        self.next_event_seq += events.len() as u64;
+        Ok(done)
+    }
+}
+
+/// Deletes the oldest readings, a tenth at a time, while the stored data is
+/// above `max_bytes`. Events and the outbox are never touched.
+fn trim_to_size(txn: &redb::WriteTransaction, max_bytes: u64) -> Result<u64, redb::Error> {
+    let mut trimmed = 0;
+    for _ in 0..20 {
+        if txn.stats()?.stored_bytes() <= max_bytes {
+            break;
+        }
+        let mut table = txn.open_table(READINGS)?;
+        let count = table.len()?;
+        if count == 0 {
+            break;
+        }
+        let chunk = (count / 10).max(1);
+        let cut = match table.iter()?.nth(chunk as usize) {
+            Some(row) => row?.0.value(),
+            None => (i64::MAX, u32::MAX, u64::MAX),
+        };
+        table.retain_in(..cut, |_, _| false)?;
+        trimmed += count - table.len()?;
+    }
+    Ok(trimmed)
+}
