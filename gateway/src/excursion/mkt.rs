@@ -358,12 +358,20 @@ pub fn mkt_from_csv(reader: impl BufRead, ea: f64) -> Result<f64, MktCsvError> {
         acc.push(at_ms, celsius).map_err(|e| match e {
             MktError::NotIncreasing { .. } => MktCsvError::NotIncreasing {
                 line: line_no,
-                text: line.split(',').next().unwrap_or("").trim().to_owned(),
+                text: field(line, 0),
+            },
+            MktError::Temperature(_) => MktCsvError::Temperature {
+                line: line_no,
+                text: field(line, 1),
             },
             other => MktCsvError::Mkt(other),
         })?;
     }
     acc.value().ok_or(MktCsvError::NoSamples)
+}
+
+fn field(line: &str, index: usize) -> String {
+    line.split(',').nth(index).unwrap_or("").trim().to_owned()
 }
 
 fn parse_csv_line(line: &str, line_no: usize) -> Result<(i64, f64), MktCsvError> {

@@ -59,7 +59,7 @@ pub enum Gs1Error {
     #[error("at character {at}: {reason}")]
     Syntax { at: usize, reason: &'static str },
     #[error(
-        "symbology identifier {id:?} does not carry GS1 data (expected ]C1, ]d2, ]Q3, ]e0 or ]J1)"
+        "symbology identifier {id:?} does not carry GS1 data (expected ]C1, ]d2, ]Q3, ]e0, ]J1, ]E0, ]E4, or ]Q1/]d1 with a URI)"
     )]
     UnsupportedSymbology { id: String },
     #[error("AI ({ai}) {problem}")]
@@ -176,6 +176,7 @@ pub fn parse(input: &str) -> Result<Gs1Data, Gs1Error> {
 /// - `(01)09520123456788(10)ABC123`: bracketed element string;
 /// - `http://` or `https://`: GS1 Digital Link URI (any host, any path prefix);
 /// - `]C1`, `]e0`, `]d2`, `]Q3`, `]J1` then an element string; `]Q1`/`]d1` then a URI;
+///   `]E0`/`]E4` then an EAN-13/UPC-A or EAN-8 (a bare GTIN);
 /// - anything else: a raw element string, GS (0x1D) after variable-length fields.
 pub fn parse_at(input: &str, today: Date) -> Result<Gs1Data, Gs1Error> {
     // Keyboard-wedge scanners end a scan with CR or LF; that is framing, not data.
@@ -218,10 +219,25 @@ fn split_symbology(after_bracket: &str) -> Result<Vec<Element>, Gs1Error> {
             other => other,
         }),
         "Q1" | "d1" if digital_link::looks_like_uri(rest) => digital_link::split(rest),
+        "E0" | "E4" => split_ean(rest),
         _ => Err(Gs1Error::UnsupportedSymbology {
             id: format!("]{id}"),
         }),
     }
+}
+
+/// EAN-13/UPC-A (`]E0`) and EAN-8 (`]E4`) carry a bare GTIN without AIs: a pack's retail
+/// barcode scanned instead of its GS1 DataMatrix.
+fn split_ean(digits: &str) -> Result<Vec<Element>, Gs1Error> {
+    let spec = resolve("01")?;
+    let is_short_gtin =
+        digits.bytes().all(|b| b.is_ascii_digit()) && matches!(digits.len(), 8 | 13);
+    let value = if is_short_gtin {
+        format!("{digits:0>14}")
+    } else {
+        digits.to_owned()
+    };
+    Ok(vec![Element::new(spec, "01", value)])
 }
 
 /// Validates every pair and gathers them; rejects a repeated AI.
@@ -341,10 +357,10 @@ pub fn is_cset82(c: char) -> bool {
 /// one that puts the year within 49 years before and 50 years after `today`'s year.
 fn yymmdd(label: &'static str, value: &str, today: Date) -> Result<Date, ValueProblem> {
     let num = |i: usize| -> u8 {
-        value
-            .as_bytes()
-            .get(i..i + 2)
-            .map_or(0, |b| (b[0] - b'0') * 10 + (b[1] - b'0'))
+        value.as_bytes().get(i..i + 2).map_or(0, |b| {
+            let digit = |d: u8| d.wrapping_sub(b'0') % 10;
+            digit(b[0]) * 10 + digit(b[1])
+        })
     };
     let (yy, mm, dd) = (num(0), num(2), num(4));
     let fail = |reason| ValueProblem::Date {

@@ -324,6 +324,26 @@ fn raw_unknown_ai_and_garbage_are_rejected() {
 }
 
 #[test]
+fn ean_symbology_identifiers_carry_a_bare_gtin() {
+    assert_eq!(
+        ok("]E04006381333931").gtin.as_deref(),
+        Some("04006381333931")
+    );
+    assert_eq!(ok("]E496385074").gtin.as_deref(), Some("00000096385074"));
+    assert!(matches!(
+        err("]E04006381333932"),
+        Gs1Error::Invalid {
+            problem: ValueProblem::CheckDigit {
+                found: 2,
+                expected: 1,
+                ..
+            },
+            ..
+        }
+    ));
+}
+
+#[test]
 fn raw_truncated_fixed_field_reports_its_length() {
     assert_eq!(
         err("]C1000614141").to_string(),
