@@ -244,7 +244,7 @@ impl WindowedMkt {
                 return Err(MktError::NotIncreasing { at_ms, previous_ms });
             }
             let x = exponent(self.h_over_r, previous_c)?;
-            let from = previous_ms.max(at_ms.saturating_sub(self.window_ms));
+            let from = previous_ms.max(at_ms.saturating_sub(self.window_ms.max(1)));
             self.add_interval(from, at_ms, x);
         }
         self.last = Some((at_ms, celsius));
@@ -268,10 +268,17 @@ impl WindowedMkt {
         self.buckets.len()
     }
 
+    /// The bucket length with `new`'s bounds re-applied, so that a state deserialised from a
+    /// damaged store cannot divide by zero or allocate without bound.
+    fn bucket_ms(&self) -> i64 {
+        let window_ms = self.window_ms.max(1);
+        let min_bucket = (window_ms / Self::MAX_BUCKETS).max(1);
+        self.bucket_ms.clamp(min_bucket, window_ms)
+    }
+
     fn bucket_start(&self, at_ms: i64) -> i64 {
-        at_ms
-            .div_euclid(self.bucket_ms)
-            .saturating_mul(self.bucket_ms)
+        let bucket_ms = self.bucket_ms();
+        at_ms.div_euclid(bucket_ms).saturating_mul(bucket_ms)
     }
 
     /// Splits `[from, to)` at bucket boundaries and adds each piece to its bucket.
@@ -279,7 +286,7 @@ impl WindowedMkt {
         let mut start = from;
         while start < to {
             let bucket_start = self.bucket_start(start);
-            let end = bucket_start.saturating_add(self.bucket_ms).min(to);
+            let end = bucket_start.saturating_add(self.bucket_ms()).min(to);
             let piece = end.abs_diff(start) as f64;
             match self.buckets.back_mut() {
                 Some(b) if b.start_ms == bucket_start => b.sums.add(x, piece),
@@ -300,9 +307,9 @@ impl WindowedMkt {
     }
 
     fn evict(&mut self, latest_ms: i64) {
-        let window_start = latest_ms.saturating_sub(self.window_ms);
+        let window_start = latest_ms.saturating_sub(self.window_ms.max(1));
         while let Some(front) = self.buckets.front() {
-            if front.start_ms.saturating_add(self.bucket_ms) > window_start {
+            if front.start_ms.saturating_add(self.bucket_ms()) > window_start {
                 break;
             }
             self.buckets.pop_front();
@@ -573,6 +580,19 @@ mod tests {
             let _ = w.push(1_000 * HOUR + i * 7_000, 5.0);
             assert!(w.bucket_count() <= 62);
         }
+    }
+
+    #[test]
+    fn windowed_state_with_damaged_bucket_length_does_not_panic() {
+        let w = WindowedMkt::new(EA, HOUR, 60_000).unwrap_or_else(|e| panic!("{e}"));
+        let mut json = serde_json::to_value(&w).unwrap_or_default();
+        json["bucket_ms"] = serde_json::json!(0);
+        json["window_ms"] = serde_json::json!(-5);
+        let mut damaged: WindowedMkt =
+            serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"));
+        let _ = damaged.push(0, 5.0);
+        let _ = damaged.push(10 * HOUR, 6.0);
+        assert!(damaged.bucket_count() <= 2);
     }
 
     #[test]

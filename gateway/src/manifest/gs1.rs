@@ -313,7 +313,10 @@ fn check_charset(spec: &AiSpec, value: &str) -> Result<(), ValueProblem> {
 }
 
 fn check_key_digit(label: &'static str, value: &str) -> Result<(), ValueProblem> {
-    let (body, last) = value.split_at(value.len() - 1);
+    // `value` is non-empty ASCII digits here; the fallbacks only keep this panic-free.
+    let (body, last) = value
+        .split_at_checked(value.len().saturating_sub(1))
+        .unwrap_or((value, ""));
     let found = last.bytes().next().map_or(0, |b| b.wrapping_sub(b'0'));
     match check_digit(body) {
         Some(expected) if expected != found => Err(ValueProblem::CheckDigit {
