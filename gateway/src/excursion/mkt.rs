@@ -352,7 +352,8 @@ pub fn mkt_from_csv(reader: impl BufRead, ea: f64) -> Result<f64, MktCsvError> {
             line: line_no,
             source,
         })?;
-        let line = line.trim();
+        // A spreadsheet export may start with a UTF-8 byte order mark.
+        let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() {
             continue;
         }
@@ -608,7 +609,7 @@ mod tests {
 
     #[test]
     fn csv_with_header_and_blank_lines_parses() {
-        let csv = "time,temperature_c\n\n2026-11-25T20:00:00Z,20\r\n\
+        let csv = "\u{feff}time,temperature_c\n\n2026-11-25T20:00:00Z,20\r\n\
                    2026-11-25T21:00:00+00:00,30\n2026-11-25T22:00:00.000Z,30\n\n";
         let m = mkt_from_csv(csv.as_bytes(), EA).unwrap_or(f64::NAN);
         assert!((m - 26.2599).abs() < 1e-4, "{m}");
