@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod event;
 pub mod excursion;
 pub mod ingest;
+pub mod manifest;
 pub mod publish;
 pub mod sim;
 pub mod store;

@@ -45,6 +45,17 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Decode outside bytes the way the gateway does, for a technician.
+    #[command(subcommand)]
+    Decode(Decode),
+    /// Mean kinetic temperature of a `time,temperature_c` CSV (file or stdin).
+    Mkt {
+        /// Activation energy ΔH in kJ/mol.
+        #[arg(long, default_value_t = crate::excursion::mkt::DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL)]
+        activation_energy: f64,
+        /// The CSV file; standard input if absent.
+        file: Option<PathBuf>,
+    },
     /// Export readings or events from a database file no daemon is using.
     Export(export::ExportArgs),
     /// Run only the embedded MQTT broker (for trials and tests).
@@ -53,6 +64,13 @@ enum Command {
         #[arg(long, default_value_t = 1883)]
         port: u16,
     },
+}
+
+#[derive(Subcommand)]
+enum Decode {
+    /// A GS1 barcode: bracketed, raw scanner output, or a Digital Link URI.
+    /// Prints sscc, gtin, lot, serial and expiry as JSON.
+    Gs1 { input: String },
 }
 
 pub fn main() -> ExitCode {
@@ -109,6 +127,29 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 c.zones.len(),
                 c.profiles.len()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decode(Decode::Gs1 { input }) => {
+            let data = crate::manifest::gs1::parse(&input)
+                .with_context(|| format!("cannot decode `{}`", input.escape_debug()))?;
+            println!("{}", serde_json::to_string(&data)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mkt {
+            activation_energy,
+            file,
+        } => {
+            use crate::excursion::mkt::mkt_from_csv;
+            let value = match &file {
+                Some(path) => {
+                    let f = std::fs::File::open(path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
+                    mkt_from_csv(std::io::BufReader::new(f), activation_energy)
+                }
+                None => mkt_from_csv(std::io::stdin().lock(), activation_energy),
+            }
+            .context("cannot compute the mean kinetic temperature")?;
+            println!("{value:.2}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Export(args) => {

@@ -18,19 +18,20 @@ impl ByteSize {
         let n: f64 = num
             .parse()
             .map_err(|_| format!("`{text}` is not a size such as `64MiB`"))?;
-        let mult: u64 =
-            match unit.trim() {
-                "" | "B" => 1,
-                "KB" | "kB" => 1_000,
-                "KiB" => 1 << 10,
-                "MB" => 1_000_000,
-                "MiB" => 1 << 20,
-                "GB" => 1_000_000_000,
-                "GiB" => 1 << 30,
-                other => return Err(format!(
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
                     "unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)"
-                )),
-            };
+                ))
+            }
+        };
         let bytes = n * mult as f64;
         if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
             return Err(format!("`{text}` is out of range"));

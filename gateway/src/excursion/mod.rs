@@ -4,6 +4,7 @@
 
 mod detector;
 mod engine;
+pub mod mkt;
 
 pub use detector::{Direction, Limits, Stats, Tracker, Transition};
 pub use engine::{Engine, EngineState};
