@@ -1,0 +1,114 @@
+//! Power cuts, simulated by SIGKILL at random moments: whatever was committed
+//! must still be there, and the file must open.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use coldgate::store::Store;
+use coldgate_tests::{last_logged_readings_total, start_gateway, TestConfig};
+use rand::Rng;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
+const KILLS: usize = 24;
+
+fn wait_for_log(log: &std::path::Path, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("`{needle}` not logged in {}", log.display());
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 20;
+    cfg.speed = 3000.0;
+    cfg.reading_interval = "10s";
+    cfg.batch_interval = "100ms";
+    let config = cfg.write();
+    let mut rng = rand::rng();
+    let mut stored_before = 0u64;
+    let mut commits_seen = 0;
+    for round in 0..KILLS {
+        let log = dir.path().join(format!("run-{round}.log"));
+        let mut gw = start_gateway(BIN, &config, &log);
+        if round == 0 {
+            // The first run creates the file; later runs may be cut anywhere,
+            // even while opening it.
+            wait_for_log(&log, "coldgate is running.");
+        }
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..900)));
+        gw.sigkill();
+        let logged = last_logged_readings_total(&log);
+        if logged > 0 {
+            commits_seen += 1;
+        }
+
+        let store = Store::open_existing(&cfg.db()).unwrap_or_else(|e| {
+            panic!("round {round}: the database does not open after SIGKILL: {e}")
+        });
+        let mut per_sensor: HashMap<String, Vec<u64>> = HashMap::new();
+        store
+            .for_each_reading(None, i64::MIN, i64::MAX, |r| {
+                per_sensor
+                    .entry(r.sensor.to_string())
+                    .or_default()
+                    .push(r.seq);
+                true
+            })
+            .unwrap();
+        let mut total = 0u64;
+        for (sensor, mut seqs) in per_sensor {
+            seqs.sort_unstable();
+            for (i, s) in seqs.iter().enumerate() {
+                assert_eq!(
+                    *s,
+                    i as u64 + 1,
+                    "round {round}: sensor {sensor} has a gap before seq {s}"
+                );
+            }
+            total += seqs.len() as u64;
+        }
+        assert!(
+            total >= stored_before + logged,
+            "round {round}: {total} readings stored, but {stored_before} before plus {logged} committed in this run"
+        );
+        let events = store.events_between(i64::MIN, i64::MAX).unwrap();
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.seq, i as u64 + 1, "round {round}: event seqs have a gap");
+        }
+        // MQTT is off: every event is still waiting in the outbox.
+        assert_eq!(
+            store.outbox_depth().unwrap().0,
+            events.len() as u64,
+            "round {round}"
+        );
+        if let Some(state) = store.state(coldgate::ingest::ENGINE_STATE).unwrap() {
+            serde_json::from_slice::<coldgate::excursion::EngineState>(&state)
+                .unwrap_or_else(|e| panic!("round {round}: engine state does not decode: {e}"));
+        }
+        stored_before = total;
+        drop(store);
+    }
+    assert!(
+        commits_seen >= KILLS / 2,
+        "only {commits_seen} runs committed anything; the test proves little"
+    );
+    assert!(
+        stored_before > 10_000,
+        "only {stored_before} readings in all"
+    );
+    let store = Store::open_existing(&cfg.db()).unwrap();
+    assert!(
+        store.last_event_seq().unwrap() > 0,
+        "the fast simulator raised events"
+    );
+}
