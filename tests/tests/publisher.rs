@@ -1,0 +1,153 @@
+//! Store-and-forward: events wait in the outbox while the broker is away and
+//! leave it only when the broker has acknowledged them.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coldgate::store::Store;
+use coldgate_tests::{free_port, start_broker, start_gateway, Subscriber, TestConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_while_the_broker_is_down_and_are_all_delivered_in_order_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.mqtt_port = Some(port);
+    let config = cfg.write();
+
+    // 1. No broker: the gateway runs, raises events, keeps them.
+    let log = dir.path().join("offline.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    let (backlog, events) = {
+        let store = Store::open_existing(&cfg.db()).unwrap();
+        (
+            store.outbox_depth().unwrap().0,
+            store.last_event_seq().unwrap(),
+        )
+    };
+    assert!(events >= 4, "the simulator raised only {events} events");
+    assert_eq!(backlog, events, "every event is still in the outbox");
+
+    // 2. The broker comes back; a subscriber watches; the gateway restarts.
+    let _broker = start_broker(BIN, port);
+    let mut sub = Subscriber::connect(port, "coldgate/v1/test-gw/events/#").await;
+    let log = dir.path().join("online.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    let mut first_arrivals = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline && first_arrivals.len() < backlog as usize {
+        if let Some((_, v)) = sub.next(Duration::from_secs(2)).await {
+            let seq = v["seq"].as_u64().expect("seq");
+            if !first_arrivals.contains(&seq) {
+                first_arrivals.push(seq);
+            }
+        }
+    }
+    assert!(
+        first_arrivals.len() >= backlog as usize,
+        "received {first_arrivals:?} of {backlog}"
+    );
+    let expected: Vec<u64> = (1..=first_arrivals.len() as u64).collect();
+    assert_eq!(
+        first_arrivals, expected,
+        "first arrivals in seq order, without gaps"
+    );
+
+    // Let the PUBACKs reach ingest, stop, and look at the outbox.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    let store = Store::open_existing(&cfg.db()).unwrap();
+    let total = store.last_event_seq().unwrap();
+    let (depth, _) = store.outbox_depth().unwrap();
+    // Events raised in the last moments may still be waiting; the backlog may not.
+    let left = store.outbox_after(0, usize::MAX).unwrap();
+    assert!(
+        left.iter().all(|e| e.seq > backlog),
+        "backlog still in the outbox: {left:?}"
+    );
+    assert!(
+        depth < total,
+        "the outbox was drained ({depth} of {total} left)"
+    );
+}
+
+/// A broker that accepts connections and publishes but never sends a PUBACK.
+fn silent_broker(listener: TcpListener, publishes: Arc<AtomicUsize>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let publishes = publishes.clone();
+            std::thread::spawn(move || loop {
+                let mut head = [0u8; 1];
+                if s.read_exact(&mut head).is_err() {
+                    return;
+                }
+                let mut len = 0usize;
+                let mut shift = 0;
+                loop {
+                    let mut b = [0u8; 1];
+                    if s.read_exact(&mut b).is_err() {
+                        return;
+                    }
+                    len |= usize::from(b[0] & 0x7f) << shift;
+                    shift += 7;
+                    if b[0] & 0x80 == 0 {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; len];
+                if s.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let reply: &[u8] = match head[0] >> 4 {
+                    1 => &[0x20, 0x02, 0x00, 0x00], // CONNECT → CONNACK accepted
+                    3 => {
+                        publishes.fetch_add(1, Ordering::SeqCst);
+                        &[] // PUBLISH → nothing, ever
+                    }
+                    12 => &[0xD0, 0x00], // PINGREQ → PINGRESP
+                    14 => return,        // DISCONNECT
+                    _ => &[],
+                };
+                if !reply.is_empty() && s.write_all(reply).is_err() {
+                    return;
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn without_pubacks_nothing_leaves_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let publishes = Arc::new(AtomicUsize::new(0));
+    silent_broker(listener, publishes.clone());
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.mqtt_port = Some(port);
+    let config = cfg.write();
+    let log = dir.path().join("gw.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    let store = Store::open_existing(&cfg.db()).unwrap();
+    let events = store.last_event_seq().unwrap();
+    assert!(events >= 2, "only {events} events were raised");
+    assert!(
+        publishes.load(Ordering::SeqCst) >= 2,
+        "the broker received publishes"
+    );
+    assert_eq!(
+        store.outbox_depth().unwrap().0,
+        events,
+        "no event left the outbox without a PUBACK"
+    );
+}
