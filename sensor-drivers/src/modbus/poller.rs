@@ -62,7 +62,7 @@ fn plan_devices(devices: &[DeviceConfig], profiles: &[ProfileConfig]) -> Vec<Dev
 enum Link {
     Rtu {
         bus: RtuBusConfig,
-        master: Option<RtuMaster<tokio_serial::SerialStream>>,
+        master: Option<Box<RtuMaster<tokio_serial::SerialStream>>>,
     },
     Tcp(TcpMaster),
 }
@@ -81,7 +81,7 @@ impl Link {
                 if master.is_none() {
                     let port = open_serial(bus).map_err(|e| RequestError::Io(e.into()))?;
                     info!(device = %bus.device, "Opened Modbus RTU serial port.");
-                    *master = Some(RtuMaster::new(port, bus));
+                    *master = Some(Box::new(RtuMaster::new(port, bus)));
                 }
                 let Some(m) = master.as_mut() else {
                     return Err(RequestError::Io(std::io::Error::other(
@@ -325,7 +325,7 @@ impl Source for RtuSource {
             health,
             port,
         } = *self;
-        let master = port.map(|p| RtuMaster::new(p, &bus));
+        let master = port.map(|p| Box::new(RtuMaster::new(p, &bus)));
         let poller = Poller {
             name,
             retries: bus.retries,
