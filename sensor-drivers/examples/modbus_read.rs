@@ -41,7 +41,11 @@ fn parse_args() -> Result<Args, String> {
         raw.drain(i..(i + 2).min(raw.len()));
         value
     };
-    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>, default: Option<T>) -> Result<T, String> {
+    fn num<T: std::str::FromStr>(
+        flag: &str,
+        v: Option<String>,
+        default: Option<T>,
+    ) -> Result<T, String> {
         match v {
             Some(s) => s.parse().map_err(|_| format!("{flag}: not a number: {s}")),
             None => default.ok_or_else(|| format!("{flag} is required")),
@@ -52,8 +56,13 @@ fn parse_args() -> Result<Args, String> {
     let target = match (tcp, serial) {
         (Some(addr), None) => {
             let (host, port) = addr.rsplit_once(':').ok_or("--tcp wants HOST:PORT")?;
-            let port = port.parse().map_err(|_| format!("--tcp: bad port {port}"))?;
-            ProbeTarget::Tcp { host: host.to_string(), port }
+            let port = port
+                .parse()
+                .map_err(|_| format!("--tcp: bad port {port}"))?;
+            ProbeTarget::Tcp {
+                host: host.to_string(),
+                port,
+            }
         }
         (None, Some(device)) => {
             let mut bus = RtuBusConfig::new(device);
@@ -96,14 +105,31 @@ fn parse_args() -> Result<Args, String> {
     if let Some(extra) = raw.first() {
         return Err(format!("unknown argument {extra}"));
     }
-    Ok(Args { target, unit, timeout, profile, function, address, count, kind, word_order })
+    Ok(Args {
+        target,
+        unit,
+        timeout,
+        profile,
+        function,
+        address,
+        count,
+        kind,
+        word_order,
+    })
 }
 
 async fn read(args: &Args) -> Result<(), String> {
     let Some(name) = &args.profile else {
-        let words = probe(&args.target, args.unit, args.function, args.address, args.count, args.timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let words = probe(
+            &args.target,
+            args.unit,
+            args.function,
+            args.address,
+            args.count,
+            args.timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let values = decode_words(&words, args.kind, args.word_order);
         println!(
             "{}",
@@ -112,17 +138,28 @@ async fn read(args: &Args) -> Result<(), String> {
         );
         return Ok(());
     };
-    let profile = profiles::built_in(name).ok_or_else(|| format!("unknown built-in profile {name}"))?;
+    let profile =
+        profiles::built_in(name).ok_or_else(|| format!("unknown built-in profile {name}"))?;
     for block in plan_blocks(&profile.registers) {
-        let words = probe(&args.target, args.unit, block.function, block.address, block.count, args.timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let words = probe(
+            &args.target,
+            args.unit,
+            block.function,
+            block.address,
+            block.count,
+            args.timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         for (quantity, decoded) in block.decode(&words) {
             let value = match decoded {
                 Decoded::Value(v) => Some(v),
                 _ => None,
             };
-            println!("{}", json!({"unit": args.unit, "quantity": quantity.as_str(), "value": value}));
+            println!(
+                "{}",
+                json!({"unit": args.unit, "quantity": quantity.as_str(), "value": value})
+            );
         }
     }
     Ok(())
