@@ -776,7 +776,9 @@ async fn rtu_silent_unit_does_not_starve_the_others() {
 async fn rtu_late_reply_is_drained_and_never_taken_for_the_next_answer() {
     // Unit 1 answers its first request 120 ms after our 200 ms timeout, with
     // a stale value (99.9 degrees). Without the drain, our retry would be
-    // sent at once and that late reply read as its answer.
+    // sent at once and that late reply read as its answer. Checked: with
+    // `RtuMaster::resync` returning early this test fails with
+    // "stale reply used: [99.9, 21.5, ...]".
     let late = SimUnit {
         late_requests: 1,
         late_by: Duration::from_millis(320),
@@ -817,6 +819,50 @@ async fn rtu_late_reply_is_drained_and_never_taken_for_the_next_answer() {
     );
     let h = health.get("late").unwrap();
     assert!(h.timeouts >= 1 && h.late_replies >= 1, "{h:?}");
+}
+
+#[tokio::test]
+async fn rtu_garbled_reply_is_refused_counted_and_the_retry_answered() {
+    // A scripted peer (not tokio-modbus: it must misbehave on purpose) whose
+    // first reply has a broken CRC.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ours, mut theirs) = tokio_serial::SerialStream::pair().unwrap();
+    let peer = tokio::spawn(async move {
+        let mut answered = 0usize;
+        let mut request = [0u8; 8];
+        while theirs.read_exact(&mut request).await.is_ok() {
+            let mut reply = frame(&[request[0], 0x04, 4, 0x00, 0xD7, 0x01, 0xC7]);
+            if answered == 0 {
+                let last = reply.len() - 1;
+                reply[last] ^= 0xFF;
+            }
+            answered += 1;
+            if theirs.write_all(&reply).await.is_err() {
+                break;
+            }
+        }
+    });
+    let bus = rtu_bus(200, 50, vec![xy_device("noisy", 1, 100)]);
+    let health = HealthMap::new();
+    let source = RtuSource::new(bus, &[], health.clone())
+        .unwrap()
+        .with_port(ours);
+    let mut running = run(Box::new(source));
+    let readings = running.collect(Duration::from_millis(450)).await;
+    running.shutdown().await;
+    peer.abort();
+
+    let temps = values_of(&readings, "noisy", Quantity::Temperature);
+    assert!(
+        temps.len() >= 2 && temps.iter().all(|v| close(*v, 21.5)),
+        "{temps:?}"
+    );
+    assert!(close(
+        values_of(&readings, "noisy", Quantity::Humidity)[0],
+        45.5
+    ));
+    let h = health.get("noisy").unwrap();
+    assert_eq!((h.crc_errors, h.consecutive_failures), (1, 0), "{h:?}");
 }
 
 #[tokio::test]
