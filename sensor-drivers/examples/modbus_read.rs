@@ -68,12 +68,9 @@ fn parse_args() -> Result<Args, String> {
             let mut bus = RtuBusConfig::new(device);
             bus.baud = num("--baud", take("--baud"), Some(9600))?;
             bus.stop_bits = num("--stop-bits", take("--stop-bits"), Some(1))?;
-            bus.parity = match take("--parity").as_deref() {
-                None | Some("N") => Parity::None,
-                Some("E") => Parity::Even,
-                Some("O") => Parity::Odd,
-                Some(other) => return Err(format!("--parity: N, E or O, not {other}")),
-            };
+            if let Some(p) = take("--parity") {
+                bus.parity = p.parse::<Parity>().map_err(|e| format!("--parity: {e}"))?;
+            }
             ProbeTarget::Serial(bus)
         }
         _ => return Err("give exactly one of --tcp HOST:PORT and --serial DEV".into()),
@@ -81,26 +78,26 @@ fn parse_args() -> Result<Args, String> {
     let unit = num("--unit", take("--unit"), None)?;
     let timeout = Duration::from_millis(num("--timeout-ms", take("--timeout-ms"), Some(1000))?);
     let profile = take("--profile");
-    let function = match take("--function").as_deref() {
-        None | Some("holding") => Function::Holding,
-        Some("input") => Function::Input,
-        Some(other) => return Err(format!("--function: holding or input, not {other}")),
+    let function = match take("--function") {
+        Some(f) => f
+            .parse::<Function>()
+            .map_err(|e| format!("--function: {e}"))?,
+        None => Function::Holding,
     };
     let address = num("--address", take("--address"), profile.as_ref().map(|_| 0))?;
     let count = num("--count", take("--count"), Some(1))?;
-    let kind = match take("--type").as_deref() {
-        None | Some("u16") => RegisterType::U16,
-        Some("i16") => RegisterType::I16,
-        Some("u32") => RegisterType::U32,
-        Some("i32") => RegisterType::I32,
-        Some("f32") => RegisterType::F32,
-        Some(other) => return Err(format!("--type: i16, u16, i32, u32 or f32, not {other}")),
+    let kind = match take("--type") {
+        Some(t) => t
+            .parse::<RegisterType>()
+            .map_err(|e| format!("--type: {e}"))?,
+        None => RegisterType::U16,
     };
-    let word_order = match take("--word-order").as_deref() {
+    let word_order = match take("--word-order") {
+        Some(w) => Some(
+            w.parse::<WordOrder>()
+                .map_err(|e| format!("--word-order: {e}"))?,
+        ),
         None => None,
-        Some("big") => Some(WordOrder::Big),
-        Some("little") => Some(WordOrder::Little),
-        Some(other) => return Err(format!("--word-order: big or little, not {other}")),
     };
     if let Some(extra) = raw.first() {
         return Err(format!("unknown argument {extra}"));

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -653,4 +654,88 @@ pub fn validate_registers(path: &str, registers: &[RegisterConfig]) -> Vec<Confi
         }
     }
     problems
+}
+
+/// A word given on the command line that is not one of the accepted names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{given}` is not one of: {expected}")]
+pub struct UnknownName {
+    pub given: String,
+    pub expected: &'static str,
+}
+
+fn parse_name<T: Copy>(
+    s: &str,
+    table: &[(&str, T)],
+    expected: &'static str,
+) -> Result<T, UnknownName> {
+    table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(s))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| UnknownName {
+            given: s.to_string(),
+            expected,
+        })
+}
+
+/// `holding` or `input`, as the CLI's `--function` takes them.
+impl FromStr for Function {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(
+            s,
+            &[("holding", Function::Holding), ("input", Function::Input)],
+            "holding, input",
+        )
+    }
+}
+
+/// `i16`, `u16`, `i32`, `u32` or `f32`, as the CLI's `--type` takes them.
+impl FromStr for RegisterType {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(
+            s,
+            &[
+                ("i16", RegisterType::I16),
+                ("u16", RegisterType::U16),
+                ("i32", RegisterType::I32),
+                ("u32", RegisterType::U32),
+                ("f32", RegisterType::F32),
+            ],
+            "i16, u16, i32, u32, f32",
+        )
+    }
+}
+
+/// `big` or `little`.
+impl FromStr for WordOrder {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(
+            s,
+            &[("big", WordOrder::Big), ("little", WordOrder::Little)],
+            "big, little",
+        )
+    }
+}
+
+/// `N`/`none`, `E`/`even`, `O`/`odd`, as the CLI's `--parity` takes them.
+impl FromStr for Parity {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_name(
+            s,
+            &[
+                ("n", Parity::None),
+                ("none", Parity::None),
+                ("e", Parity::Even),
+                ("even", Parity::Even),
+                ("o", Parity::Odd),
+                ("odd", Parity::Odd),
+            ],
+            "N, E, O",
+        )
+    }
 }

@@ -100,11 +100,24 @@ pub fn decode_register(reg: &RegisterConfig, words: &[u16]) -> Decoded {
     if reg.sentinels.iter().any(|s| raw.matches(*s)) {
         return Decoded::Sentinel;
     }
-    let value = raw.as_f64() * reg.scale + reg.offset;
+    let value = apply_scale(raw.as_f64(), reg.scale) + reg.offset;
     if value.is_finite() {
         Decoded::Value(value)
     } else {
         Decoded::NotFinite
+    }
+}
+
+/// `raw * scale`, but a scale of 1/n (0.1, 0.01) divides by n instead:
+/// 41 / 10 is the double nearest 4.1, whereas 41 * 0.1 is 4.1000000000000005,
+/// which would show in payloads and reports.
+fn apply_scale(raw: f64, scale: f64) -> f64 {
+    let inverse = 1.0 / scale;
+    let rounded = inverse.round();
+    if rounded.abs() >= 2.0 && (inverse - rounded).abs() < 1e-9 * rounded.abs() {
+        raw / rounded
+    } else {
+        raw * scale
     }
 }
 

@@ -27,7 +27,7 @@ mod tests;
 
 pub use config::{
     ConfigProblem, DeviceConfig, Function, ModbusConfig, Parity, ProfileConfig, RegisterConfig,
-    RegisterType, RtuBusConfig, Sentinel, TcpEndpointConfig, WordOrder,
+    RegisterType, RtuBusConfig, Sentinel, TcpEndpointConfig, UnknownName, WordOrder,
 };
 pub use decode::{decode_register, decode_words, Decoded};
 pub use error::{Exception, ProbeError, RequestError};

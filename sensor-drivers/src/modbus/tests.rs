@@ -93,6 +93,31 @@ fn thirty_two_bit_types_honour_word_order() {
 }
 
 #[test]
+fn tenths_and_hundredths_decode_to_the_nearest_double() {
+    let mut r = reg(RegisterType::I16, None);
+    r.scale = 0.1;
+    assert_eq!(decode_register(&r, &[41]), Decoded::Value(4.1));
+    assert_eq!(decode_register(&r, &[215]), Decoded::Value(21.5));
+    r.scale = 0.01;
+    assert_eq!(
+        decode_register(&r, &[(-733i16) as u16]),
+        Decoded::Value(-7.33)
+    );
+    r.scale = 2.5;
+    assert_eq!(decode_register(&r, &[4]), Decoded::Value(10.0));
+}
+
+#[test]
+fn cli_words_parse_to_config_types() {
+    assert_eq!("input".parse::<Function>(), Ok(Function::Input));
+    assert_eq!("F32".parse::<RegisterType>(), Ok(RegisterType::F32));
+    assert_eq!("little".parse::<WordOrder>(), Ok(WordOrder::Little));
+    assert_eq!("E".parse::<Parity>(), Ok(Parity::Even));
+    let err = "coil".parse::<Function>().unwrap_err().to_string();
+    assert!(err.contains("coil") && err.contains("holding"), "{err}");
+}
+
+#[test]
 fn scale_and_offset_apply_after_decoding() {
     let mut r = reg(RegisterType::I16, None);
     r.scale = 0.1;
@@ -307,6 +332,12 @@ fn the_shipped_example_loads_and_has_no_problems() {
     assert_eq!(cfg.modbus.validate("modbus"), vec![]);
     assert_eq!(cfg.modbus.rtu[0].timeout, Duration::from_millis(500));
     assert_eq!(cfg.modbus.rtu[0].effective_gap(), Duration::from_millis(5));
+    let with_gap = EXAMPLE.replace("# gap = \"5ms\"", "gap = \"12ms\"");
+    let cfg2: Wrapper = toml::from_str(&with_gap).unwrap();
+    assert_eq!(
+        cfg2.modbus.rtu[0].effective_gap(),
+        Duration::from_millis(12)
+    );
     assert!(cfg.modbus.sources(&HealthMap::new()).is_ok());
 }
 
