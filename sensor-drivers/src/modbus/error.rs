@@ -111,8 +111,8 @@ impl From<tokio_modbus::ExceptionCode> for Exception {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// Nothing (or not a whole frame) came back within the timeout.
-    #[error("no reply within {timeout_ms} ms: check the unit id, A/B wiring (swapped?), baud rate and parity, and that the device is powered")]
-    Timeout { timeout_ms: u64 },
+    #[error("no reply within {timeout_ms} ms: {}", timeout_hint(*over_tcp))]
+    Timeout { timeout_ms: u64, over_tcp: bool },
     /// A frame came back whose CRC did not match: noise, a baud/parity
     /// mismatch or two devices talking at once.
     #[error("reply failed its CRC check: check baud rate and parity, termination and cable shielding, and that no two devices share a unit id")]
@@ -130,6 +130,14 @@ pub enum RequestError {
     /// The TCP endpoint could not be reached.
     #[error("cannot connect to {addr}: {reason}: check the address, port 502, and that the device is powered and on the network")]
     Connect { addr: String, reason: String },
+}
+
+fn timeout_hint(over_tcp: bool) -> &'static str {
+    if over_tcp {
+        "check the unit id (a TCP-to-RTU gateway forwards it to its serial side, where the wiring and baud rate matter) and that the device is powered"
+    } else {
+        "check the unit id, A/B wiring (swapped?), baud rate and parity, and that the device is powered"
+    }
 }
 
 impl RequestError {

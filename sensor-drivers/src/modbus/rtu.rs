@@ -236,6 +236,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> RtuMaster<T> {
                     self.resync().await;
                     return Err(RequestError::Timeout {
                         timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                        over_tcp: false,
                     });
                 }
                 Ok(Ok(0)) => {

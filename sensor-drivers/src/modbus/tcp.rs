@@ -44,6 +44,7 @@ impl TcpMaster {
     fn timeout_error(&self) -> RequestError {
         RequestError::Timeout {
             timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            over_tcp: true,
         }
     }
 

@@ -306,9 +306,12 @@ fn exceptions_are_named_with_what_to_check() {
     let text = e.to_string();
     assert!(text.contains("IllegalDataAddress"), "{text}");
     assert!(text.contains("0-based"), "{text}");
-    assert!(RequestError::Timeout { timeout_ms: 500 }
-        .to_string()
-        .contains("A/B wiring"));
+    assert!(RequestError::Timeout {
+        timeout_ms: 500,
+        over_tcp: false
+    }
+    .to_string()
+    .contains("A/B wiring"));
     assert_eq!(
         Exception::from(ExceptionCode::IllegalFunction),
         Exception::IllegalFunction
