@@ -38,8 +38,9 @@ pub struct DeviceHealth {
 }
 
 impl DeviceHealth {
-    /// Counts one failed request.
-    pub fn record_error(&mut self, error: &RequestError) {
+    /// Counts one failed request. Returns whether its text differs from the
+    /// previous error's, so callers can log a repeated error only once.
+    pub fn record_error(&mut self, error: &RequestError) -> bool {
         match error {
             RequestError::Timeout { .. } => self.timeouts += 1,
             RequestError::Crc => self.crc_errors += 1,
@@ -47,7 +48,10 @@ impl DeviceHealth {
             RequestError::Exception { .. } => self.exceptions += 1,
             RequestError::Io(_) | RequestError::Connect { .. } => self.link_errors += 1,
         }
-        self.last_error = Some(error.to_string());
+        let text = error.to_string();
+        let changed = self.last_error.as_deref() != Some(text.as_str());
+        self.last_error = Some(text);
+        changed
     }
 }
 
@@ -76,8 +80,12 @@ impl HealthMap {
 
     /// Changes one device's entry, creating it if needed. A poisoned lock is
     /// taken anyway: counters are never left half-updated by a panic here.
-    pub(crate) fn update(&self, sensor: &Arc<str>, change: impl FnOnce(&mut DeviceHealth)) {
+    pub(crate) fn update<R>(
+        &self,
+        sensor: &Arc<str>,
+        change: impl FnOnce(&mut DeviceHealth) -> R,
+    ) -> R {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        change(map.entry(Arc::clone(sensor)).or_default());
+        change(map.entry(Arc::clone(sensor)).or_default())
     }
 }

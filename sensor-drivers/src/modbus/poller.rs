@@ -216,11 +216,16 @@ impl Poller {
                         continue 'blocks;
                     }
                     Err(error) => {
-                        self.health
+                        let new_error = self
+                            .health
                             .update(&device.sensor, |h| h.record_error(&error));
                         if let RequestError::Exception { .. } = error {
-                            // The unit is alive and refuses this block: retrying will not help.
-                            warn!(sensor = %device.sensor, unit = device.unit, function = %block.function, address = block.address, %error, "Modbus unit refused a request.");
+                            // The unit is alive and refuses this block:
+                            // retrying will not help. Logged once per change,
+                            // not every poll.
+                            if new_error {
+                                warn!(sensor = %device.sensor, unit = device.unit, function = %block.function, address = block.address, %error, "Modbus unit refused a request.");
+                            }
                             continue 'blocks;
                         }
                         debug!(sensor = %device.sensor, unit = device.unit, attempt, %error, "Modbus request failed.");

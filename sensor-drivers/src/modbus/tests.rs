@@ -1019,6 +1019,37 @@ async fn tcp_silent_unit_times_out_and_the_others_keep_their_interval() {
 }
 
 #[tokio::test]
+async fn source_stops_with_ingest_closed_when_the_receiver_is_gone() {
+    let sim = Sim {
+        units: HashMap::from([(1, SimUnit::xy(40, 500))]),
+    };
+    let (addr, server) = start_tcp("127.0.0.1:0".parse().unwrap(), sim).await;
+    let endpoint = tcp_endpoint(addr, vec![xy_device("t1", 1, 50)]);
+    let running = run(Box::new(
+        TcpSource::new(endpoint, &[], HealthMap::new()).unwrap(),
+    ));
+    drop(running.rx);
+    let result = tokio::time::timeout(Duration::from_secs(2), running.task).await;
+    server.abort();
+    assert!(
+        matches!(result, Ok(Ok(Err(SourceError::IngestClosed)))),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn invalid_configuration_builds_no_sources() {
+    let mut cfg = ModbusConfig::default();
+    let mut bus = RtuBusConfig::new("/dev/ttyUSB0");
+    bus.devices = vec![DeviceConfig::with_profile("a", 0, "xy-md02")];
+    cfg.rtu.push(bus);
+    let Err(problems) = cfg.sources(&HealthMap::new()) else {
+        panic!("built sources from unit 0")
+    };
+    assert_eq!(problems[0].path, "modbus.rtu[0].devices[0].unit");
+}
+
+#[tokio::test]
 async fn probe_returns_registers_and_names_exceptions_and_timeouts() {
     let sim = Sim {
         units: HashMap::from([
