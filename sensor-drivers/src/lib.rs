@@ -4,6 +4,7 @@
 //! [`Reading`]s and pushes them into a bounded channel. It knows nothing of
 //! pallets, lots or MQTT: those belong to the gateway.
 
+pub mod ble;
 pub mod modbus;
 pub mod reading;
 pub mod source;
