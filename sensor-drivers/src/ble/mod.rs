@@ -1,12 +1,34 @@
 //! Bluetooth Low Energy sensors: a scanner behind a trait, pure decoders, and
-//! the source that joins them.
+//! the [`BleSource`] that joins them.
+//!
+//! ```text
+//! Scanner (btleplug | script) ─► Advertisement ─► BleSource:
+//!     configured MAC? ─► decode (format, key) ─► dedup / replay ─► Reading
+//!                                    └──────────────► Diagnostics
+//! ```
+//!
+//! The gateway builds a [`BleSource`] from [`BleConfig`] with a
+//! btleplug scanner and runs it like any other [`crate::Source`].
 
 mod advertisement;
+mod backoff;
 mod config;
 pub mod decode;
+mod dedup;
+mod diagnostics;
 mod mac;
+mod scanner;
+mod source;
 
 pub use advertisement::Advertisement;
+pub use backoff::Backoff;
 pub use config::{BleConfig, BleSensorConfig, ConfigProblem, SensorSpec};
 pub use decode::{decode, decode_hex, detect, DecodeError, Decoded, Format, UnknownFormat};
+pub use dedup::{DedupState, Verdict};
+pub use diagnostics::{Diagnostics, DiagnosticsSnapshot, SensorDiagnostics};
 pub use mac::{BadMac, MacAddr};
+pub use scanner::{AdvertisementStream, ScanError, Scanner, ScriptedScanner, Session};
+pub use source::BleSource;
+
+#[cfg(test)]
+mod tests;
