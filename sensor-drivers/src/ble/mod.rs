@@ -8,10 +8,11 @@
 //! ```
 //!
 //! The gateway builds a [`BleSource`] from [`BleConfig`] with a
-//! btleplug scanner and runs it like any other [`crate::Source`].
+//! [`BtleplugScanner`] and runs it like any other [`crate::Source`].
 
 mod advertisement;
 mod backoff;
+mod btleplug_scanner;
 mod config;
 pub mod decode;
 mod dedup;
@@ -22,6 +23,7 @@ mod source;
 
 pub use advertisement::Advertisement;
 pub use backoff::Backoff;
+pub use btleplug_scanner::{scan, scan_with, BtleplugScanner, SeenAdvertiser};
 pub use config::{BleConfig, BleSensorConfig, ConfigProblem, SensorSpec};
 pub use decode::{decode, decode_hex, detect, DecodeError, Decoded, Format, UnknownFormat};
 pub use dedup::{DedupState, Verdict};
