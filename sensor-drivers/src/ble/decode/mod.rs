@@ -554,6 +554,66 @@ mod tests {
     }
 
     #[test]
+    fn the_published_bthome_encryption_example_in_cli_form() {
+        // bthome.io/encryption: service data d2fc41e445f3c9962b332211006c7c4519,
+        // MAC 5448E68F80A5, key 231d39c1d7cc1ab1aee224cd096db932 -> 25.06 °C, 50.55 %.
+        let key = parse_key("231d39c1d7cc1ab1aee224cd096db932").unwrap();
+        let mac = [0x54, 0x48, 0xE6, 0x8F, 0x80, 0xA5];
+        let d = decode_hex(
+            Some("d2fc41e445f3c9962b332211006c7c4519"),
+            None,
+            None,
+            Some(mac),
+            Some(&key),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"format":"bthome","temperature_c":25.06,"humidity_pct":50.55}"#
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_advertisement_in_any_format_decodes_without_panicking(
+            uuid in proptest::prop_oneof![
+                proptest::strategy::Just(UUID_BTHOME),
+                proptest::strategy::Just(UUID_ENVIRONMENTAL_SENSING),
+                proptest::prelude::any::<u16>()
+            ],
+            service in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+            company in proptest::prop_oneof![
+                proptest::strategy::Just(COMPANY_RUUVI),
+                proptest::strategy::Just(COMPANY_GOVEE),
+                proptest::strategy::Just(COMPANY_GOVEE_H5100),
+                proptest::strategy::Just(COMPANY_SENSIRION),
+                proptest::prelude::any::<u16>()
+            ],
+            manufacturer in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..32),
+            name in proptest::prop_oneof![
+                proptest::strategy::Just("sps"),
+                proptest::strategy::Just("GVH5102_1"),
+                proptest::strategy::Just("")
+            ],
+            with_key in proptest::prelude::any::<bool>(),
+        ) {
+            let adv = Advertisement::new(super::super::mac::MacAddr([1, 2, 3, 4, 5, 6]), 0)
+                .with_service_data(uuid, service)
+                .with_manufacturer_data(company, manufacturer)
+                .with_local_name(name);
+            let key = [9u8; 16];
+            let key = with_key.then_some(&key[..]);
+            for format in std::iter::once(None).chain(Format::ALL.into_iter().map(Some)) {
+                if let Ok(d) = decode(&adv, format, Some([1, 2, 3, 4, 5, 6]), key) {
+                    for (_, v) in d.values() {
+                        proptest::prop_assert!(v.is_finite());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_configured_key_refuses_plaintext() {
         let key = [0u8; 16];
         let err = decode_hex(Some("D2FC4002C40903BF13"), None, None, None, Some(&key)).unwrap_err();
