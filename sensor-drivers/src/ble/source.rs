@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::advertisement::Advertisement;
 use super::backoff::Backoff;
+use super::btleplug_scanner::BtleplugScanner;
 use super::config::{BleConfig, ConfigProblem, SensorSpec};
 use super::decode::{decode, DecodeError};
 use super::dedup::{DedupState, Verdict};
@@ -67,6 +68,16 @@ impl BleSource {
             sensors,
             diagnostics,
         })
+    }
+
+    /// The production wiring: a [`BleSource`] scanning with btleplug on the
+    /// configured adapter (or the first one).
+    pub fn with_btleplug(
+        config: &BleConfig,
+        diagnostics: Diagnostics,
+    ) -> Result<Self, Vec<ConfigProblem>> {
+        let scanner = BtleplugScanner::new(config.adapter.clone());
+        Self::new(config, Box::new(scanner), diagnostics)
     }
 
     /// The shared diagnostics this source reports into.

@@ -273,3 +273,18 @@ fn a_bad_configuration_is_refused_with_every_problem() {
     };
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
+
+#[test]
+fn the_production_wiring_names_its_adapter_and_touches_no_radio_until_run() {
+    let mut cfg = config();
+    cfg.adapter = Some("hci1".into());
+    let source = BleSource::with_btleplug(&cfg, Diagnostics::new()).unwrap();
+    assert_eq!(source.name(), "ble:btleplug:hci1");
+    let snap = source.diagnostics().snapshot();
+    assert_eq!(
+        snap.sensors.len(),
+        2,
+        "configured sensors are listed before they are heard"
+    );
+    assert_eq!(snap.sensors["rear-ble-1"].last_seen_ms, None);
+}

@@ -1,6 +1,7 @@
 //! Custom firmwares for the Xiaomi LYWSD03MMC and relatives, on service data
 //! 0x181A (<https://github.com/pvvx/ATC_MiThermometer#custom-format-all-data-little-endian>,
-//! <https://github.com/atc1441/ATC_MiThermometer#advertising-format-of-the-custom-firmware>).
+//! <https://github.com/atc1441/ATC_MiThermometer#advertising-format-of-the-custom-firmware>;
+//! encrypted layouts: pvvx/ATC_MiThermometer issue 94 and `custom_beacon.h`).
 //!
 //! The four layouts differ in length, so the length says which one it is.
 //! The encrypted ones (pvvx "bindkey") use AES-CCM with a 4-byte MIC, an
