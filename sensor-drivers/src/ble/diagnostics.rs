@@ -19,7 +19,8 @@ pub struct Diagnostics {
 pub struct DiagnosticsSnapshot {
     /// Every advertisement the scanner delivered.
     pub advertisements_seen: u64,
-    /// From addresses that are not configured sensors.
+    /// From addresses that are not configured sensors, or from configured
+    /// sensors but carrying no measurement (iBeacon, name-only, other formats).
     pub advertisements_ignored: u64,
     /// From configured sensors, but undecodable, failing authentication,
     /// plaintext where a key is configured, or carrying a replayed counter.

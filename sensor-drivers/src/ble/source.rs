@@ -155,6 +155,14 @@ impl BleSource {
             key.as_ref().map(|k| &k[..]),
         ) {
             Ok(d) => d,
+            // Sensors also send advertisements that carry no measurement
+            // (iBeacon, a name-only scan response, another vendor format):
+            // not an attack and not a fault, so not a rejection.
+            Err(e @ (DecodeError::Unrecognised | DecodeError::Missing { .. })) => {
+                self.diagnostics.ignored();
+                debug!(sensor = %sensor, reason = %e, "BLE advertisement carries no measurement.");
+                return Ok(());
+            }
             Err(e) => {
                 reject(&self.diagnostics, t, &sensor, &e.to_string(), serious(&e));
                 return Ok(());

@@ -132,6 +132,29 @@ async fn only_configured_sensors_produce_readings() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn advertisements_without_measurements_are_ignored_not_rejected() {
+    let mut run = start(vec![Session::Deliver(vec![
+        // An iBeacon frame from the configured sensor.
+        Advertisement::new(CONFIGURED, 1_000).with_manufacturer_data(0x004C, vec![0x02, 0x15]),
+        // A corrupt BTHome frame from it: that is a rejection.
+        Advertisement::new(CONFIGURED, 2_000).with_service_data(0xFCD2, vec![0x40, 0x02, 0xCA]),
+    ])]);
+    run.settle().await;
+    assert!(run.drain().is_empty());
+    let snap = run.diagnostics.snapshot();
+    assert_eq!(
+        (snap.advertisements_ignored, snap.advertisements_rejected),
+        (1, 1)
+    );
+    assert!(snap.sensors["rear-ble-1"]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("cut short"));
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_repeated_advertisement_is_counted_once() {
     let mut run = start(vec![Session::Deliver(vec![
         bthome(CONFIGURED, 1_000, 7, -1_850, -60),
