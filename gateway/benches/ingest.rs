@@ -1,1 +1,159 @@
-fn main() {}
+//! Ingest throughput and SD-card wear, on a real redb file.
+//!
+//! `cargo bench -p coldgate --bench ingest` prints:
+//! - readings/s committed at an offered 100,000 readings/s (default batching),
+//!   and the durable commits (fsyncs) per second it took;
+//! - readings/s flat out;
+//! - bytes written to the block device per reading at 100 readings/s with
+//!   the default 1 s batch (from /proc/self/io `write_bytes`).
+//!
+//! A benchmark, not a test: it asserts nothing, it measures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coldgate::config::{self, Config};
+use coldgate::excursion::{Engine, EngineState};
+use coldgate::ingest::{Ingest, IngestChannels, IngestOptions, IngestTotals};
+use coldgate::store::Store;
+use coldgate_sensor_drivers::{Quantity, Reading};
+use tokio::sync::{mpsc, watch};
+
+const SENSORS: usize = 100;
+
+fn config(batch_interval: &str) -> Config {
+    let mut text = format!(
+        "gateway_id = \"bench\"\n[ingest]\nbatch_interval = \"{batch_interval}\"\n\
+         [[profiles]]\nid = \"refrigerated\"\nlimits = [{{ quantity = \"temperature\", low = 2.0, high = 8.0, delay = \"5m\" }}]\n\
+         [[zones]]\nid = \"rear\"\nprofile = \"refrigerated\"\n"
+    );
+    for i in 0..SENSORS {
+        text.push_str(&format!(
+            "[[sensors]]\nid = \"s{i:03}\"\nzone = \"rear\"\nkind = \"modbus\"\n"
+        ));
+    }
+    config::parse(&text, "bench").expect("bench config")
+}
+
+fn write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| {
+                    l.strip_prefix("write_bytes: ")
+                        .map(|v| v.trim().parse().ok())
+                })
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
+/// Offers `rate` readings/s (0 = as fast as possible) for `secs`, returns
+/// totals, the wall time including the final drain, and bytes written.
+fn run(batch_interval: &str, rate: u64, secs: u64, name: &str) -> (IngestTotals, Duration, u64) {
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-ingest-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let cfg = config(batch_interval);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let (_store, writer) =
+            Store::open(&dir.join("bench.redb"), cfg.storage.cache_size.0 as usize).expect("store");
+        let engine = Engine::new(&cfg, EngineState::default());
+        let ingest = Ingest::new(
+            writer,
+            engine,
+            IngestOptions {
+                gateway_id: cfg.gateway_id.clone(),
+                batch_interval: cfg.ingest.batch_interval,
+                batch_size: cfg.ingest.batch_size,
+                retention: cfg.storage.retention,
+                max_bytes: cfg.storage.max_size.0,
+            },
+        );
+        let (tx, rx) = mpsc::channel(cfg.ingest.channel_capacity);
+        let (_acked_tx, acked_rx) = mpsc::unbounded_channel();
+        let (committed, _) = watch::channel(0);
+        let before = write_bytes();
+        let started = Instant::now();
+        let task = tokio::spawn(ingest.run(IngestChannels {
+            readings: rx,
+            acked: acked_rx,
+            committed,
+        }));
+        let ids: Vec<Arc<str>> = (0..SENSORS)
+            .map(|i| Arc::from(format!("s{i:03}").as_str()))
+            .collect();
+        let t0: i64 = 1_800_000_000_000;
+        let total = if rate == 0 { 2_000_000 } else { rate * secs };
+        let step = Duration::from_millis(10);
+        let per_step = (rate / 100).max(1);
+        let mut sent = 0u64;
+        let mut next = tokio::time::Instant::now();
+        while sent < total {
+            let n = if rate == 0 { 10_000 } else { per_step };
+            for _ in 0..n {
+                let at = t0 + (sent / SENSORS as u64) as i64 * 1000;
+                let r = Reading::new(
+                    ids[(sent % SENSORS as u64) as usize].clone(),
+                    Quantity::Temperature,
+                    5.0 + (sent % 7) as f64 * 0.1,
+                    at,
+                );
+                if tx.send(r).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            if rate > 0 {
+                next += step;
+                tokio::time::sleep_until(next).await;
+            }
+        }
+        drop(tx);
+        let totals = task.await.expect("join").expect("ingest");
+        (totals, started.elapsed(), write_bytes() - before)
+    })
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` does not: keep that quick.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let secs = if quick { 2 } else { 10 };
+
+    let (t, wall, _) = run("1s", 100_000, secs, "offered");
+    println!(
+        "ingest offered 100000/s for {secs}s: committed {:.0} readings/s, {:.2} commits (fsyncs)/s, {} readings, {} commits",
+        t.readings as f64 / wall.as_secs_f64(),
+        t.commits as f64 / wall.as_secs_f64(),
+        t.readings,
+        t.commits
+    );
+
+    let (t, wall, _) = run("1s", 0, 0, "flat-out");
+    println!(
+        "ingest flat out: {:.0} readings/s ({} readings in {:.2}s, {} commits)",
+        t.readings as f64 / wall.as_secs_f64(),
+        t.readings,
+        wall.as_secs_f64(),
+        t.commits
+    );
+
+    let wear_secs = if quick { 3 } else { 60 };
+    for interval in ["1s", "2s"] {
+        let (t, wall, bytes) = run(interval, 100, wear_secs, &format!("wear-{interval}"));
+        println!(
+            "wear at 100 readings/s, batch_interval {interval}, {wear_secs}s: {:.0} bytes written per reading ({} bytes, {} readings, {:.2} commits/s)",
+            bytes as f64 / t.readings.max(1) as f64,
+            bytes,
+            t.readings,
+            t.commits as f64 / wall.as_secs_f64()
+        );
+    }
+}

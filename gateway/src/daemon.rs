@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use coldgate_sensor_drivers::ble::{BleSource, Diagnostics as BleDiagnostics};
+use coldgate_sensor_drivers::modbus::HealthMap;
 use coldgate_sensor_drivers::{Reading, Source};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -22,6 +24,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error("engine state in {path} cannot be decoded: {reason}; the database is left untouched")]
     EngineState { path: String, reason: String },
+    #[error("sensor configuration: {}", .0.join("; "))]
+    Sources(Vec<String>),
     #[error("ingest task failed: {0}")]
     Join(String),
 }
@@ -31,6 +35,10 @@ pub struct Gateway {
     pub store: Store,
     delivered: Option<broadcast::Receiver<Delivered>>,
     pub link: watch::Receiver<LinkState>,
+    /// Per-device Modbus health, for diagnostics.
+    pub modbus_health: HealthMap,
+    /// BLE advertisement counters and per-sensor RSSI, for diagnostics.
+    pub ble_diagnostics: BleDiagnostics,
     sources_stop: watch::Sender<bool>,
     publisher_stop: watch::Sender<bool>,
     ingest: JoinHandle<Result<IngestTotals, StoreError>>,
@@ -97,6 +105,26 @@ impl Gateway {
         };
 
         let mut all: Vec<Box<dyn Source>> = extra_sources;
+        let modbus_health = HealthMap::new();
+        match config.modbus.sources(&modbus_health) {
+            Ok(sources) => all.extend(sources),
+            Err(problems) => {
+                return Err(DaemonError::Sources(
+                    problems.iter().map(|p| p.to_string()).collect(),
+                ))
+            }
+        }
+        let ble_diagnostics = BleDiagnostics::new();
+        if !config.ble.sensors.is_empty() {
+            match BleSource::with_btleplug(&config.ble, ble_diagnostics.clone()) {
+                Ok(source) => all.push(Box::new(source)),
+                Err(problems) => {
+                    return Err(DaemonError::Sources(
+                        problems.iter().map(|p| p.to_string()).collect(),
+                    ))
+                }
+            }
+        }
         if let Some(sim) = SimSource::from_config(config, now_ms()) {
             all.push(Box::new(sim));
         }
@@ -121,6 +149,8 @@ impl Gateway {
             store,
             delivered: Some(delivered),
             link,
+            modbus_health,
+            ble_diagnostics,
             sources_stop,
             publisher_stop,
             ingest,

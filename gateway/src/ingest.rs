@@ -60,6 +60,9 @@ pub struct Ingest {
     acked: Vec<u64>,
     newest_ms: i64,
     totals: IngestTotals,
+    /// The engine state as last committed: unchanged state is not written
+    /// again, sparing the SD card a page per commit in steady state.
+    last_state: Vec<u8>,
 }
 
 impl Ingest {
@@ -73,6 +76,7 @@ impl Ingest {
             acked: Vec::new(),
             newest_ms: i64::MIN,
             totals: IngestTotals::default(),
+            last_state: Vec::new(),
         }
     }
 
@@ -98,6 +102,9 @@ impl Ingest {
                     }
                     if !self.events.is_empty() || self.readings.len() >= self.opts.batch_size {
                         self.commit(&ch.committed);
+                        // A full interval from now: at high rates the size
+                        // trigger alone paces commits.
+                        tick.reset();
                     }
                 }
                 seq = ch.acked.recv(), if acks_open => match seq {
@@ -164,13 +171,18 @@ impl Ingest {
             before_ms: newest.saturating_sub(retention),
             max_bytes: (self.totals.commits % SIZE_CHECK_EVERY == 0).then_some(self.opts.max_bytes),
         };
-        let done = self.writer.commit(
-            &self.readings,
-            &self.events,
-            &self.acked,
-            &[(ENGINE_STATE, &state)],
-            Some(trim),
-        )?;
+        let changed = state != self.last_state;
+        let named: &[(&str, &[u8])] = if changed {
+            &[(ENGINE_STATE, &state)]
+        } else {
+            &[]
+        };
+        let done =
+            self.writer
+                .commit(&self.readings, &self.events, &self.acked, named, Some(trim))?;
+        if changed {
+            self.last_state = state;
+        }
         self.totals.readings += done.readings as u64;
         self.totals.events += done.events as u64;
         self.totals.commits += 1;

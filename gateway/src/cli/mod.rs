@@ -3,6 +3,7 @@
 
 mod demo;
 mod export;
+mod sensors;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,12 @@ enum Command {
     /// Decode outside bytes the way the gateway does, for a technician.
     #[command(subcommand)]
     Decode(Decode),
+    /// BLE commissioning.
+    #[command(subcommand)]
+    Ble(Ble),
+    /// Modbus commissioning.
+    #[command(subcommand)]
+    Modbus(Modbus),
     /// Mean kinetic temperature of a `time,temperature_c` CSV (file or stdin).
     Mkt {
         /// Activation energy ΔH in kJ/mol.
@@ -71,6 +78,23 @@ enum Decode {
     /// A GS1 barcode: bracketed, raw scanner output, or a Digital Link URI.
     /// Prints sscc, gtin, lot, serial and expiry as JSON.
     Gs1 { input: String },
+    /// A BLE advertisement's service or manufacturer data, as JSON.
+    Ble(sensors::DecodeBleArgs),
+}
+
+#[derive(Subcommand)]
+enum Ble {
+    /// List nearby advertisers, with their format where recognised.
+    Scan {
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum Modbus {
+    /// Read registers once and print them raw and decoded.
+    Probe(sensors::ProbeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -133,6 +157,18 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let data = crate::manifest::gs1::parse(&input)
                 .with_context(|| format!("cannot decode `{}`", input.escape_debug()))?;
             println!("{}", serde_json::to_string(&data)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decode(Decode::Ble(args)) => {
+            sensors::decode_ble(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ble(Ble::Scan { seconds }) => {
+            runtime()?.block_on(sensors::ble_scan(seconds))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Modbus(Modbus::Probe(args)) => {
+            runtime()?.block_on(sensors::modbus_probe(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Mkt {

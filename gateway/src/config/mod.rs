@@ -50,6 +50,13 @@ pub struct Config {
     /// Every sensor the gateway accepts readings from.
     #[serde(default)]
     pub sensors: Vec<SensorConfig>,
+    /// Modbus RTU buses and TCP endpoints (`[[modbus.rtu]]`, `[[modbus.tcp]]`,
+    /// `[[modbus.profiles]]`); see docs/modbus.md.
+    #[serde(default)]
+    pub modbus: coldgate_sensor_drivers::modbus::ModbusConfig,
+    /// BLE advertisers (`[ble]`, `[[ble.sensors]]`); see docs/sensors.md.
+    #[serde(default)]
+    pub ble: coldgate_sensor_drivers::ble::BleConfig,
     /// The simulated container; required when any sensor has `kind = "sim"`.
     #[serde(default)]
     pub sim: Option<SimConfig>,
@@ -92,7 +99,7 @@ pub struct IngestConfig {
     #[serde(with = "humantime_serde")]
     pub batch_interval: Duration,
     /// A batch is committed early when it holds this many readings.
-    /// Default `50000`.
+    /// Default `100000`.
     pub batch_size: usize,
     /// Readings that may wait between the sources and ingest before the
     /// sources are made to wait. Default `8192`.
@@ -103,7 +110,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             batch_interval: Duration::from_secs(1),
-            batch_size: 50_000,
+            batch_size: 100_000,
             channel_capacity: 8192,
         }
     }

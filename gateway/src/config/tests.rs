@@ -149,3 +149,44 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn sensors_fed_by_drivers_must_be_declared_with_their_kind() {
+    let text = format!(
+        "{MINIMAL}\n[[sensors]]\nid = \"wired-1\"\nzone = \"rear\"\nkind = \"modbus\"\n\
+         [[sensors]]\nid = \"tag-1\"\nzone = \"rear\"\nkind = \"ble\"\n\
+         [[modbus.tcp]]\nhost = \"127.0.0.1\"\nport = 502\n\
+         [[modbus.tcp.devices]]\nsensor = \"rear-1\"\nunit = 0\nprofile = \"xy-md02\"\n\
+         [[ble.sensors]]\nsensor = \"ghost\"\nmac = \"A4:C1:38:12:34:56\"\n"
+    );
+    let p = problems(&text);
+    assert!(
+        has(&p, "modbus.tcp[0].devices[0].sensor", "not of kind"),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|x| x.path.starts_with("modbus.tcp[0].devices[0].unit")),
+        "{p:?}"
+    );
+    assert!(
+        has(&p, "ble.sensors[0].sensor", "unknown sensor `ghost`"),
+        "{p:?}"
+    );
+    assert!(has(&p, "sensors[1].kind", "wired-1"), "{p:?}");
+    assert!(has(&p, "sensors[2].kind", "tag-1"), "{p:?}");
+}
+
+#[test]
+fn a_gateway_with_modbus_and_ble_sensors_loads() {
+    let text = format!(
+        "{MINIMAL}\n[[sensors]]\nid = \"wired-1\"\nzone = \"rear\"\nkind = \"modbus\"\nquantities = [\"temperature\", \"humidity\"]\n\
+         [[sensors]]\nid = \"tag-1\"\nzone = \"rear\"\nkind = \"ble\"\n\
+         [[modbus.rtu]]\ndevice = \"/dev/ttyUSB0\"\n\
+         [[modbus.rtu.devices]]\nsensor = \"wired-1\"\nunit = 1\nprofile = \"xy-md02\"\n\
+         [[ble.sensors]]\nsensor = \"tag-1\"\nmac = \"A4:C1:38:12:34:56\"\nformat = \"pvvx\"\n"
+    );
+    let c = parse(&text, "wired").expect("loads");
+    assert_eq!(c.modbus.rtu[0].devices[0].unit, 1);
+    assert_eq!(c.ble.sensors.len(), 1);
+}

@@ -91,7 +91,84 @@ impl Config {
             }
         }
         self.validate_sim(&zones, &mut p);
+        self.validate_sources(&mut p);
         p
+    }
+
+    /// The drivers check their own sections; here, that every sensor they
+    /// feed is declared with the matching kind, and every declared BLE or
+    /// Modbus sensor is fed by something.
+    fn validate_sources(&self, p: &mut Vec<Problem>) {
+        for q in self.modbus.validate("modbus") {
+            p.push(Problem::new(q.path, q.message));
+        }
+        for q in self.ble.validate("ble") {
+            p.push(Problem::new(q.path, q.message));
+        }
+        let kind_of: HashMap<&str, SensorKind> = self
+            .sensors
+            .iter()
+            .map(|s| (s.id.as_str(), s.kind))
+            .collect();
+        let mut fed: HashSet<&str> = HashSet::new();
+        let check = |path: String,
+                     sensor: &str,
+                     want: SensorKind,
+                     name: &str,
+                     p: &mut Vec<Problem>| {
+            match kind_of.get(sensor) {
+                None => p.push(Problem::new(path, format!("unknown sensor `{sensor}`: declare it in [[sensors]] with kind = \"{name}\""))),
+                Some(k) if *k != want => p.push(Problem::new(path, format!("sensor `{sensor}` is not of kind \"{name}\""))),
+                Some(_) => {}
+            }
+        };
+        for (i, bus) in self.modbus.rtu.iter().enumerate() {
+            for (j, d) in bus.devices.iter().enumerate() {
+                check(
+                    format!("modbus.rtu[{i}].devices[{j}].sensor"),
+                    &d.sensor,
+                    SensorKind::Modbus,
+                    "modbus",
+                    p,
+                );
+                fed.insert(d.sensor.as_str());
+            }
+        }
+        for (i, ep) in self.modbus.tcp.iter().enumerate() {
+            for (j, d) in ep.devices.iter().enumerate() {
+                check(
+                    format!("modbus.tcp[{i}].devices[{j}].sensor"),
+                    &d.sensor,
+                    SensorKind::Modbus,
+                    "modbus",
+                    p,
+                );
+                fed.insert(d.sensor.as_str());
+            }
+        }
+        for (i, s) in self.ble.sensors.iter().enumerate() {
+            check(
+                format!("ble.sensors[{i}].sensor"),
+                &s.sensor,
+                SensorKind::Ble,
+                "ble",
+                p,
+            );
+            fed.insert(s.sensor.as_str());
+        }
+        for (i, s) in self.sensors.iter().enumerate() {
+            let section = match s.kind {
+                SensorKind::Modbus => "a [[modbus.*.devices]] entry",
+                SensorKind::Ble => "a [[ble.sensors]] entry",
+                SensorKind::Sim => continue,
+            };
+            if !fed.contains(s.id.as_str()) {
+                p.push(Problem::new(
+                    format!("sensors[{i}].kind"),
+                    format!("no {section} names sensor `{}`", s.id),
+                ));
+            }
+        }
     }
 
     fn validate_storage(&self, p: &mut Vec<Problem>) {
