@@ -45,8 +45,8 @@ command -v socat >/dev/null 2>&1 || die "socat is still missing"
 command -v python3 >/dev/null 2>&1 || die "python3 is missing"
 if ! python3 -c 'import pymodbus, serial' 2>/dev/null; then
     echo "interop-modbus: installing pymodbus and pyserial"
-    python3 -m pip install -q pymodbus pyserial \
-        || python3 -m pip install -q --break-system-packages pymodbus pyserial \
+    python3 -m pip install -q "pymodbus==3.16.1" pyserial \
+        || python3 -m pip install -q --break-system-packages "pymodbus==3.16.1" pyserial \
         || die "pip install pymodbus pyserial failed"
 fi
 python3 -c 'import pymodbus, serial' || die "pymodbus/pyserial still not importable"
@@ -57,6 +57,81 @@ cargo build -q -p coldgate-sensor-drivers --example modbus_read || die "cannot b
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 READ="$TARGET_DIR/debug/examples/modbus_read"
 [ -x "$READ" ] || die "no $READ"
+cargo build -q -p coldgate --bin coldgate || die "cannot build coldgate"
+COLDGATE="$TARGET_DIR/debug/coldgate"
+
+# gateway_run LABEL MODBUS_TOML: the real daemon polls the peer for a few
+# seconds; its exported readings must be exactly the served values.
+gateway_run() {
+    local label="$1" section="$2" dir="$WORK/gw-$1"
+    mkdir -p "$dir"
+    cat >"$dir/coldgate.toml" <<EOF
+gateway_id = "interop-$label"
+[storage]
+path = "$dir/coldgate.redb"
+[ingest]
+batch_interval = "200ms"
+[mqtt]
+enabled = false
+[[profiles]]
+id = "refrigerated"
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0 }]
+[[zones]]
+id = "rear"
+profile = "refrigerated"
+[[sensors]]
+id = "wired-1"
+zone = "rear"
+kind = "modbus"
+quantities = ["temperature", "humidity"]
+[[sensors]]
+id = "wired-2"
+zone = "rear"
+kind = "modbus"
+quantities = ["temperature", "humidity"]
+$section
+EOF
+    "$COLDGATE" check-config --config "$dir/coldgate.toml" >/dev/null 2>"$WORK/err" \
+        || { fail "$label coldgate run" "config refused: $(cat "$WORK/err")"; return; }
+    "$COLDGATE" run --config "$dir/coldgate.toml" 2>"$dir/run.log" &
+    local pid=$!
+    sleep 4
+    kill -TERM "$pid"
+    wait "$pid" || { fail "$label coldgate run" "exit status $?: $(tail -5 "$dir/run.log")"; return; }
+    "$COLDGATE" export --db "$dir/coldgate.redb" --format jsonl >"$dir/readings.jsonl" 2>"$WORK/err" \
+        || { fail "$label coldgate run" "export failed: $(cat "$WORK/err")"; return; }
+    if python3 - "$dir/readings.jsonl" <<'PY'
+import json, sys
+want = {("wired-1", "temperature"): 21.5, ("wired-1", "humidity"): 45.5,
+        ("wired-2", "temperature"): 4.5, ("wired-2", "humidity"): 55.25}
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+seen = {}
+for r in rows:
+    seen.setdefault((r["sensor_id"], r["quantity"]), []).append(r["value"])
+ok = set(seen) == set(want) and all(
+    len(v) >= 2 and all(abs(x - want[k]) < 1e-6 for x in v) for k, v in seen.items())
+if not ok:
+    print(f"  expected every reading to be {want}\n  got {seen}", file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+    then pass "$label coldgate run: exported readings are the served values"
+    else fail "$label coldgate run" "readings differ (see above)"; fi
+}
+
+devices_toml() { # devices_toml KIND: the two served units under [[modbus.KIND]]
+    cat <<EOF
+[[modbus.$1.devices]]
+sensor = "wired-1"
+unit = 1
+profile = "xy-md02"
+poll_interval = "500ms"
+[[modbus.$1.devices]]
+sensor = "wired-2"
+unit = 2
+profile = "vaisala-f32"
+poll_interval = "500ms"
+EOF
+}
 
 PASSED=0
 FAILED=0
@@ -138,6 +213,10 @@ PIDS+=($!)
 wait_for 15 python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" \
     || die "pymodbus TCP server did not start: $(cat "$WORK/tcp.log")"
 run_checks "tcp" --tcp "127.0.0.1:$PORT" --timeout-ms 1000
+gateway_run tcp "[[modbus.tcp]]
+host = \"127.0.0.1\"
+port = $PORT
+$(devices_toml tcp)"
 
 # ---- RTU over a socat pty pair
 socat pty,raw,echo=0,link="$WORK/ttyS-server" pty,raw,echo=0,link="$WORK/ttyS-client" 2>"$WORK/socat.log" &
@@ -149,6 +228,10 @@ PIDS+=($!)
 wait_for 15 "$READ" --serial "$WORK/ttyS-client" --baud 9600 --unit 1 --function input --address 1 --count 1 --timeout-ms 300 >/dev/null \
     || die "pymodbus RTU server does not answer: $(cat "$WORK/rtu.log")"
 run_checks "rtu" --serial "$WORK/ttyS-client" --baud 9600 --parity N --stop-bits 1 --timeout-ms 1000
+gateway_run rtu "[[modbus.rtu]]
+device = \"$WORK/ttyS-client\"
+baud = 9600
+$(devices_toml rtu)"
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -267,6 +267,7 @@ failures = [{failure}]
 pub fn last_logged_readings_total(log: &Path) -> u64 {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
+        .rev()
         .filter(|l| l.contains("Committed."))
         .filter_map(|l| {
             let i = l.find("readings_total=")?;
@@ -276,6 +277,6 @@ pub fn last_logged_readings_total(log: &Path) -> u64 {
                 .parse()
                 .ok()
         })
-        .last()
+        .next()
         .unwrap_or(0)
 }

@@ -84,9 +84,10 @@ impl Stats {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum Tracker {
+    #[default]
     InRange,
     Pending {
         direction: Direction,
@@ -117,12 +118,6 @@ pub enum Transition {
         ended_ms: i64,
         stats: Stats,
     },
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Tracker::InRange
-    }
 }
 
 impl Tracker {
