@@ -158,8 +158,8 @@ impl Config {
         }
         for (i, s) in self.sensors.iter().enumerate() {
             let section = match s.kind {
-                SensorKind::Modbus => "a [[modbus.*.devices]] entry",
-                SensorKind::Ble => "a [[ble.sensors]] entry",
+                SensorKind::Modbus => "[[modbus.rtu.devices]] or [[modbus.tcp.devices]] entry",
+                SensorKind::Ble => "[[ble.sensors]] entry",
                 SensorKind::Sim => continue,
             };
             if !fed.contains(s.id.as_str()) {
