@@ -112,6 +112,11 @@ impl Ingest {
                     None => acks_open = false,
                 },
                 _ = tick.tick() => {
+                    // The engine's clock for silence and delays that run
+                    // out between readings: the newest of the wall clock and
+                    // the readings (a simulator may run ahead of the wall).
+                    let events = self.engine.tick(self.newest_ms.max(now_ms()));
+                    self.push_events(events);
                     if !(self.readings.is_empty() && self.events.is_empty() && self.acked.is_empty()) {
                         self.commit(&ch.committed);
                     }
@@ -144,8 +149,16 @@ impl Ingest {
 
     fn accept(&mut self, r: Reading) {
         self.newest_ms = self.newest_ms.max(r.at_ms);
+        let events = self.engine.on_reading(&r);
+        self.push_events(events);
+        self.readings.push(r);
+    }
+
+    /// Numbers the engine's events after those already held; they are
+    /// committed with the engine state that produced them.
+    fn push_events(&mut self, events: Vec<crate::event::Event>) {
         let seq0 = self.writer.next_event_seq() + self.events.len() as u64;
-        for (i, ev) in self.engine.on_reading(&r).into_iter().enumerate() {
+        for (i, ev) in events.into_iter().enumerate() {
             let seq = seq0 + i as u64;
             self.events.push(StoredEvent {
                 seq,
@@ -154,7 +167,6 @@ impl Ingest {
                 payload: ev.payload(seq, &self.opts.gateway_id),
             });
         }
-        self.readings.push(r);
     }
 
     fn commit(&mut self, committed: &watch::Sender<u64>) {

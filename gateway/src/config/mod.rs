@@ -20,6 +20,8 @@ use serde::Deserialize;
 
 pub use bytes::ByteSize;
 pub use load::{load, parse, ConfigError, Problem};
+#[cfg(test)]
+pub(crate) use validate::validate_profile;
 
 /// The example file shipped in `config/`, embedded so `coldgate demo` runs
 /// with nothing on disk and so a test proves the documented file loads.
@@ -60,6 +62,10 @@ pub struct Config {
     /// The simulated container; required when any sensor has `kind = "sim"`.
     #[serde(default)]
     pub sim: Option<SimConfig>,
+    /// Pallets on board, until load/unload commands arrive over MQTT/HTTP.
+    /// Loaded into the manifest once (a stay is keyed by SSCC and load time).
+    #[serde(default)]
+    pub pallets: Vec<PalletConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,8 +178,38 @@ impl Config {
     /// The profile a zone uses, if the zone and profile exist.
     pub fn zone_profile(&self, zone: &str) -> Option<&ProfileConfig> {
         let z = self.zones.iter().find(|z| z.id == zone)?;
-        self.profiles.iter().find(|p| p.id == z.profile)
+        self.profile(&z.profile)
     }
+
+    /// A profile by id: this file's `[[profiles]]` first, then the built-in
+    /// presets of `config/profiles.toml`.
+    pub fn profile(&self, id: &str) -> Option<&ProfileConfig> {
+        self.profiles
+            .iter()
+            .find(|p| p.id == id)
+            .or_else(|| presets().iter().find(|p| p.id == id))
+    }
+}
+
+/// The built-in profiles, documented in `config/profiles.toml` and embedded
+/// so a zone can name `who-30dtr` without copying its rules.
+pub const PROFILES: &str = include_str!("../../../config/profiles.toml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Presets {
+    profiles: Vec<ProfileConfig>,
+}
+
+/// The presets, parsed once. A test proves the embedded file parses and
+/// validates, so the empty fallback is never taken in a shipped build.
+pub fn presets() -> &'static [ProfileConfig] {
+    static PRESETS: std::sync::OnceLock<Vec<ProfileConfig>> = std::sync::OnceLock::new();
+    PRESETS.get_or_init(|| {
+        toml::from_str::<Presets>(PROFILES)
+            .map(|p| p.profiles)
+            .unwrap_or_default()
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -181,23 +217,95 @@ impl Config {
 pub struct ProfileConfig {
     /// Name used by zones and in payloads, e.g. `refrigerated`.
     pub id: String,
-    /// One entry per watched quantity.
+    /// Rules per watched quantity. A quantity may have several entries (the
+    /// WHO preset has a heat and a cold alarm with different delays), but
+    /// each of its directions (`low`, `high`) is set at most once.
     #[serde(default)]
     pub limits: Vec<LimitConfig>,
+    /// Mean kinetic temperature limit per lot. None if absent.
+    #[serde(default)]
+    pub mkt: Option<MktConfig>,
+    /// Light in a closed container means the door is open. None if absent.
+    #[serde(default)]
+    pub light: Option<LightConfig>,
+    /// A sensor silent for longer than this opens a monitoring gap
+    /// (`events/sensor` silent / back). None if absent.
+    #[serde(with = "humantime_serde", default)]
+    pub silence: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MktConfig {
+    /// °C. A lot whose MKT over its whole stay, or over `window`, exceeds
+    /// this raises one `lot` event per limit.
+    pub limit: f64,
+    /// The sliding window, e.g. `24h` (cold chain) or `30d` (CRT). The
+    /// window limit is judged once a lot has been watched that long.
+    #[serde(with = "humantime_serde", default)]
+    pub window: Option<Duration>,
+    /// ΔH, kJ/mol. Default 83.144 (USP <1079.2>).
+    #[serde(default = "default_activation_energy")]
+    pub activation_energy: f64,
+}
+
+fn default_activation_energy() -> f64 {
+    crate::excursion::mkt::DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightConfig {
+    /// Lux at or above which the door is taken to be open.
+    pub threshold: f64,
+    /// The door is closed again below `threshold - hysteresis`. Default 0.
+    #[serde(default)]
+    pub hysteresis: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PalletConfig {
+    /// SSCC, 18 digits with its check digit.
+    pub sscc: String,
+    /// The zone it stands in.
+    pub zone: String,
+    /// Its product profile; the zone's if absent.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// RFC 3339, e.g. `2026-11-25T18:00:00Z`.
+    pub loaded_at: String,
+    /// RFC 3339; on board until then, or until unloaded by command.
+    #[serde(default)]
+    pub unloaded_at: Option<String>,
+    /// At least one.
+    pub items: Vec<crate::manifest::Item>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
     pub quantity: Quantity,
-    /// A reading at or below this is out of range. Optional.
+    /// A reading at or below this is out of range (below, if `exclusive`).
     pub low: Option<f64>,
-    /// A reading at or above this is out of range. Optional.
+    /// A reading at or above this is out of range (above, if `exclusive`).
     pub high: Option<f64>,
     /// The reading must stay out of range for longer than this before an
     /// excursion is raised. Default `0s` (at once).
     #[serde(with = "humantime_serde", default)]
     pub delay: Duration,
+    /// `true`: only a reading strictly beyond a limit is out of range (WHO
+    /// PQS E006 "above +8 °C"). Default `false` (the limit itself is out).
+    #[serde(default)]
+    pub exclusive: bool,
+    /// Once out, the value must come back inside the limit by more than this
+    /// to be in range again, so noise at the limit does not flap. Default 0.
+    #[serde(default)]
+    pub hysteresis: f64,
+    /// Total time out of range a lot may accumulate over its stays on board
+    /// before a `lot` event says it is exhausted. None if absent.
+    #[serde(with = "humantime_serde", default)]
+    pub budget: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -80,8 +80,8 @@ fn unknown_zone_of_a_sensor_is_named() {
 
 #[test]
 fn unknown_profile_of_a_zone_is_named() {
-    let p = problems(&MINIMAL.replace("profile = \"refrigerated\"", "profile = \"frozen\""));
-    assert!(has(&p, "zones[0].profile", "frozen"), "{p:?}");
+    let p = problems(&MINIMAL.replace("profile = \"refrigerated\"", "profile = \"deep-frozen\""));
+    assert!(has(&p, "zones[0].profile", "deep-frozen"), "{p:?}");
 }
 
 #[test]

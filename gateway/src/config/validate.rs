@@ -4,7 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::{Config, Problem, SensorKind};
+use coldgate_sensor_drivers::Quantity;
+
+use super::{Config, Problem, ProfileConfig, SensorKind};
 
 impl Config {
     pub fn validate(&self) -> Vec<Problem> {
@@ -20,42 +22,15 @@ impl Config {
         }
         self.validate_storage(&mut p);
         self.validate_mqtt(&mut p);
-        let profiles = unique_ids(
+        let mut profiles = unique_ids(
             self.profiles.iter().map(|x| x.id.as_str()),
             "profiles",
             &mut p,
         );
         for (i, profile) in self.profiles.iter().enumerate() {
-            let mut seen = HashSet::new();
-            for (j, limit) in profile.limits.iter().enumerate() {
-                let at = format!("profiles[{i}].limits[{j}]");
-                if !seen.insert(limit.quantity) {
-                    p.push(Problem::new(
-                        format!("{at}.quantity"),
-                        format!("`{}` already has limits in this profile", limit.quantity),
-                    ));
-                }
-                match (limit.low, limit.high) {
-                    (None, None) => p.push(Problem::new(
-                        at.clone(),
-                        "a limit needs `low`, `high` or both",
-                    )),
-                    (Some(low), Some(high)) if low >= high => p.push(Problem::new(
-                        format!("{at}.low"),
-                        format!("low ({low}) must be below high ({high})"),
-                    )),
-                    _ => {}
-                }
-                for (name, v) in [("low", limit.low), ("high", limit.high)] {
-                    if v.is_some_and(|v| !v.is_finite()) {
-                        p.push(Problem::new(
-                            format!("{at}.{name}"),
-                            "must be a finite number",
-                        ));
-                    }
-                }
-            }
+            validate_profile(profile, &format!("profiles[{i}]"), &mut p);
         }
+        profiles.extend(super::presets().iter().map(|x| x.id.as_str()));
         let zones = unique_ids(self.zones.iter().map(|x| x.id.as_str()), "zones", &mut p);
         for (i, zone) in self.zones.iter().enumerate() {
             if !profiles.contains(zone.profile.as_str()) {
@@ -92,6 +67,7 @@ impl Config {
         }
         self.validate_sim(&zones, &mut p);
         self.validate_sources(&mut p);
+        self.validate_pallets(&zones, &profiles, &mut p);
         p
     }
 
@@ -171,6 +147,65 @@ impl Config {
         }
     }
 
+    fn validate_pallets(
+        &self,
+        zones: &HashSet<&str>,
+        profiles: &HashSet<&str>,
+        p: &mut Vec<Problem>,
+    ) {
+        for (i, pallet) in self.pallets.iter().enumerate() {
+            let at = format!("pallets[{i}]");
+            if let Some(m) = crate::manifest::sscc_problem(&pallet.sscc) {
+                p.push(Problem::new(format!("{at}.sscc"), m));
+            }
+            if !zones.contains(pallet.zone.as_str()) {
+                p.push(Problem::new(
+                    format!("{at}.zone"),
+                    format!("unknown zone `{}`{}", pallet.zone, known(zones)),
+                ));
+            }
+            if let Some(profile) = &pallet.profile {
+                if !profiles.contains(profile.as_str()) {
+                    p.push(Problem::new(
+                        format!("{at}.profile"),
+                        format!("unknown profile `{profile}`{}", known(profiles)),
+                    ));
+                }
+            }
+            let loaded = parse_rfc3339(&pallet.loaded_at);
+            if loaded.is_none() {
+                p.push(Problem::new(
+                    format!("{at}.loaded_at"),
+                    format!("`{}` is not an RFC 3339 time", pallet.loaded_at),
+                ));
+            }
+            if let Some(u) = &pallet.unloaded_at {
+                match (loaded, parse_rfc3339(u)) {
+                    (_, None) => p.push(Problem::new(
+                        format!("{at}.unloaded_at"),
+                        format!("`{u}` is not an RFC 3339 time"),
+                    )),
+                    (Some(l), Some(u)) if u <= l => p.push(Problem::new(
+                        format!("{at}.unloaded_at"),
+                        "must be after loaded_at",
+                    )),
+                    _ => {}
+                }
+            }
+            if pallet.items.is_empty() {
+                p.push(Problem::new(
+                    format!("{at}.items"),
+                    "a pallet needs at least one item",
+                ));
+            }
+            for (j, item) in pallet.items.iter().enumerate() {
+                for (field, message) in item.problems() {
+                    p.push(Problem::new(format!("{at}.items[{j}].{field}"), message));
+                }
+            }
+        }
+    }
+
     fn validate_storage(&self, p: &mut Vec<Problem>) {
         if self.storage.path.as_os_str().is_empty() {
             p.push(Problem::new("storage.path", "must not be empty"));
@@ -245,6 +280,103 @@ impl Config {
             }
         }
     }
+}
+
+/// Checks one profile; `at` is its key path (`profiles[2]`). Public to the
+/// crate so the presets' test applies the same rules.
+pub(crate) fn validate_profile(profile: &ProfileConfig, at: &str, p: &mut Vec<Problem>) {
+    // The same quantity may have several rules (the WHO preset's heat and
+    // cold alarms, CRT's storage band inside its tolerated band), but two
+    // rules on the same limit value would raise the same excursion twice.
+    let mut seen: HashMap<(Quantity, &str, u64), usize> = HashMap::new();
+    for (j, limit) in profile.limits.iter().enumerate() {
+        let at = format!("{at}.limits[{j}]");
+        for (side, value) in [("low", limit.low), ("high", limit.high)] {
+            let Some(value) = value else { continue };
+            if let Some(k) = seen.insert((limit.quantity, side, value.to_bits()), j) {
+                p.push(Problem::new(
+                    format!("{at}.{side}"),
+                    format!(
+                        "`{}` already has a {side} limit of {value} in this profile (limits[{k}])",
+                        limit.quantity
+                    ),
+                ));
+            }
+        }
+        match (limit.low, limit.high) {
+            (None, None) => p.push(Problem::new(
+                at.clone(),
+                "a limit needs `low`, `high` or both",
+            )),
+            (Some(low), Some(high)) if low >= high => p.push(Problem::new(
+                format!("{at}.low"),
+                format!("low ({low}) must be below high ({high})"),
+            )),
+            _ => {}
+        }
+        for (name, v) in [("low", limit.low), ("high", limit.high)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                p.push(Problem::new(
+                    format!("{at}.{name}"),
+                    "must be a finite number",
+                ));
+            }
+        }
+        if !(limit.hysteresis.is_finite() && limit.hysteresis >= 0.0) {
+            p.push(Problem::new(
+                format!("{at}.hysteresis"),
+                "must be a finite number, zero or more",
+            ));
+        } else if let (Some(low), Some(high)) = (limit.low, limit.high) {
+            if low < high && 2.0 * limit.hysteresis >= high - low {
+                p.push(Problem::new(
+                    format!("{at}.hysteresis"),
+                    format!("must be less than half the range ({})", (high - low) / 2.0),
+                ));
+            }
+        }
+        if let Some(b) = limit.budget {
+            nonzero(b, &format!("{at}.budget"), p);
+        }
+    }
+    if let Some(m) = &profile.mkt {
+        if !(m.limit.is_finite() && m.limit > -273.15) {
+            p.push(Problem::new(
+                format!("{at}.mkt.limit"),
+                "must be a finite temperature above absolute zero",
+            ));
+        }
+        if !(m.activation_energy.is_finite() && m.activation_energy > 0.0) {
+            p.push(Problem::new(
+                format!("{at}.mkt.activation_energy"),
+                "must be a positive number (kJ/mol)",
+            ));
+        }
+        if let Some(w) = m.window {
+            nonzero(w, &format!("{at}.mkt.window"), p);
+        }
+    }
+    if let Some(l) = &profile.light {
+        if !(l.threshold.is_finite() && l.threshold > 0.0) {
+            p.push(Problem::new(
+                format!("{at}.light.threshold"),
+                "must be a positive number of lux",
+            ));
+        }
+        if !(l.hysteresis.is_finite() && l.hysteresis >= 0.0 && l.hysteresis < l.threshold) {
+            p.push(Problem::new(
+                format!("{at}.light.hysteresis"),
+                "must be zero or more and below the threshold",
+            ));
+        }
+    }
+    if let Some(s) = profile.silence {
+        nonzero(s, &format!("{at}.silence"), p);
+    }
+}
+
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    crate::event::parse_rfc3339(text)
 }
 
 fn nonzero(d: Duration, path: &str, p: &mut Vec<Problem>) {

@@ -1,127 +1,480 @@
-//! Applies each zone's profile to every reading of the zone's sensors and
-//! turns the trackers' transitions into events.
+//! Applies the profiles to every reading, keeps the manifest and the lot
+//! ledger, and turns what changed into events.
+//!
+//! Design: pure; the clock is the readings' times and `tick(now_ms)`. Which
+//! profiles judge a sensor's reading: the profile of every pallet on board in
+//! its zone, or the zone's own profile when the zone is empty; and any profile
+//! whose condition on this sensor is still open, so an excursion outlives the
+//! unload of its last pallet and still ends with its statistics.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use coldgate_sensor_drivers::{Quantity, Reading};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use tracing::{debug, info, warn};
 
 use super::detector::{Limits, Tracker, Transition};
+use super::door::{Door, DoorTransition};
+use super::ledger::{Exhausted, Ledger, LotExposure};
+use super::profile::{compile, Profile, Rule};
+use super::silence::{Gap, Presence};
 use crate::config::Config;
-use crate::event::{rfc3339, Event, EventKind};
+use crate::event::{parse_rfc3339, rfc3339, Event, EventKind};
+use crate::manifest::{LoadCommand, LoadWarning, Manifest, ManifestError, Pallet};
 
-struct Rule {
-    key: String,
-    zone: String,
-    profile: String,
-    limits: Limits,
-}
-
-/// Everything the engine must remember across a restart.
+/// Everything the engine must remember across a restart. Ingest commits it
+/// with the readings and events that changed it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EngineState {
-    /// Tracker per `sensor/quantity/profile`.
+    /// Tracker per `sensor/quantity/profile/rule-index`.
     pub trackers: BTreeMap<String, Tracker>,
+    /// Door state per light sensor.
+    #[serde(default)]
+    pub doors: BTreeMap<String, Door>,
+    /// Last reading per sensor, for silence.
+    #[serde(default)]
+    pub presence: BTreeMap<String, Presence>,
+    #[serde(default)]
+    pub manifest: Manifest,
+    #[serde(default)]
+    pub ledger: Ledger,
+}
+
+/// A profile rule bound to one sensor's quantity.
+struct Bound {
+    profile: String,
+    rule: Rule,
+    key: String,
+    /// `profile/quantity/index`: the ledger's name for the rule.
+    label: String,
+    hold_ms: Option<i64>,
+}
+
+struct SensorInfo {
+    zone: String,
+    quantities: Vec<Quantity>,
 }
 
 pub struct Engine {
-    rules: HashMap<(Arc<str>, Quantity), Vec<Rule>>,
+    sensors: HashMap<Arc<str>, SensorInfo>,
+    /// Zone → its profile id.
+    zones: HashMap<String, String>,
+    profiles: HashMap<String, Profile>,
+    bound: HashMap<(Arc<str>, Quantity), Vec<Bound>>,
     state: EngineState,
+    /// Events produced outside a reading (config pallets' load warnings),
+    /// returned with the next reading or tick so ingest commits them with
+    /// the state that records their cause.
+    queued: Vec<Event>,
 }
 
 impl Engine {
     /// Builds the rules from a validated config and resumes from `state`.
-    /// Trackers of rules that no longer exist are dropped.
+    /// Trackers of rules that no longer exist are dropped; config pallets not
+    /// yet in the manifest are loaded (their warnings are queued).
     pub fn new(config: &Config, mut state: EngineState) -> Engine {
-        let mut rules: HashMap<(Arc<str>, Quantity), Vec<Rule>> = HashMap::new();
+        let profiles = compile(config);
+        let zones: HashMap<String, String> = config
+            .zones
+            .iter()
+            .map(|z| (z.id.clone(), z.profile.clone()))
+            .collect();
+        let mut sensors = HashMap::new();
+        let mut bound: HashMap<(Arc<str>, Quantity), Vec<Bound>> = HashMap::new();
+        let mut ids: Vec<&String> = profiles.keys().collect();
+        ids.sort();
         for sensor in &config.sensors {
-            let Some(profile) = config.zone_profile(&sensor.zone) else {
-                continue;
-            };
-            for limit in &profile.limits {
-                if !sensor.quantities.contains(&limit.quantity) {
-                    continue;
+            let id: Arc<str> = Arc::from(sensor.id.as_str());
+            sensors.insert(
+                id.clone(),
+                SensorInfo {
+                    zone: sensor.zone.clone(),
+                    quantities: sensor.quantities.clone(),
+                },
+            );
+            for &q in &sensor.quantities {
+                for pid in &ids {
+                    let profile = &profiles[*pid];
+                    for rule in profile.rules_for(q) {
+                        bound.entry((id.clone(), q)).or_default().push(Bound {
+                            profile: profile.id.clone(),
+                            rule: rule.clone(),
+                            key: format!("{}/{q}/{}/{}", sensor.id, profile.id, rule.index),
+                            label: format!("{}/{q}/{}", profile.id, rule.index),
+                            hold_ms: profile.silence_ms,
+                        });
+                    }
                 }
-                let key = format!("{}/{}/{}", sensor.id, limit.quantity, profile.id);
-                rules
-                    .entry((Arc::from(sensor.id.as_str()), limit.quantity))
-                    .or_default()
-                    .push(Rule {
-                        key,
-                        zone: sensor.zone.clone(),
-                        profile: profile.id.clone(),
-                        limits: Limits {
-                            low: limit.low,
-                            high: limit.high,
-                            delay_ms: i64::try_from(limit.delay.as_millis()).unwrap_or(i64::MAX),
-                        },
-                    });
             }
         }
         let keys: std::collections::HashSet<&str> =
-            rules.values().flatten().map(|r| r.key.as_str()).collect();
+            bound.values().flatten().map(|b| b.key.as_str()).collect();
         state.trackers.retain(|k, _| keys.contains(k.as_str()));
-        Engine { rules, state }
+        let mut engine = Engine {
+            sensors,
+            zones,
+            profiles,
+            bound,
+            state,
+            queued: Vec::new(),
+        };
+        for pallet in &config.pallets {
+            let (Some(loaded), unloaded) = (
+                parse_rfc3339(&pallet.loaded_at),
+                pallet.unloaded_at.as_deref().map(parse_rfc3339),
+            ) else {
+                continue;
+            };
+            if engine.state.manifest.has_stay(&pallet.sscc, loaded) {
+                continue;
+            }
+            let cmd = LoadCommand {
+                sscc: pallet.sscc.clone(),
+                zone: pallet.zone.clone(),
+                profile: pallet.profile.clone(),
+                loaded_at_ms: loaded,
+                unloaded_at_ms: unloaded.flatten(),
+                items: pallet.items.clone(),
+            };
+            match engine.load_pallet(cmd) {
+                Ok(events) => engine.queued.extend(events),
+                Err(errors) => {
+                    for error in errors {
+                        warn!(sscc = %pallet.sscc, %error, "Configured pallet not loaded.");
+                    }
+                }
+            }
+        }
+        engine
     }
 
     pub fn state(&self) -> &EngineState {
         &self.state
     }
 
-    pub fn on_reading(&mut self, reading: &Reading) -> Vec<Event> {
-        let Some(rules) = self.rules.get(&(reading.sensor.clone(), reading.quantity)) else {
-            return Vec::new();
-        };
-        if !reading.value.is_finite() {
-            return Vec::new();
+    /// A lot's exposure, for diagnostics and the trip report.
+    pub fn lot_exposure(&self, gtin: &str, lot: &str) -> Option<&LotExposure> {
+        self.state.ledger.lot(gtin, lot)
+    }
+
+    /// Loads a pallet (validated: every problem is returned). Warnings are
+    /// returned as `lot` events; they never refuse the load.
+    pub fn load_pallet(&mut self, cmd: LoadCommand) -> Result<Vec<Event>, Vec<ManifestError>> {
+        let errors = Manifest::check(
+            &cmd,
+            |z| self.zones.contains_key(z),
+            |p| self.profiles.contains_key(p),
+        );
+        if !errors.is_empty() {
+            return Err(errors);
         }
-        let mut events = Vec::new();
-        for rule in rules {
-            let tracker = self.state.trackers.entry(rule.key.clone()).or_default();
-            for t in tracker.on_value(reading.at_ms, reading.value, &rule.limits) {
-                events.push(excursion_event(reading, rule, &t));
+        let at = cmd.loaded_at_ms;
+        let (sscc, zone) = (cmd.sscc.clone(), cmd.zone.clone());
+        for item in &cmd.items {
+            self.state.ledger.register(item, &sscc);
+        }
+        let warnings = self.state.manifest.load(cmd);
+        info!(%sscc, %zone, warnings = warnings.len(), "Pallet loaded.");
+        Ok(warnings
+            .iter()
+            .map(|w| warning_event(w, &sscc, &zone, at))
+            .collect())
+    }
+
+    /// Unloads the pallet's open stay at `at_ms`.
+    pub fn unload_pallet(&mut self, sscc: &str, at_ms: i64) -> Result<Vec<Event>, ManifestError> {
+        self.state.manifest.unload(sscc, at_ms)?;
+        info!(%sscc, "Pallet unloaded.");
+        Ok(Vec::new())
+    }
+
+    pub fn on_reading(&mut self, reading: &Reading) -> Vec<Event> {
+        let mut events = std::mem::take(&mut self.queued);
+        let Some(info) = self.sensors.get(&reading.sensor) else {
+            return events;
+        };
+        if !reading.value.is_finite() || !info.quantities.contains(&reading.quantity) {
+            return events;
+        }
+        let (at, value, zone) = (reading.at_ms, reading.value, info.zone.clone());
+        let sensor: &str = &reading.sensor;
+        let zone_profile = self.zones.get(&zone).and_then(|p| self.profiles.get(p));
+
+        let presence = self
+            .state
+            .presence
+            .entry(sensor.to_string())
+            .or_insert_with(|| Presence::new(at));
+        if let Some(gap) = presence.on_reading(at) {
+            events.push(sensor_event(
+                sensor,
+                &zone,
+                gap,
+                zone_profile.and_then(|p| p.silence_ms),
+            ));
+        }
+
+        if reading.quantity == Quantity::Illuminance {
+            if let Some(light) = zone_profile.and_then(|p| p.light) {
+                let door = self.state.doors.entry(sensor.to_string()).or_default();
+                if let Some(t) = door.on_lux(at, value, &light) {
+                    events.push(door_event(sensor, &zone, &t, light.threshold));
+                }
+            }
+        }
+
+        let active = self.active_profiles(&zone, at);
+        let Some(bound) = self.bound.get(&(reading.sensor.clone(), reading.quantity)) else {
+            return events;
+        };
+        let st = &mut self.state;
+        for b in bound {
+            let tracker = st.trackers.entry(b.key.clone()).or_default();
+            if !active.contains(b.profile.as_str()) && tracker.is_idle() {
+                continue;
+            }
+            let with_mkt = reading.quantity == Quantity::Temperature;
+            let step = tracker.on_value(at, value, &b.rule.limits, b.hold_ms, with_mkt);
+            if let Some((from, to)) = step.out_interval {
+                for e in accrue(
+                    &st.manifest,
+                    &mut st.ledger,
+                    &self.zones,
+                    &zone,
+                    b,
+                    from,
+                    to,
+                ) {
+                    events.push(lot_event(&e, &b.profile, at));
+                }
+            }
+            for t in &step.transitions {
+                events.push(excursion_event(
+                    st,
+                    &self.zones,
+                    sensor,
+                    &zone,
+                    reading.quantity,
+                    b,
+                    t,
+                ));
+            }
+        }
+
+        if reading.quantity == Quantity::Temperature {
+            let on_board: Vec<Pallet> = st.manifest.on_board(&zone, at).cloned().collect();
+            for pallet in &on_board {
+                let pid = effective_profile(pallet, &self.zones);
+                let Some(rule) = self.profiles.get(pid).and_then(|p| p.mkt.clone()) else {
+                    continue;
+                };
+                for item in &pallet.items {
+                    for e in st
+                        .ledger
+                        .observe_temperature(item, &pallet.sscc, &rule, at, value)
+                    {
+                        events.push(lot_event(&e, pid, at));
+                    }
+                }
             }
         }
         events
     }
+
+    /// The batch timer's entry point: opens monitoring gaps for silent
+    /// sensors and raises excursions whose delay ran out between readings.
+    /// `now_ms` is ingest's clock (the newest of wall clock and readings).
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Event> {
+        let mut events = std::mem::take(&mut self.queued);
+        let mut sensors: Vec<(&Arc<str>, &SensorInfo)> = self.sensors.iter().collect();
+        sensors.sort_by(|a, b| a.0.cmp(b.0));
+        for (id, info) in sensors {
+            let profile = self
+                .zones
+                .get(&info.zone)
+                .and_then(|p| self.profiles.get(p));
+            let presence = self
+                .state
+                .presence
+                .entry(id.to_string())
+                .or_insert_with(|| Presence::new(now_ms));
+            if let Some(limit) = profile.and_then(|p| p.silence_ms) {
+                if let Some(gap) = presence.tick(now_ms, limit) {
+                    warn!(sensor = %id, zone = %info.zone, "Sensor silent: monitoring gap opened.");
+                    events.push(sensor_event(id, &info.zone, gap, Some(limit)));
+                }
+            }
+        }
+        let st = &mut self.state;
+        let mut keys: Vec<&(Arc<str>, Quantity)> = self.bound.keys().collect();
+        keys.sort();
+        for key in keys {
+            let (sensor, quantity) = key;
+            let Some(bound) = self.bound.get(key) else {
+                continue;
+            };
+            let Some(zone) = self.sensors.get(sensor).map(|s| s.zone.clone()) else {
+                continue;
+            };
+            for b in bound {
+                let Some(tracker) = st.trackers.get_mut(&b.key) else {
+                    continue;
+                };
+                if let Some(t) = tracker.tick(now_ms, &b.rule.limits, b.hold_ms) {
+                    events.push(excursion_event(
+                        st,
+                        &self.zones,
+                        sensor,
+                        &zone,
+                        *quantity,
+                        b,
+                        &t,
+                    ));
+                }
+            }
+        }
+        events
+    }
+
+    /// Profiles judging readings of `zone` at `at_ms`.
+    fn active_profiles(&self, zone: &str, at_ms: i64) -> BTreeSet<String> {
+        let mut active: BTreeSet<String> = self
+            .state
+            .manifest
+            .on_board(zone, at_ms)
+            .map(|p| effective_profile(p, &self.zones).to_string())
+            .collect();
+        if active.is_empty() {
+            if let Some(p) = self.zones.get(zone) {
+                active.insert(p.clone());
+            }
+        }
+        active
+    }
 }
 
-fn excursion_event(reading: &Reading, rule: &Rule, t: &Transition) -> Event {
-    let (phase, id, dir, since, ended, stats) = match *t {
+/// A pallet's own profile, or its zone's.
+fn effective_profile<'a>(pallet: &'a Pallet, zones: &'a HashMap<String, String>) -> &'a str {
+    pallet
+        .profile
+        .as_deref()
+        .or_else(|| zones.get(&pallet.zone).map(String::as_str))
+        .unwrap_or("")
+}
+
+/// Charges `[from, to)` out of range to every lot on a pallet of the rule's
+/// profile in the zone, clipped to each stay.
+fn accrue(
+    manifest: &Manifest,
+    ledger: &mut Ledger,
+    zones: &HashMap<String, String>,
+    zone: &str,
+    b: &Bound,
+    from: i64,
+    to: i64,
+) -> Vec<Exhausted> {
+    let mut out = Vec::new();
+    for pallet in manifest.overlapping(zone, from, to) {
+        if effective_profile(pallet, zones) != b.profile {
+            continue;
+        }
+        let Some((a, z)) = pallet.clip(from, to) else {
+            continue;
+        };
+        for item in &pallet.items {
+            out.extend(ledger.accrue(item, &pallet.sscc, &b.label, a, z, b.rule.budget_ms));
+        }
+    }
+    out
+}
+
+/// The pallets of the rule's profile in the zone at some time of the
+/// excursion, as the payload's `affected`; notes the excursion per lot.
+fn affected(
+    st: &mut EngineState,
+    zones: &HashMap<String, String>,
+    zone: &str,
+    profile: &str,
+    from: i64,
+    to: i64,
+    excursion_id: &str,
+) -> Value {
+    let mut list = Vec::new();
+    for pallet in st.manifest.overlapping(zone, from, to) {
+        if effective_profile(pallet, zones) != profile {
+            continue;
+        }
+        for item in &pallet.items {
+            st.ledger.note_excursion(item, &pallet.sscc, excursion_id);
+        }
+        list.push(json!({
+            "sscc": pallet.sscc,
+            "zone": pallet.zone,
+            "items": pallet.items.iter().map(|i| json!({
+                "gtin": i.gtin, "lot": i.lot, "expiry": i.expiry, "serials": i.serials,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    Value::Array(list)
+}
+
+fn excursion_event(
+    st: &mut EngineState,
+    zones: &HashMap<String, String>,
+    sensor: &str,
+    zone: &str,
+    quantity: Quantity,
+    b: &Bound,
+    t: &Transition,
+) -> Event {
+    let (phase, id, dir, since, at, ended, stats) = match *t {
         Transition::Started {
             excursion_id,
             direction,
             since_ms,
+            at_ms,
             stats,
-        } => ("started", excursion_id, direction, since_ms, None, stats),
+        } => (
+            "started",
+            excursion_id,
+            direction,
+            since_ms,
+            at_ms,
+            None,
+            stats,
+        ),
         Transition::Ended {
             excursion_id,
             direction,
             since_ms,
             ended_ms,
             stats,
+            ..
         } => (
             "ended",
             excursion_id,
             direction,
             since_ms,
+            ended_ms,
             Some(ended_ms),
             stats,
         ),
     };
-    let at = ended.unwrap_or(reading.at_ms);
+    let limits: &Limits = &b.rule.limits;
+    let id = id.to_string();
     let mut f = Map::new();
     f.insert("phase".into(), json!(phase));
-    f.insert("excursion_id".into(), json!(id.to_string()));
-    f.insert("sensor_id".into(), json!(&*reading.sensor));
-    f.insert("zone".into(), json!(rule.zone));
-    f.insert("quantity".into(), json!(reading.quantity.as_str()));
-    f.insert("unit".into(), json!(reading.quantity.unit()));
+    f.insert("excursion_id".into(), json!(id));
+    f.insert("sensor_id".into(), json!(sensor));
+    f.insert("zone".into(), json!(zone));
+    f.insert("quantity".into(), json!(quantity.as_str()));
+    f.insert("unit".into(), json!(quantity.unit()));
     f.insert("direction".into(), json!(dir.as_str()));
-    f.insert("limit".into(), json!(rule.limits.limit(dir)));
-    f.insert("profile".into(), json!(rule.profile));
+    f.insert("limit".into(), json!(limits.limit(dir)));
+    f.insert("exclusive".into(), json!(limits.exclusive));
+    f.insert("profile".into(), json!(b.profile));
     f.insert("started_at".into(), json!(rfc3339(since)));
     f.insert(
         "ended_at".into(),
@@ -131,8 +484,130 @@ fn excursion_event(reading: &Reading, rule: &Rule, t: &Transition) -> Event {
     f.insert("min".into(), json!(round3(stats.min)));
     f.insert("max".into(), json!(round3(stats.max)));
     f.insert("mean".into(), json!(round3(stats.mean())));
-    f.insert("affected".into(), json!([]));
+    if let Transition::Ended {
+        degree_minutes,
+        mkt,
+        ..
+    } = *t
+    {
+        f.insert("degree_minutes".into(), json!(round3(degree_minutes)));
+        f.insert("mkt".into(), json!(mkt.map(round3)));
+    }
+    f.insert(
+        "affected".into(),
+        affected(st, zones, zone, &b.profile, since, at, &id),
+    );
+    info!(sensor = %sensor, zone = %zone, profile = %b.profile, %phase, excursion = %id, "Excursion.");
     Event::new(EventKind::Excursion, at, f)
+}
+
+fn door_event(sensor: &str, zone: &str, t: &DoorTransition, threshold: f64) -> Event {
+    let mut f = Map::new();
+    f.insert("sensor_id".into(), json!(sensor));
+    f.insert("zone".into(), json!(zone));
+    f.insert("threshold_lux".into(), json!(threshold));
+    let at = match t {
+        DoorTransition::Opened {
+            door_id,
+            at_ms,
+            lux,
+        } => {
+            f.insert("phase".into(), json!("opened"));
+            f.insert("door_id".into(), json!(door_id.to_string()));
+            f.insert("lux".into(), json!(lux));
+            f.insert("opened_at".into(), json!(rfc3339(*at_ms)));
+            f.insert("closed_at".into(), Value::Null);
+            f.insert("duration_s".into(), json!(0));
+            *at_ms
+        }
+        DoorTransition::Closed { door, at_ms, lux } => {
+            f.insert("phase".into(), json!("closed"));
+            f.insert("door_id".into(), json!(door.door_id.to_string()));
+            f.insert("lux".into(), json!(lux));
+            f.insert("max_lux".into(), json!(door.max_lux));
+            f.insert("opened_at".into(), json!(rfc3339(door.since_ms)));
+            f.insert("closed_at".into(), json!(rfc3339(*at_ms)));
+            f.insert("duration_s".into(), json!((at_ms - door.since_ms) / 1000));
+            *at_ms
+        }
+    };
+    debug!(sensor = %sensor, zone = %zone, "Door event.");
+    Event::new(EventKind::Door, at, f)
+}
+
+fn sensor_event(sensor: &str, zone: &str, gap: Gap, limit_ms: Option<i64>) -> Event {
+    let mut f = Map::new();
+    let (phase, last_seen, at) = match gap {
+        Gap::Silent {
+            last_seen_ms,
+            at_ms,
+        } => ("silent", last_seen_ms, at_ms),
+        Gap::Back {
+            last_seen_ms,
+            at_ms,
+        } => ("back", last_seen_ms, at_ms),
+    };
+    f.insert("phase".into(), json!(phase));
+    f.insert("sensor_id".into(), json!(sensor));
+    f.insert("zone".into(), json!(zone));
+    f.insert("last_seen_at".into(), json!(rfc3339(last_seen)));
+    f.insert("gap_s".into(), json!((at - last_seen) / 1000));
+    f.insert("silence_limit_s".into(), json!(limit_ms.map(|l| l / 1000)));
+    Event::new(EventKind::Sensor, at, f)
+}
+
+fn lot_event(e: &Exhausted, profile: &str, at: i64) -> Event {
+    let mut f = Map::new();
+    f.insert("phase".into(), json!("exhausted"));
+    f.insert("reason".into(), json!(e.reason));
+    f.insert("gtin".into(), json!(e.gtin));
+    f.insert("lot".into(), json!(e.lot));
+    f.insert("expiry".into(), json!(e.expiry));
+    f.insert("profile".into(), json!(profile));
+    f.insert("rule".into(), json!(e.label));
+    if e.reason == "budget" {
+        f.insert(
+            "out_of_range_s".into(),
+            json!((e.value / 1000.0).round() as i64),
+        );
+        f.insert("budget_s".into(), json!((e.limit / 1000.0).round() as i64));
+    } else {
+        f.insert("mkt".into(), json!(round3(e.value)));
+        f.insert("mkt_limit".into(), json!(e.limit));
+    }
+    warn!(gtin = %e.gtin, lot = %e.lot, reason = e.reason, "Lot limit exhausted.");
+    Event::new(EventKind::Lot, at, f)
+}
+
+fn warning_event(w: &LoadWarning, sscc: &str, zone: &str, at: i64) -> Event {
+    let mut f = Map::new();
+    f.insert("phase".into(), json!("warning"));
+    f.insert("reason".into(), json!(w.reason()));
+    f.insert("sscc".into(), json!(sscc));
+    f.insert("zone".into(), json!(zone));
+    match w {
+        LoadWarning::SsccOnBoard { .. } => {}
+        LoadWarning::SerialOnBoard {
+            gtin,
+            serial,
+            other_sscc,
+        } => {
+            f.insert("gtin".into(), json!(gtin));
+            f.insert("serial".into(), json!(serial));
+            f.insert("other_sscc".into(), json!(other_sscc));
+        }
+        LoadWarning::SerialSeenBefore { gtin, serial } => {
+            f.insert("gtin".into(), json!(gtin));
+            f.insert("serial".into(), json!(serial));
+        }
+        LoadWarning::LotExpired { gtin, lot, expiry } => {
+            f.insert("gtin".into(), json!(gtin));
+            f.insert("lot".into(), json!(lot));
+            f.insert("expiry".into(), json!(expiry));
+        }
+    }
+    warn!(%sscc, reason = w.reason(), "Load warning.");
+    Event::new(EventKind::Lot, at, f)
 }
 
 fn round3(v: f64) -> f64 {
@@ -140,114 +615,4 @@ fn round3(v: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config() -> Config {
-        crate::config::parse(
-            r#"
-gateway_id = "g"
-[[profiles]]
-id = "refrigerated"
-limits = [{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m" }]
-[[zones]]
-id = "rear"
-profile = "refrigerated"
-[[sensors]]
-id = "rear-1"
-zone = "rear"
-kind = "sim"
-quantities = ["temperature", "humidity"]
-[sim]
-"#,
-            "test",
-        )
-        .unwrap()
-    }
-
-    fn r(at_min: i64, v: f64) -> Reading {
-        Reading::new(
-            Arc::from("rear-1"),
-            Quantity::Temperature,
-            v,
-            at_min * 60_000,
-        )
-    }
-
-    #[test]
-    fn an_excursion_starts_after_the_delay_and_ends_with_the_contract_fields() {
-        let mut e = Engine::new(&config(), EngineState::default());
-        let mut events = Vec::new();
-        for (m, v) in [
-            (0, 5.0),
-            (1, 9.0),
-            (3, 10.0),
-            (6, 10.5),
-            (7, 11.0),
-            (8, 6.0),
-        ] {
-            events.extend(e.on_reading(&r(m, v)));
-        }
-        assert_eq!(events.len(), 2, "{events:?}");
-        let started: Value = serde_json::from_slice(&events[0].payload(1, "g")).unwrap();
-        let ended: Value = serde_json::from_slice(&events[1].payload(2, "g")).unwrap();
-        assert_eq!(started["phase"], "started");
-        assert_eq!(started["started_at"], rfc3339(60_000));
-        assert_eq!(started["at"], rfc3339(6 * 60_000 + 60_000));
-        assert_eq!(started["ended_at"], Value::Null);
-        assert_eq!(ended["phase"], "ended");
-        assert_eq!(ended["excursion_id"], started["excursion_id"]);
-        assert_eq!(ended["duration_s"], 7 * 60);
-        assert_eq!(ended["max"], 11.0);
-        assert_eq!(ended["min"], 9.0);
-        for key in [
-            "schema",
-            "event_id",
-            "seq",
-            "gateway_id",
-            "at",
-            "phase",
-            "excursion_id",
-            "sensor_id",
-            "zone",
-            "quantity",
-            "unit",
-            "direction",
-            "limit",
-            "profile",
-            "started_at",
-            "ended_at",
-            "duration_s",
-            "min",
-            "max",
-            "mean",
-            "affected",
-        ] {
-            assert!(ended.get(key).is_some(), "missing {key}");
-        }
-    }
-
-    #[test]
-    fn quantities_without_limits_and_unknown_sensors_raise_nothing() {
-        let mut e = Engine::new(&config(), EngineState::default());
-        let h = Reading::new(Arc::from("rear-1"), Quantity::Humidity, 99.0, 0);
-        let x = Reading::new(Arc::from("other"), Quantity::Temperature, 99.0, 0);
-        assert!(e.on_reading(&h).is_empty());
-        assert!(e.on_reading(&x).is_empty());
-    }
-
-    #[test]
-    fn a_restored_engine_continues_the_open_excursion() {
-        let mut e = Engine::new(&config(), EngineState::default());
-        for (m, v) in [(0, 9.0), (6, 9.0)] {
-            e.on_reading(&r(m, v));
-        }
-        let saved: EngineState =
-            serde_json::from_slice(&serde_json::to_vec(e.state()).unwrap()).unwrap();
-        let mut again = Engine::new(&config(), saved);
-        let out = again.on_reading(&r(7, 5.0));
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].fields["phase"], "ended");
-        assert_eq!(out[0].fields["started_at"], rfc3339(0));
-    }
-}
+mod tests;

@@ -57,6 +57,8 @@ pub fn mkt(samples: &[(i64, f64)], activation_energy_kj_per_mol: f64) -> Option<
 struct LogSumExp {
     /// Σ w, in milliseconds.
     weight: f64,
+    /// −∞ while empty, which JSON cannot hold: stored as `null` then.
+    #[serde(with = "neg_infinity_as_null")]
     max_x: f64,
     scaled: f64,
 }
@@ -99,6 +101,24 @@ impl LogSumExp {
         }
         let ln_mean = self.max_x + self.scaled.ln() - self.weight.ln();
         Some(-h_over_r / ln_mean - ZERO_CELSIUS_K)
+    }
+}
+
+/// JSON has no infinities; an empty sum's `max_x` of −∞ round-trips as `null`
+/// so a state with a single sample can be persisted and resumed.
+mod neg_infinity_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_some(x)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
     }
 }
 
@@ -538,6 +558,16 @@ mod tests {
         assert!(close(acc.value(), 20.0, 1e-9));
         assert!(close(acc.value_until(2 * HOUR), 26.2599, 1e-4));
         assert_eq!(acc.duration_ms(), HOUR as f64);
+    }
+
+    #[test]
+    fn a_single_sample_accumulator_survives_json() {
+        let mut acc = MktAccumulator::new(EA).unwrap_or_else(|e| panic!("{e}"));
+        let _ = acc.push(0, 20.0);
+        let json = serde_json::to_string(&acc).unwrap_or_default();
+        let back: MktAccumulator =
+            serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(back, acc);
     }
 
     #[test]

@@ -1,4 +1,334 @@
 //! What is on board: pallets, their items and lots. GS1 parsing lives here
 //! because labels are how pallets enter the manifest.
+//!
+//! Design: pure, no IO, times passed in. The manifest is part of the engine
+//! state, so ingest commits a load with the events it caused. Nothing is
+//! overwritten: an unload closes a stay, a reload opens a new one, and
+//! excursions name every stay that overlapped them.
 
 pub mod gs1;
+mod pallet;
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use pallet::{gtin_problem, lot_key, parse_iso_date, sscc_problem, Item, Pallet};
+
+/// A load command (from config, MQTT or HTTP), not yet validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadCommand {
+    pub sscc: String,
+    pub zone: String,
+    #[serde(default)]
+    pub profile: Option<String>,
+    pub loaded_at_ms: i64,
+    #[serde(default)]
+    pub unloaded_at_ms: Option<i64>,
+    pub items: Vec<Item>,
+}
+
+/// Why a command was refused; each names the field (`items[0].gtin`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("pallet {sscc} is not on board")]
+    NotOnBoard { sscc: String },
+    #[error("pallet {sscc} cannot be unloaded at {at_ms} before it was loaded at {loaded_at_ms}")]
+    UnloadBeforeLoad {
+        sscc: String,
+        at_ms: i64,
+        loaded_at_ms: i64,
+    },
+}
+
+/// Something suspicious about a load: never a refusal (the goods are on the
+/// truck either way), never silent (each becomes an `events/lot` event).
+/// Serials seen twice hint at counterfeits or diversion; an expired lot
+/// should not be travelling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadWarning {
+    /// The same SSCC is already on board in an open stay.
+    SsccOnBoard { sscc: String },
+    /// A pack with this GTIN and serial is on another pallet on board now.
+    SerialOnBoard {
+        gtin: String,
+        serial: String,
+        other_sscc: String,
+    },
+    /// A pack with this GTIN and serial was on board before (diversion or a
+    /// cloned serial).
+    SerialSeenBefore { gtin: String, serial: String },
+    /// The lot's expiry date is before the load date.
+    LotExpired {
+        gtin: String,
+        lot: String,
+        expiry: String,
+    },
+}
+
+impl LoadWarning {
+    /// The `reason` of the event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoadWarning::SsccOnBoard { .. } => "sscc_on_board",
+            LoadWarning::SerialOnBoard { .. } => "serial_on_board",
+            LoadWarning::SerialSeenBefore { .. } => "serial_seen_before",
+            LoadWarning::LotExpired { .. } => "lot_expired",
+        }
+    }
+}
+
+/// Every pallet stay, in load order, and every serial ever seen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub stays: Vec<Pallet>,
+    /// `gtin/serial` of every pack ever loaded on this gateway.
+    #[serde(default)]
+    pub serials_seen: BTreeSet<String>,
+}
+
+impl Manifest {
+    /// Validates a load and returns every problem at once. `zone_known` and
+    /// `profile_known` come from the configuration.
+    pub fn check(
+        cmd: &LoadCommand,
+        zone_known: impl Fn(&str) -> bool,
+        profile_known: impl Fn(&str) -> bool,
+    ) -> Vec<ManifestError> {
+        let mut p = Vec::new();
+        let mut bad =
+            |field: String, message: String| p.push(ManifestError::Invalid { field, message });
+        if let Some(m) = sscc_problem(&cmd.sscc) {
+            bad("sscc".into(), m);
+        }
+        if !zone_known(&cmd.zone) {
+            bad("zone".into(), format!("unknown zone `{}`", cmd.zone));
+        }
+        if let Some(profile) = &cmd.profile {
+            if !profile_known(profile) {
+                bad("profile".into(), format!("unknown profile `{profile}`"));
+            }
+        }
+        if cmd.unloaded_at_ms.is_some_and(|u| u <= cmd.loaded_at_ms) {
+            bad("unloaded_at".into(), "must be after loaded_at".to_string());
+        }
+        if cmd.items.is_empty() {
+            bad("items".into(), "a pallet needs at least one item".into());
+        }
+        for (i, item) in cmd.items.iter().enumerate() {
+            for (field, message) in item.problems() {
+                bad(format!("items[{i}].{field}"), message);
+            }
+        }
+        p
+    }
+
+    /// Records a validated load and returns its warnings. Call
+    /// [`Manifest::check`] first.
+    pub fn load(&mut self, cmd: LoadCommand) -> Vec<LoadWarning> {
+        let mut w = Vec::new();
+        let at = cmd.loaded_at_ms;
+        let on_board: Vec<&Pallet> = self.stays.iter().filter(|p| p.on_board_at(at)).collect();
+        if on_board.iter().any(|p| p.sscc == cmd.sscc) {
+            w.push(LoadWarning::SsccOnBoard {
+                sscc: cmd.sscc.clone(),
+            });
+        }
+        let load_date = time::OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
+            .map(|t| t.date())
+            .ok();
+        for item in &cmd.items {
+            let expiry = item.expiry.as_deref().and_then(parse_iso_date);
+            if let (Some(e), Some(d)) = (expiry, load_date) {
+                if e < d {
+                    w.push(LoadWarning::LotExpired {
+                        gtin: item.gtin.clone(),
+                        lot: item.lot.clone(),
+                        expiry: item.expiry.clone().unwrap_or_default(),
+                    });
+                }
+            }
+            for serial in &item.serials {
+                let other = on_board.iter().find(|p| {
+                    p.items
+                        .iter()
+                        .any(|i| i.gtin == item.gtin && i.serials.contains(serial))
+                });
+                let key = format!("{}/{serial}", item.gtin);
+                if let Some(other) = other {
+                    w.push(LoadWarning::SerialOnBoard {
+                        gtin: item.gtin.clone(),
+                        serial: serial.clone(),
+                        other_sscc: other.sscc.clone(),
+                    });
+                } else if self.serials_seen.contains(&key) {
+                    w.push(LoadWarning::SerialSeenBefore {
+                        gtin: item.gtin.clone(),
+                        serial: serial.clone(),
+                    });
+                }
+            }
+        }
+        for item in &cmd.items {
+            for serial in &item.serials {
+                self.serials_seen.insert(format!("{}/{serial}", item.gtin));
+            }
+        }
+        self.stays.push(Pallet {
+            sscc: cmd.sscc,
+            zone: cmd.zone,
+            profile: cmd.profile,
+            loaded_at_ms: cmd.loaded_at_ms,
+            unloaded_at_ms: cmd.unloaded_at_ms,
+            items: cmd.items,
+        });
+        w
+    }
+
+    /// Closes the open stay of `sscc` at `at_ms`.
+    pub fn unload(&mut self, sscc: &str, at_ms: i64) -> Result<(), ManifestError> {
+        let stay = self
+            .stays
+            .iter_mut()
+            .rev()
+            .find(|p| p.sscc == sscc && p.unloaded_at_ms.is_none())
+            .ok_or_else(|| ManifestError::NotOnBoard {
+                sscc: sscc.to_string(),
+            })?;
+        if at_ms <= stay.loaded_at_ms {
+            return Err(ManifestError::UnloadBeforeLoad {
+                sscc: sscc.to_string(),
+                at_ms,
+                loaded_at_ms: stay.loaded_at_ms,
+            });
+        }
+        stay.unloaded_at_ms = Some(at_ms);
+        Ok(())
+    }
+
+    /// Whether a stay with this SSCC and load time is already recorded (a
+    /// config pallet seen again after a restart).
+    pub fn has_stay(&self, sscc: &str, loaded_at_ms: i64) -> bool {
+        self.stays
+            .iter()
+            .any(|p| p.sscc == sscc && p.loaded_at_ms == loaded_at_ms)
+    }
+
+    /// Stays in `zone` on board at `at_ms`.
+    pub fn on_board<'a>(&'a self, zone: &'a str, at_ms: i64) -> impl Iterator<Item = &'a Pallet> {
+        self.stays
+            .iter()
+            .filter(move |p| p.zone == zone && p.on_board_at(at_ms))
+    }
+
+    /// Stays in `zone` on board at some instant of `[from_ms, to_ms]`.
+    pub fn overlapping<'a>(
+        &'a self,
+        zone: &'a str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> impl Iterator<Item = &'a Pallet> {
+        self.stays
+            .iter()
+            .filter(move |p| p.zone == zone && p.overlaps(from_ms, to_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SSCC: &str = "106141412345678908";
+
+    fn cmd(at: i64, serials: &[&str]) -> LoadCommand {
+        LoadCommand {
+            sscc: SSCC.into(),
+            zone: "rear".into(),
+            profile: None,
+            loaded_at_ms: at,
+            unloaded_at_ms: None,
+            items: vec![Item {
+                gtin: "09520123456788".into(),
+                lot: "ABC123".into(),
+                expiry: Some("2027-12-31".into()),
+                serials: serials.iter().map(|s| s.to_string()).collect(),
+            }],
+        }
+    }
+
+    #[test]
+    fn check_returns_every_problem_with_its_field() {
+        let mut c = cmd(0, &["a b"]);
+        c.sscc = "123".into();
+        c.zone = "nowhere".into();
+        c.items[0].gtin = "1".into();
+        let errors = Manifest::check(&c, |z| z == "rear", |_| true);
+        let fields: Vec<String> = errors
+            .iter()
+            .map(|e| match e {
+                ManifestError::Invalid { field, .. } => field.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            ["sscc", "zone", "items[0].gtin", "items[0].serials[0]"]
+        );
+    }
+
+    #[test]
+    fn a_second_load_of_the_same_sscc_and_serial_warns_but_is_recorded() {
+        let mut m = Manifest::default();
+        assert!(m.load(cmd(0, &["1"])).is_empty());
+        let w = m.load(cmd(10, &["1"]));
+        assert_eq!(
+            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            ["sscc_on_board", "serial_on_board"]
+        );
+        assert_eq!(m.stays.len(), 2);
+    }
+
+    #[test]
+    fn a_serial_seen_in_an_earlier_stay_warns() {
+        let mut m = Manifest::default();
+        m.load(cmd(0, &["1"]));
+        m.unload(SSCC, 100).unwrap();
+        let w = m.load(cmd(200, &["1"]));
+        assert_eq!(
+            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            ["serial_seen_before"]
+        );
+        assert_eq!(m.stays[0].unloaded_at_ms, Some(100), "history is kept");
+    }
+
+    #[test]
+    fn an_expired_lot_warns() {
+        let mut m = Manifest::default();
+        let mut c = cmd(1_830_384_000_000, &[]); // 2028-01-01
+        c.items[0].expiry = Some("2027-12-31".into());
+        let w = m.load(c);
+        assert_eq!(
+            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            ["lot_expired"]
+        );
+    }
+
+    #[test]
+    fn unload_needs_an_open_stay_after_its_load() {
+        let mut m = Manifest::default();
+        assert!(matches!(
+            m.unload(SSCC, 5),
+            Err(ManifestError::NotOnBoard { .. })
+        ));
+        m.load(cmd(10, &[]));
+        assert!(matches!(
+            m.unload(SSCC, 10),
+            Err(ManifestError::UnloadBeforeLoad { .. })
+        ));
+        m.unload(SSCC, 11).unwrap();
+        assert_eq!(m.on_board("rear", 11).count(), 0);
+        assert_eq!(m.overlapping("rear", 0, 10).count(), 1);
+    }
+}

@@ -1,0 +1,79 @@
+//! A sensor that stops reporting leaves a monitoring gap: nothing is known
+//! about its zone, which is not the same as "in range". Silent once no
+//! reading arrived for longer than the silence limit; back at its next one.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The newest reading's time (or when the engine first looked for it).
+    pub last_seen_ms: i64,
+    /// Set while a gap is open: when it was declared.
+    #[serde(default)]
+    pub silent_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gap {
+    /// No reading since `last_seen_ms` for longer than the limit.
+    Silent { last_seen_ms: i64, at_ms: i64 },
+    /// A reading at `at_ms` closes the gap that began at `last_seen_ms`.
+    Back { last_seen_ms: i64, at_ms: i64 },
+}
+
+impl Presence {
+    pub fn new(now_ms: i64) -> Presence {
+        Presence {
+            last_seen_ms: now_ms,
+            silent_at_ms: None,
+        }
+    }
+
+    pub fn on_reading(&mut self, at_ms: i64) -> Option<Gap> {
+        let before = self.last_seen_ms;
+        self.last_seen_ms = self.last_seen_ms.max(at_ms);
+        self.silent_at_ms.take().map(|_| Gap::Back {
+            last_seen_ms: before,
+            at_ms,
+        })
+    }
+
+    /// Silent when strictly longer than `limit_ms` has passed.
+    pub fn tick(&mut self, now_ms: i64, limit_ms: i64) -> Option<Gap> {
+        if self.silent_at_ms.is_none() && now_ms - self.last_seen_ms > limit_ms {
+            self.silent_at_ms = Some(now_ms);
+            return Some(Gap::Silent {
+                last_seen_ms: self.last_seen_ms,
+                at_ms: now_ms,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_after_strictly_more_than_the_limit_then_back_once() {
+        let mut p = Presence::new(0);
+        assert_eq!(p.tick(100, 100), None);
+        assert_eq!(
+            p.tick(101, 100),
+            Some(Gap::Silent {
+                last_seen_ms: 0,
+                at_ms: 101
+            })
+        );
+        assert_eq!(p.tick(500, 100), None, "reported once");
+        assert_eq!(
+            p.on_reading(600),
+            Some(Gap::Back {
+                last_seen_ms: 0,
+                at_ms: 600
+            })
+        );
+        assert_eq!(p.on_reading(700), None);
+    }
+}
