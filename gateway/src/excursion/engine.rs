@@ -616,3 +616,6 @@ fn round3(v: f64) -> f64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reference;

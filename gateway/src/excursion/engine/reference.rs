@@ -1,0 +1,235 @@
+//! The engine against a deliberately simple reference model, on random
+//! series with boundary values, gaps longer than the silence limit, ticks,
+//! and restarts (state serialised and the engine rebuilt mid-series).
+//!
+//! The model works on the whole series at once, straight from the rules in
+//! docs/excursions.md: find each out-of-range condition (first reading
+//! beyond a limit, until a reading back inside by more than the hysteresis),
+//! raise it at the first observation that finds it held longer than the
+//! delay, and charge each reading's hold time (at most the silence limit)
+//! while a condition is open.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::excursion::Direction;
+
+const SILENCE_MS: i64 = 600_000;
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Reading { dt_ms: i64, value: f64 },
+    Tick { dt_ms: i64 },
+    Restart,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    delay_ms: i64,
+    hysteresis: f64,
+    exclusive: bool,
+}
+
+fn config(rules: Rules) -> Config {
+    crate::config::parse(
+        &format!(
+            r#"
+gateway_id = "g"
+[[profiles]]
+id = "p"
+silence = "10m"
+limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "{}ms", hysteresis = {:.1}, exclusive = {} }}]
+[[zones]]
+id = "rear"
+profile = "p"
+[[sensors]]
+id = "s"
+zone = "rear"
+kind = "sim"
+[sim]
+[[pallets]]
+sscc = "106141412345678908"
+zone = "rear"
+loaded_at = "1970-01-01T00:00:00Z"
+items = [{{ gtin = "09520123456788", lot = "L" }}]
+"#,
+            rules.delay_ms, rules.hysteresis, rules.exclusive
+        ),
+        "reference",
+    )
+    .unwrap()
+}
+
+/// `(phase, direction, started_at, at)` of each excursion event.
+type Seen = Vec<(&'static str, Direction, i64, i64)>;
+
+fn classify(r: Rules, v: f64) -> Option<Direction> {
+    let (hi, lo) = if r.exclusive {
+        (v > 8.0, v < 2.0)
+    } else {
+        (v >= 8.0, v <= 2.0)
+    };
+    if hi {
+        Some(Direction::High)
+    } else if lo {
+        Some(Direction::Low)
+    } else {
+        None
+    }
+}
+
+fn back_inside(r: Rules, v: f64, d: Direction) -> bool {
+    let h = r.hysteresis;
+    let inside = match (d, r.exclusive) {
+        (Direction::High, false) => v < 8.0 - h,
+        (Direction::High, true) => v <= 8.0 - h,
+        (Direction::Low, false) => v > 2.0 + h,
+        (Direction::Low, true) => v >= 2.0 + h,
+    };
+    inside || classify(r, v).is_some_and(|o| o != d)
+}
+
+/// The model: events and total out-of-range time.
+fn model(r: Rules, obs: &[(i64, Option<f64>)]) -> (Seen, i64) {
+    let readings: Vec<(i64, f64)> = obs.iter().filter_map(|&(t, v)| Some((t, v?))).collect();
+    // 1. Conditions as (direction, index of first reading, index of the ending reading).
+    let mut conditions = Vec::new();
+    let mut i = 0;
+    while i < readings.len() {
+        let Some(d) = classify(r, readings[i].1) else {
+            i += 1;
+            continue;
+        };
+        let end = (i + 1..readings.len()).find(|&k| back_inside(r, readings[k].1, d));
+        conditions.push((d, i, end));
+        // The ending reading may itself start the next condition.
+        i = end.unwrap_or(readings.len());
+    }
+    let mut seen = Seen::new();
+    let mut total = 0;
+    for (d, first, end) in conditions {
+        let since = readings[first].0;
+        let until = end.map_or(i64::MAX, |e| readings[e].0);
+        // 2. Raised at the first observation inside that finds the delay over.
+        let raised = obs.iter().find(|&&(t, v)| {
+            if t < since || t >= until {
+                return false;
+            }
+            let held_long_enough = r.delay_ms == 0 || t - since > r.delay_ms;
+            let standing = v.is_some()
+                || readings
+                    .iter()
+                    .rev()
+                    .find(|(rt, _)| *rt <= t)
+                    .is_some_and(|(rt, _)| t - rt <= SILENCE_MS && t > *rt);
+            held_long_enough && standing
+        });
+        if let Some(&(at, _)) = raised {
+            seen.push(("started", d, since, at));
+            if end.is_some() {
+                seen.push(("ended", d, since, until));
+            }
+        }
+        // 3. Hold time of every reading in the condition, up to the silence limit.
+        let last = end.unwrap_or(readings.len() - 1);
+        for k in first..last {
+            let (t0, t1) = (readings[k].0, readings[k + 1].0);
+            total += t1.min(t0 + SILENCE_MS) - t0;
+        }
+    }
+    // Events in time order, as the engine emits them.
+    seen.sort_by_key(|&(phase, _, _, at)| (at, phase == "started"));
+    (seen, total)
+}
+
+fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<(i64, Option<f64>)>) {
+    let c = config(r);
+    let mut e = Engine::new(&c, EngineState::default());
+    let mut t = 0;
+    let mut obs = Vec::new();
+    let mut events = Vec::new();
+    for step in steps {
+        match *step {
+            Step::Reading { dt_ms, value } => {
+                t += dt_ms;
+                obs.push((t, Some(value)));
+                events.extend(e.on_reading(&Reading::new(
+                    Arc::from("s"),
+                    Quantity::Temperature,
+                    value,
+                    t,
+                )));
+            }
+            Step::Tick { dt_ms } => {
+                t += dt_ms;
+                obs.push((t, None));
+                events.extend(e.tick(t));
+            }
+            Step::Restart => {
+                let bytes = serde_json::to_vec(e.state()).unwrap();
+                e = Engine::new(&c, serde_json::from_slice(&bytes).unwrap());
+            }
+        }
+    }
+    let seen = events
+        .iter()
+        .filter(|ev| ev.kind == EventKind::Excursion)
+        .map(|ev| {
+            let f = &ev.fields;
+            let phase = if f["phase"] == "started" {
+                "started"
+            } else {
+                "ended"
+            };
+            let dir = if f["direction"] == "high" {
+                Direction::High
+            } else {
+                Direction::Low
+            };
+            let since = f["started_at"]
+                .as_str()
+                .and_then(parse_rfc3339)
+                .unwrap_or(-1);
+            (phase, dir, since, ev.at_ms)
+        })
+        .collect();
+    let total = e
+        .lot_exposure("09520123456788", "L")
+        .map_or(0, |l| l.out_of_range_ms("p/temperature/0"));
+    (seen, total, obs)
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let dt = prop::sample::select(vec![30_000i64, 60_000, 90_000, 120_000, 300_000, 660_000]);
+    let value = prop::sample::select(vec![1.5, 2.0, 2.2, 2.5, 5.0, 7.5, 7.8, 8.0, 8.5]);
+    prop_oneof![
+        8 => (dt.clone(), value).prop_map(|(dt_ms, value)| Step::Reading { dt_ms, value }),
+        2 => dt.prop_map(|dt_ms| Step::Tick { dt_ms }),
+        1 => Just(Step::Restart),
+    ]
+}
+
+fn rules() -> impl Strategy<Value = Rules> {
+    (
+        prop::sample::select(vec![0i64, 60_000, 120_000, 300_000]),
+        prop::sample::select(vec![0.0, 0.5]),
+        any::<bool>(),
+    )
+        .prop_map(|(delay_ms, hysteresis, exclusive)| Rules {
+            delay_ms,
+            hysteresis,
+            exclusive,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_engine_agrees_with_the_reference_model(r in rules(), steps in prop::collection::vec(step(), 1..60)) {
+        let (seen, total, obs) = run_engine(r, &steps);
+        let (expected, expected_total) = model(r, &obs);
+        prop_assert_eq!(seen, expected);
+        prop_assert_eq!(total, expected_total);
+    }
+}
