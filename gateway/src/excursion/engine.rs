@@ -616,6 +616,11 @@ fn round3(v: f64) -> f64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_support;
 
 #[cfg(test)]
 mod reference;
+
+#[cfg(test)]
+mod schema;
