@@ -127,6 +127,84 @@ fn every_problem_is_reported_at_once() {
     assert_eq!(p.len(), 3, "{p:?}");
 }
 
+#[test]
+fn presets_can_be_named_and_the_files_own_profile_replaces_a_preset() {
+    let c = parse(
+        &MINIMAL.replace("profile = \"refrigerated\"", "profile = \"who-30dtr\""),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.zone_profile("rear").map(|p| p.limits.len()), Some(2));
+    let c = parse(MINIMAL, "t").unwrap();
+    let own = c.profile("refrigerated").unwrap();
+    assert!(own.mkt.is_none(), "the file's refrigerated, not the preset");
+}
+
+#[test]
+fn new_profile_keys_are_checked_with_their_paths() {
+    let text = MINIMAL.replace(
+        "limits = [{ quantity = \"temperature\", low = 2.0, high = 8.0, delay = \"5m\" }]",
+        r#"silence = "0s"
+light = { threshold = -1.0, hysteresis = 2.0 }
+mkt = { limit = 8.0, window = "0s", activation_energy = 0.0 }
+limits = [
+  { quantity = "temperature", low = 2.0, high = 8.0, hysteresis = 3.0, budget = "0s" },
+  { quantity = "temperature", high = 8.0, exclusive = true },
+]"#,
+    );
+    let p = problems(&text);
+    for (path, needle) in [
+        ("profiles[0].silence", "longer than zero"),
+        ("profiles[0].light.threshold", "positive"),
+        ("profiles[0].light.hysteresis", "below the threshold"),
+        ("profiles[0].mkt.window", "longer than zero"),
+        ("profiles[0].mkt.activation_energy", "positive"),
+        ("profiles[0].limits[0].hysteresis", "half the range"),
+        ("profiles[0].limits[0].budget", "longer than zero"),
+        (
+            "profiles[0].limits[1].high",
+            "already has a high limit of 8",
+        ),
+    ] {
+        assert!(has(&p, path, needle), "{path}: {p:?}");
+    }
+    assert_eq!(p.len(), 8, "{p:?}");
+}
+
+#[test]
+fn pallets_are_checked_field_by_field() {
+    let text = format!(
+        "{MINIMAL}\n[[pallets]]\nsscc = \"106141412345678909\"\nzone = \"hold\"\nprofile = \"nope\"\nloaded_at = \"yesterday\"\nitems = [{{ gtin = \"9520123456788\", lot = \"A B\", expiry = \"2027-02-30\", serials = [\"\"] }}]\n"
+    );
+    let p = problems(&text);
+    for (path, needle) in [
+        ("pallets[0].sscc", "check digit"),
+        ("pallets[0].zone", "unknown zone `hold`"),
+        ("pallets[0].profile", "unknown profile `nope`"),
+        ("pallets[0].loaded_at", "RFC 3339"),
+        ("pallets[0].items[0].gtin", "GTIN-14"),
+        ("pallets[0].items[0].lot", "character set 82"),
+        ("pallets[0].items[0].expiry", "YYYY-MM-DD"),
+        ("pallets[0].items[0].serials[0]", "1 to 20"),
+    ] {
+        assert!(has(&p, path, needle), "{path}: {p:?}");
+    }
+    assert_eq!(p.len(), 8, "{p:?}");
+}
+
+#[test]
+fn a_pallet_unloaded_before_it_was_loaded_is_named() {
+    let text = format!(
+        "{MINIMAL}\n[[pallets]]\nsscc = \"106141412345678908\"\nzone = \"rear\"\nloaded_at = \"2026-11-25T18:00:00Z\"\nunloaded_at = \"2026-11-25T17:00:00Z\"\nitems = [{{ gtin = \"09520123456788\", lot = \"A\" }}]\n"
+    );
+    let p = problems(&text);
+    assert!(
+        has(&p, "pallets[0].unloaded_at", "after loaded_at"),
+        "{p:?}"
+    );
+    assert_eq!(p.len(), 1, "{p:?}");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
