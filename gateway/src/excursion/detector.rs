@@ -211,7 +211,7 @@ impl Tracker {
                 o.beyond_ms += limits.beyond(last_v, o.direction) * (end - last_at) as f64;
             }
             if let Some(m) = &mut o.mkt {
-                let _ = m.push(at_ms, value);
+                let _ = m.push_held(at_ms, value, hold_ms);
             }
         }
         let dir = limits.classify(value);

@@ -264,17 +264,20 @@ impl Engine {
         }
 
         if reading.quantity == Quantity::Temperature {
-            let on_board: Vec<Pallet> = st.manifest.on_board(&zone, at).cloned().collect();
-            for pallet in &on_board {
+            let EngineState {
+                manifest, ledger, ..
+            } = &mut *st;
+            for pallet in manifest.on_board(&zone, at) {
                 let pid = effective_profile(pallet, &self.zones);
-                let Some(rule) = self.profiles.get(pid).and_then(|p| p.mkt.clone()) else {
+                let Some(profile) = self.profiles.get(pid) else {
                     continue;
                 };
+                let Some(rule) = &profile.mkt else {
+                    continue;
+                };
+                let hold = profile.silence_ms;
                 for item in &pallet.items {
-                    for e in st
-                        .ledger
-                        .observe_temperature(item, &pallet.sscc, &rule, at, value)
-                    {
+                    for e in ledger.observe_temperature(item, &pallet.sscc, rule, at, value, hold) {
                         events.push(lot_event(&e, pid, at));
                     }
                 }

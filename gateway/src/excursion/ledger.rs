@@ -166,6 +166,7 @@ impl Ledger {
         rule: &MktRule,
         at_ms: i64,
         celsius: f64,
+        hold_ms: Option<i64>,
     ) -> Vec<Exhausted> {
         let lot = self.entry(item, sscc);
         if lot.mkt.is_none() {
@@ -186,14 +187,15 @@ impl Ledger {
             return Vec::new();
         };
         // Two sensors may report the same instant: the second is skipped.
-        if m.stay.push(at_ms, celsius).is_err() {
+        // Time off board or in a monitoring gap is unknown: no weight.
+        if m.stay.push_held(at_ms, celsius, hold_ms).is_err() {
             return Vec::new();
         }
         if let Some(w) = &mut m.window {
-            let _ = w.push(at_ms, celsius);
+            let _ = w.push_held(at_ms, celsius, hold_ms);
         }
         m.last_ms = at_ms;
-        let watched = at_ms - m.first_ms;
+        let watched = m.stay.duration_ms() as i64;
         let judged = rule.window_ms.is_none_or(|w| watched >= w);
         let stay = m.stay.value();
         let window = m.window.as_ref().and_then(WindowedMkt::value);
@@ -267,14 +269,17 @@ mod tests {
         let mut l = Ledger::default();
         let mut events = Vec::new();
         for h in 0..=24 {
-            events.push((h, l.observe_temperature(&item(), "A", &rule, h * H, 9.0)));
+            events.push((
+                h,
+                l.observe_temperature(&item(), "A", &rule, h * H, 9.0, None),
+            ));
         }
         let first = events.iter().find(|(_, e)| !e.is_empty()).unwrap();
         assert_eq!(first.0, 24);
         let reasons: Vec<&str> = first.1.iter().map(|e| e.reason).collect();
         assert_eq!(reasons, ["mkt_stay", "mkt_window"]);
         assert!(l
-            .observe_temperature(&item(), "A", &rule, 25 * H, 9.0)
+            .observe_temperature(&item(), "A", &rule, 25 * H, 9.0, None)
             .is_empty());
     }
 }

@@ -166,13 +166,26 @@ impl MktAccumulator {
     /// Adds a sample; the previous one is weighted by the time until this one. A rejected
     /// sample leaves the accumulator unchanged.
     pub fn push(&mut self, at_ms: i64, celsius: f64) -> Result<(), MktError> {
+        self.push_held(at_ms, celsius, None)
+    }
+
+    /// Like [`push`](Self::push), but the previous sample holds at most `hold_ms`: time
+    /// beyond it (a sensor's monitoring gap, a lot off board) is unknown and carries no
+    /// weight, as in the excursion engine's out-of-range time.
+    pub fn push_held(
+        &mut self,
+        at_ms: i64,
+        celsius: f64,
+        hold_ms: Option<i64>,
+    ) -> Result<(), MktError> {
         exponent(self.h_over_r, celsius)?;
         if let Some((previous_ms, previous_c)) = self.last {
             if at_ms <= previous_ms {
                 return Err(MktError::NotIncreasing { at_ms, previous_ms });
             }
             let x = exponent(self.h_over_r, previous_c)?;
-            self.sums.add(x, at_ms.abs_diff(previous_ms) as f64);
+            let held = hold_ms.map_or(at_ms, |h| at_ms.min(previous_ms.saturating_add(h.max(0))));
+            self.sums.add(x, held.abs_diff(previous_ms) as f64);
         }
         self.last = Some((at_ms, celsius));
         Ok(())
@@ -258,14 +271,28 @@ impl WindowedMkt {
     /// Adds a sample; the previous one is weighted by the time until this one, as far as
     /// that time lies within the window. A rejected sample changes nothing.
     pub fn push(&mut self, at_ms: i64, celsius: f64) -> Result<(), MktError> {
+        self.push_held(at_ms, celsius, None)
+    }
+
+    /// Like [`push`](Self::push), with the previous sample holding at most `hold_ms`
+    /// (see [`MktAccumulator::push_held`]).
+    pub fn push_held(
+        &mut self,
+        at_ms: i64,
+        celsius: f64,
+        hold_ms: Option<i64>,
+    ) -> Result<(), MktError> {
         exponent(self.h_over_r, celsius)?;
         if let Some((previous_ms, previous_c)) = self.last {
             if at_ms <= previous_ms {
                 return Err(MktError::NotIncreasing { at_ms, previous_ms });
             }
             let x = exponent(self.h_over_r, previous_c)?;
+            let held = hold_ms.map_or(at_ms, |h| at_ms.min(previous_ms.saturating_add(h.max(0))));
             let from = previous_ms.max(at_ms.saturating_sub(self.window_ms.max(1)));
-            self.add_interval(from, at_ms, x);
+            if held > from {
+                self.add_interval(from, held, x);
+            }
         }
         self.last = Some((at_ms, celsius));
         self.evict(at_ms);
@@ -558,6 +585,26 @@ mod tests {
         assert!(close(acc.value(), 20.0, 1e-9));
         assert!(close(acc.value_until(2 * HOUR), 26.2599, 1e-4));
         assert_eq!(acc.duration_ms(), HOUR as f64);
+    }
+
+    #[test]
+    fn a_held_sample_carries_no_weight_beyond_the_hold() {
+        let mut held = MktAccumulator::new(EA).unwrap_or_else(|e| panic!("{e}"));
+        let _ = held.push_held(0, 5.0, Some(HOUR));
+        let _ = held.push_held(HOUR, 30.0, Some(HOUR));
+        let _ = held.push_held(10 * HOUR, 5.0, Some(HOUR));
+        let _ = held.push_held(11 * HOUR, 5.0, Some(HOUR));
+        let expected = mkt(
+            &[(0, 5.0), (HOUR, 30.0), (2 * HOUR, 5.0), (3 * HOUR, 5.0)],
+            EA,
+        );
+        assert!(close(held.value(), expected.unwrap_or(f64::NAN), 1e-9));
+        let mut w = WindowedMkt::new(EA, 100 * HOUR, WindowedMkt::DEFAULT_BUCKET_MS)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for (t, c) in [(0, 5.0), (HOUR, 30.0), (10 * HOUR, 5.0), (11 * HOUR, 5.0)] {
+            let _ = w.push_held(t, c, Some(HOUR));
+        }
+        assert!(close(w.value(), expected.unwrap_or(f64::NAN), 1e-9));
     }
 
     #[test]
