@@ -603,6 +603,28 @@ fn warning_event(w: &LoadWarning, sscc: &str, zone: &str, at: i64) -> Event {
             f.insert("gtin".into(), json!(gtin));
             f.insert("serial".into(), json!(serial));
         }
+        LoadWarning::SerialLotMismatch {
+            gtin,
+            serial,
+            lot,
+            earlier_lot,
+        } => {
+            f.insert("gtin".into(), json!(gtin));
+            f.insert("serial".into(), json!(serial));
+            f.insert("lot".into(), json!(lot));
+            f.insert("earlier_lot".into(), json!(earlier_lot));
+        }
+        LoadWarning::LotExpiryMismatch {
+            gtin,
+            lot,
+            expiry,
+            earlier_expiry,
+        } => {
+            f.insert("gtin".into(), json!(gtin));
+            f.insert("lot".into(), json!(lot));
+            f.insert("expiry".into(), json!(expiry));
+            f.insert("earlier_expiry".into(), json!(earlier_expiry));
+        }
         LoadWarning::LotExpired { gtin, lot, expiry } => {
             f.insert("gtin".into(), json!(gtin));
             f.insert("lot".into(), json!(lot));

@@ -9,7 +9,7 @@
 pub mod gs1;
 mod pallet;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,22 @@ pub enum LoadWarning {
     /// A pack with this GTIN and serial was on board before (diversion or a
     /// cloned serial).
     SerialSeenBefore { gtin: String, serial: String },
+    /// A serial seen before under another lot of the same GTIN: one of the
+    /// two labels is not genuine (a counterfeit signal).
+    SerialLotMismatch {
+        gtin: String,
+        serial: String,
+        lot: String,
+        earlier_lot: String,
+    },
+    /// A lot seen before with another expiry date: the same batch cannot
+    /// expire twice (a counterfeit or relabelling signal).
+    LotExpiryMismatch {
+        gtin: String,
+        lot: String,
+        expiry: Option<String>,
+        earlier_expiry: Option<String>,
+    },
     /// The lot's expiry date is before the load date.
     LotExpired {
         gtin: String,
@@ -75,6 +91,8 @@ impl LoadWarning {
             LoadWarning::SsccOnBoard { .. } => "sscc_on_board",
             LoadWarning::SerialOnBoard { .. } => "serial_on_board",
             LoadWarning::SerialSeenBefore { .. } => "serial_seen_before",
+            LoadWarning::SerialLotMismatch { .. } => "serial_lot_mismatch",
+            LoadWarning::LotExpiryMismatch { .. } => "lot_expiry_mismatch",
             LoadWarning::LotExpired { .. } => "lot_expired",
         }
     }
@@ -87,6 +105,12 @@ pub struct Manifest {
     /// `gtin/serial` of every pack ever loaded on this gateway.
     #[serde(default)]
     pub serials_seen: BTreeSet<String>,
+    /// `gtin/serial` → the lot it was first loaded under.
+    #[serde(default)]
+    pub serial_lots: BTreeMap<String, String>,
+    /// `gtin/lot` → the expiry it was first loaded with.
+    #[serde(default)]
+    pub lot_expiries: BTreeMap<String, Option<String>>,
 }
 
 impl Manifest {
@@ -140,6 +164,17 @@ impl Manifest {
             .map(|t| t.date())
             .ok();
         for item in &cmd.items {
+            match self.lot_expiries.get(&item.lot_key()) {
+                Some(earlier) if *earlier != item.expiry => {
+                    w.push(LoadWarning::LotExpiryMismatch {
+                        gtin: item.gtin.clone(),
+                        lot: item.lot.clone(),
+                        expiry: item.expiry.clone(),
+                        earlier_expiry: earlier.clone(),
+                    })
+                }
+                _ => {}
+            }
             let expiry = item.expiry.as_deref().and_then(parse_iso_date);
             if let (Some(e), Some(d)) = (expiry, load_date) {
                 if e < d {
@@ -157,6 +192,14 @@ impl Manifest {
                         .any(|i| i.gtin == item.gtin && i.serials.contains(serial))
                 });
                 let key = format!("{}/{serial}", item.gtin);
+                if let Some(earlier_lot) = self.serial_lots.get(&key).filter(|l| **l != item.lot) {
+                    w.push(LoadWarning::SerialLotMismatch {
+                        gtin: item.gtin.clone(),
+                        serial: serial.clone(),
+                        lot: item.lot.clone(),
+                        earlier_lot: earlier_lot.clone(),
+                    });
+                }
                 if let Some(other) = other {
                     w.push(LoadWarning::SerialOnBoard {
                         gtin: item.gtin.clone(),
@@ -172,8 +215,15 @@ impl Manifest {
             }
         }
         for item in &cmd.items {
+            self.lot_expiries
+                .entry(item.lot_key())
+                .or_insert_with(|| item.expiry.clone());
             for serial in &item.serials {
-                self.serials_seen.insert(format!("{}/{serial}", item.gtin));
+                let key = format!("{}/{serial}", item.gtin);
+                self.serial_lots
+                    .entry(key.clone())
+                    .or_insert_with(|| item.lot.clone());
+                self.serials_seen.insert(key);
             }
         }
         self.stays.push(Pallet {
@@ -301,6 +351,28 @@ mod tests {
             ["serial_seen_before"]
         );
         assert_eq!(m.stays[0].unloaded_at_ms, Some(100), "history is kept");
+    }
+
+    #[test]
+    fn a_serial_under_another_lot_and_a_lot_with_another_expiry_are_counterfeit_signals() {
+        let mut m = Manifest::default();
+        m.load(cmd(0, &["1"]));
+        m.unload(SSCC, 100).unwrap();
+        let mut c = cmd(200, &["1"]);
+        c.items[0].lot = "XYZ".into();
+        let w = m.load(c);
+        assert_eq!(
+            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            ["serial_lot_mismatch", "serial_seen_before"]
+        );
+        let mut c = cmd(300, &[]);
+        c.sscc = "106141412345678915".into();
+        c.items[0].expiry = Some("2029-01-31".into());
+        let w = m.load(c);
+        assert_eq!(
+            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            ["lot_expiry_mismatch"]
+        );
     }
 
     #[test]
