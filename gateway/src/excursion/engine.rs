@@ -7,7 +7,7 @@
 //! whose condition on this sensor is still open, so an excursion outlives the
 //! unload of its last pallet and still ends with its statistics.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use coldgate_sensor_drivers::{Quantity, Reading};
@@ -202,12 +202,18 @@ impl Engine {
         let sensor: &str = &reading.sensor;
         let zone_profile = self.zones.get(&zone).and_then(|p| self.profiles.get(p));
 
-        let presence = self
+        // get_mut first: this runs for every reading, the key is allocated once.
+        if !self.state.presence.contains_key(sensor) {
+            self.state
+                .presence
+                .insert(sensor.to_string(), Presence::new(at));
+        }
+        let gap = self
             .state
             .presence
-            .entry(sensor.to_string())
-            .or_insert_with(|| Presence::new(at));
-        if let Some(gap) = presence.on_reading(at) {
+            .get_mut(sensor)
+            .and_then(|p| p.on_reading(at));
+        if let Some(gap) = gap {
             events.push(sensor_event(
                 sensor,
                 &zone,
@@ -218,21 +224,51 @@ impl Engine {
 
         if reading.quantity == Quantity::Illuminance {
             if let Some(light) = zone_profile.and_then(|p| p.light) {
-                let door = self.state.doors.entry(sensor.to_string()).or_default();
-                if let Some(t) = door.on_lux(at, value, &light) {
+                if !self.state.doors.contains_key(sensor) {
+                    self.state.doors.insert(sensor.to_string(), Door::default());
+                }
+                let t = self
+                    .state
+                    .doors
+                    .get_mut(sensor)
+                    .and_then(|d| d.on_lux(at, value, &light));
+                if let Some(t) = t {
                     events.push(door_event(sensor, &zone, &t, light.threshold));
                 }
             }
         }
 
-        let active = self.active_profiles(&zone, at);
         let Some(bound) = self.bound.get(&(reading.sensor.clone(), reading.quantity)) else {
             return events;
         };
+        // No allocation in the common case of a zone without pallets.
+        let on_board: Vec<String> = self
+            .state
+            .manifest
+            .on_board(&zone, at)
+            .map(|p| effective_profile(p, &self.zones).to_string())
+            .collect();
+        let zone_default = self.zones.get(&zone).map(String::as_str);
+        let is_active = |profile: &str| {
+            if on_board.is_empty() {
+                zone_default == Some(profile)
+            } else {
+                on_board.iter().any(|p| p == profile)
+            }
+        };
         let st = &mut self.state;
         for b in bound {
-            let tracker = st.trackers.entry(b.key.clone()).or_default();
-            if !active.contains(b.profile.as_str()) && tracker.is_idle() {
+            let active = is_active(&b.profile);
+            if !st.trackers.contains_key(&b.key) {
+                if !active {
+                    continue;
+                }
+                st.trackers.insert(b.key.clone(), Tracker::default());
+            }
+            let Some(tracker) = st.trackers.get_mut(&b.key) else {
+                continue;
+            };
+            if !active && tracker.is_idle() {
                 continue;
             }
             let with_mkt = reading.quantity == Quantity::Temperature;
@@ -339,22 +375,6 @@ impl Engine {
             }
         }
         events
-    }
-
-    /// Profiles judging readings of `zone` at `at_ms`.
-    fn active_profiles(&self, zone: &str, at_ms: i64) -> BTreeSet<String> {
-        let mut active: BTreeSet<String> = self
-            .state
-            .manifest
-            .on_board(zone, at_ms)
-            .map(|p| effective_profile(p, &self.zones).to_string())
-            .collect();
-        if active.is_empty() {
-            if let Some(p) = self.zones.get(zone) {
-                active.insert(p.clone());
-            }
-        }
-        active
     }
 }
 

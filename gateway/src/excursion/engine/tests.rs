@@ -312,3 +312,11 @@ fn a_pallet_with_its_own_profile_is_judged_by_it_instead_of_the_zones() {
     assert_eq!(p[0]["limit"], 15.0);
     assert!(p.iter().all(|p| p["profile"] == "crt"));
 }
+
+#[test]
+fn only_the_profiles_in_force_get_trackers_so_the_committed_state_stays_small() {
+    let mut e = Engine::new(&config(""), EngineState::default());
+    feed(&mut e, "rear-1", &[(0, 5.0), (MIN, 5.0)]);
+    let keys: Vec<&String> = e.state().trackers.keys().collect();
+    assert_eq!(keys, ["rear-1/temperature/refrigerated/0"]);
+}
