@@ -65,6 +65,18 @@ enum Command {
     },
     /// Export readings or events from a database file no daemon is using.
     Export(export::ExportArgs),
+    /// The lot exposure ledger (time out of range per rule, MKT, excursions)
+    /// as JSON, from a database file no daemon is using.
+    Lots {
+        #[arg(long)]
+        db: PathBuf,
+        /// Only lots of this GTIN-14.
+        #[arg(long)]
+        gtin: Option<String>,
+        /// Only this lot.
+        #[arg(long)]
+        lot: Option<String>,
+    },
     /// Run only the embedded MQTT broker (for trials and tests).
     #[cfg(feature = "embedded-broker")]
     Broker {
@@ -190,6 +202,23 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Export(args) => {
             export::export(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lots { db, gtin, lot } => {
+            let store = crate::store::Store::open_existing(&db)?;
+            let state: crate::excursion::EngineState =
+                match store.state(crate::ingest::ENGINE_STATE)? {
+                    Some(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                        format!("engine state in {} cannot be decoded", db.display())
+                    })?,
+                    None => Default::default(),
+                };
+            for exposure in state.ledger.lots.values().filter(|l| {
+                gtin.as_ref().is_none_or(|g| *g == l.gtin)
+                    && lot.as_ref().is_none_or(|x| *x == l.lot)
+            }) {
+                println!("{}", serde_json::to_string(exposure)?);
+            }
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "embedded-broker")]

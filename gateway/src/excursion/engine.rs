@@ -128,6 +128,19 @@ impl Engine {
                 continue;
             };
             if engine.state.manifest.has_stay(&pallet.sscc, loaded) {
+                // An `unloaded_at` added to the file later closes the stay.
+                if let Some(u) = unloaded.flatten() {
+                    let open = engine.state.manifest.stays.iter().any(|p| {
+                        p.sscc == pallet.sscc
+                            && p.loaded_at_ms == loaded
+                            && p.unloaded_at_ms.is_none()
+                    });
+                    if open {
+                        if let Err(error) = engine.unload_pallet(&pallet.sscc, u) {
+                            warn!(sscc = %pallet.sscc, %error, "Configured unload not applied.");
+                        }
+                    }
+                }
                 continue;
             }
             let cmd = LoadCommand {

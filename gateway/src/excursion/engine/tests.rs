@@ -320,3 +320,16 @@ fn only_the_profiles_in_force_get_trackers_so_the_committed_state_stays_small() 
     let keys: Vec<&String> = e.state().trackers.keys().collect();
     assert_eq!(keys, ["rear-1/temperature/refrigerated/0"]);
 }
+
+#[test]
+fn an_unloaded_at_added_to_the_config_later_closes_the_stay_once() {
+    let c = config(&pallet("1970-01-01T00:00:00Z", None));
+    let e = Engine::new(&c, EngineState::default());
+    let c2 = config(&pallet(
+        "1970-01-01T00:00:00Z",
+        Some("1970-01-01T01:00:00Z"),
+    ));
+    let e2 = Engine::new(&c2, e.state().clone());
+    assert_eq!(e2.state().manifest.stays.len(), 1);
+    assert_eq!(e2.state().manifest.stays[0].unloaded_at_ms, Some(3_600_000));
+}
