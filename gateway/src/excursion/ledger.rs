@@ -141,10 +141,13 @@ impl Ledger {
         budget_ms: Option<i64>,
     ) -> Option<Exhausted> {
         let lot = self.entry(item, sscc);
-        let acc = lot.out_of_range.entry(label.to_string()).or_default();
+        if !lot.out_of_range.contains_key(label) {
+            lot.out_of_range
+                .insert(label.to_string(), Accrued::default());
+        }
+        let acc = lot.out_of_range.get_mut(label)?;
         acc.add(from_ms, to_ms);
-        let acc = *acc;
-        let budget = budget_ms?;
+        let (total, budget) = (acc.total_ms, budget_ms?);
         if !acc.exhausts(budget) {
             return None;
         }
@@ -152,7 +155,7 @@ impl Ledger {
             format!("budget:{label}"),
             "budget",
             Some(label.to_string()),
-            acc.total_ms as f64,
+            total as f64,
             budget as f64,
         )
     }
