@@ -7,7 +7,8 @@
 //! beyond a limit, until a reading back inside by more than the hysteresis),
 //! raise it at the first observation that finds it held longer than the
 //! delay, and charge each reading's hold time (at most the silence limit)
-//! while a condition is open.
+//! while a condition is open. Two sensors share the zone, so the lot's
+//! out-of-range total is the union of their intervals.
 
 use proptest::prelude::*;
 
@@ -16,10 +17,18 @@ use crate::excursion::Direction;
 
 const SILENCE_MS: i64 = 600_000;
 
+const SENSORS: [&str; 2] = ["s", "t"];
+
 #[derive(Debug, Clone, Copy)]
 enum Step {
-    Reading { dt_ms: i64, value: f64 },
-    Tick { dt_ms: i64 },
+    Reading {
+        sensor: usize,
+        dt_ms: i64,
+        value: f64,
+    },
+    Tick {
+        dt_ms: i64,
+    },
     Restart,
 }
 
@@ -46,6 +55,10 @@ profile = "p"
 id = "s"
 zone = "rear"
 kind = "sim"
+[[sensors]]
+id = "t"
+zone = "rear"
+kind = "sim"
 [sim]
 [[pallets]]
 sscc = "106141412345678908"
@@ -60,8 +73,11 @@ items = [{{ gtin = "09520123456788", lot = "L" }}]
     .unwrap()
 }
 
-/// `(phase, direction, started_at, at)` of each excursion event.
-type Seen = Vec<(&'static str, Direction, i64, i64)>;
+/// `(at, sensor, phase, direction, started_at)` of each excursion event.
+type Seen = Vec<(i64, usize, &'static str, Direction, i64)>;
+
+/// An observation: a tick (`None`) or a reading of one sensor.
+type Obs = (i64, Option<(usize, f64)>);
 
 fn classify(r: Rules, v: f64) -> Option<Direction> {
     let (hi, lo) = if r.exclusive {
@@ -89,60 +105,80 @@ fn back_inside(r: Rules, v: f64, d: Direction) -> bool {
     inside || classify(r, v).is_some_and(|o| o != d)
 }
 
-/// The model: events and total out-of-range time.
-fn model(r: Rules, obs: &[(i64, Option<f64>)]) -> (Seen, i64) {
-    let readings: Vec<(i64, f64)> = obs.iter().filter_map(|&(t, v)| Some((t, v?))).collect();
-    // 1. Conditions as (direction, index of first reading, index of the ending reading).
-    let mut conditions = Vec::new();
-    let mut i = 0;
-    while i < readings.len() {
-        let Some(d) = classify(r, readings[i].1) else {
-            i += 1;
-            continue;
-        };
-        let end = (i + 1..readings.len()).find(|&k| back_inside(r, readings[k].1, d));
-        conditions.push((d, i, end));
-        // The ending reading may itself start the next condition.
-        i = end.unwrap_or(readings.len());
-    }
+/// The model: events and total out-of-range time (the union over sensors).
+fn model(r: Rules, obs: &[Obs]) -> (Seen, i64) {
     let mut seen = Seen::new();
-    let mut total = 0;
-    for (d, first, end) in conditions {
-        let since = readings[first].0;
-        let until = end.map_or(i64::MAX, |e| readings[e].0);
-        // 2. Raised at the first observation inside that finds the delay over.
-        let raised = obs.iter().find(|&&(t, v)| {
-            if t < since || t >= until {
-                return false;
-            }
-            let held_long_enough = r.delay_ms == 0 || t - since > r.delay_ms;
-            let standing = v.is_some()
-                || readings
-                    .iter()
-                    .rev()
-                    .find(|(rt, _)| *rt <= t)
-                    .is_some_and(|(rt, _)| t - rt <= SILENCE_MS && t > *rt);
-            held_long_enough && standing
-        });
-        if let Some(&(at, _)) = raised {
-            seen.push(("started", d, since, at));
-            if end.is_some() {
-                seen.push(("ended", d, since, until));
-            }
+    let mut intervals = Vec::new();
+    for sensor in 0..SENSORS.len() {
+        // This sensor's readings and the observations it can be raised at.
+        let readings: Vec<(i64, f64)> = obs
+            .iter()
+            .filter_map(|&(t, o)| o.filter(|(s, _)| *s == sensor).map(|(_, v)| (t, v)))
+            .collect();
+        let mine: Vec<(i64, bool)> = obs
+            .iter()
+            .filter(|(_, o)| o.is_none_or(|(s, _)| s == sensor))
+            .map(|&(t, o)| (t, o.is_some()))
+            .collect();
+        // 1. Conditions: (direction, first reading, ending reading).
+        let mut conditions = Vec::new();
+        let mut i = 0;
+        while i < readings.len() {
+            let Some(d) = classify(r, readings[i].1) else {
+                i += 1;
+                continue;
+            };
+            let end = (i + 1..readings.len()).find(|&k| back_inside(r, readings[k].1, d));
+            conditions.push((d, i, end));
+            // The ending reading may itself start the next condition.
+            i = end.unwrap_or(readings.len());
         }
-        // 3. Hold time of every reading in the condition, up to the silence limit.
-        let last = end.unwrap_or(readings.len() - 1);
-        for k in first..last {
-            let (t0, t1) = (readings[k].0, readings[k + 1].0);
-            total += t1.min(t0 + SILENCE_MS) - t0;
+        for (d, first, end) in conditions {
+            let since = readings[first].0;
+            let until = end.map_or(i64::MAX, |e| readings[e].0);
+            // 2. Raised at the first observation inside that finds the delay over.
+            let raised = mine.iter().find(|&&(t, is_reading)| {
+                if t < since || t >= until {
+                    return false;
+                }
+                let held_long_enough = r.delay_ms == 0 || t - since > r.delay_ms;
+                let standing = is_reading
+                    || readings
+                        .iter()
+                        .rev()
+                        .find(|(rt, _)| *rt <= t)
+                        .is_some_and(|(rt, _)| t - rt <= SILENCE_MS && t > *rt);
+                held_long_enough && standing
+            });
+            if let Some(&(at, _)) = raised {
+                seen.push((at, sensor, "started", d, since));
+                if end.is_some() {
+                    seen.push((until, sensor, "ended", d, since));
+                }
+            }
+            // 3. Hold time of every reading in the condition, up to the silence limit.
+            let last = end.unwrap_or(readings.len() - 1);
+            for k in first..last {
+                let (t0, t1) = (readings[k].0, readings[k + 1].0);
+                intervals.push((t0, t1.min(t0 + SILENCE_MS)));
+            }
         }
     }
-    // Events in time order, as the engine emits them.
-    seen.sort_by_key(|&(phase, _, _, at)| (at, phase == "started"));
+    // 4. The union's length, by sorting and sweeping.
+    intervals.sort_unstable();
+    let (mut total, mut reach) = (0, i64::MIN);
+    for (a, b) in intervals {
+        let a = a.max(reach);
+        if b > a {
+            total += b - a;
+            reach = b;
+        }
+    }
+    seen.sort_by_key(|&(at, sensor, phase, _, _)| (at, sensor, phase == "started"));
     (seen, total)
 }
 
-fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<(i64, Option<f64>)>) {
+fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<Obs>) {
     let c = config(r);
     let mut e = Engine::new(&c, EngineState::default());
     let mut t = 0;
@@ -150,15 +186,16 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<(i64, Option<f64>)>) 
     let mut events = Vec::new();
     for step in steps {
         match *step {
-            Step::Reading { dt_ms, value } => {
+            Step::Reading {
+                sensor,
+                dt_ms,
+                value,
+            } => {
                 t += dt_ms;
-                obs.push((t, Some(value)));
-                events.extend(e.on_reading(&Reading::new(
-                    Arc::from("s"),
-                    Quantity::Temperature,
-                    value,
-                    t,
-                )));
+                obs.push((t, Some((sensor, value))));
+                let reading =
+                    Reading::new(Arc::from(SENSORS[sensor]), Quantity::Temperature, value, t);
+                events.extend(e.on_reading(&reading));
             }
             Step::Tick { dt_ms } => {
                 t += dt_ms;
@@ -171,11 +208,15 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<(i64, Option<f64>)>) 
             }
         }
     }
-    let seen = events
+    let mut seen: Seen = events
         .iter()
         .filter(|ev| ev.kind == EventKind::Excursion)
         .map(|ev| {
             let f = &ev.fields;
+            let sensor = SENSORS
+                .iter()
+                .position(|s| f["sensor_id"] == *s)
+                .unwrap_or(99);
             let phase = if f["phase"] == "started" {
                 "started"
             } else {
@@ -190,9 +231,10 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<(i64, Option<f64>)>) 
                 .as_str()
                 .and_then(parse_rfc3339)
                 .unwrap_or(-1);
-            (phase, dir, since, ev.at_ms)
+            (ev.at_ms, sensor, phase, dir, since)
         })
         .collect();
+    seen.sort_by_key(|&(at, sensor, phase, _, _)| (at, sensor, phase == "started"));
     let total = e
         .lot_exposure("09520123456788", "L")
         .map_or(0, |l| l.out_of_range_ms("p/temperature/0"));
@@ -203,7 +245,8 @@ fn step() -> impl Strategy<Value = Step> {
     let dt = prop::sample::select(vec![30_000i64, 60_000, 90_000, 120_000, 300_000, 660_000]);
     let value = prop::sample::select(vec![1.5, 2.0, 2.2, 2.5, 5.0, 7.5, 7.8, 8.0, 8.5]);
     prop_oneof![
-        8 => (dt.clone(), value).prop_map(|(dt_ms, value)| Step::Reading { dt_ms, value }),
+        8 => (0..SENSORS.len(), dt.clone(), value)
+            .prop_map(|(sensor, dt_ms, value)| Step::Reading { sensor, dt_ms, value }),
         2 => dt.prop_map(|dt_ms| Step::Tick { dt_ms }),
         1 => Just(Step::Restart),
     ]
@@ -226,7 +269,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn the_engine_agrees_with_the_reference_model(r in rules(), steps in prop::collection::vec(step(), 1..60)) {
+    fn the_engine_agrees_with_the_reference_model(r in rules(), steps in prop::collection::vec(step(), 1..80)) {
         let (seen, total, obs) = run_engine(r, &steps);
         let (expected, expected_total) = model(r, &obs);
         prop_assert_eq!(seen, expected);
