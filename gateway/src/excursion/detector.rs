@@ -141,13 +141,22 @@ pub struct Out {
 }
 
 /// State of one rule for one sensor's quantity.
+///
+/// Design: in range, a reading changes nothing that is persisted, so ingest
+/// (which skips writing an unchanged state) spares the SD card a page per
+/// commit in steady state. `last` is persisted only while a condition is
+/// open, where the next interval out of range starts from it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tracker {
-    /// The latest reading judged, `(at_ms, value)`.
+    /// The latest reading judged, `(at_ms, value)`, while a condition is open.
     #[serde(default)]
     pub last: Option<(i64, f64)>,
     #[serde(default)]
     pub out: Option<Out>,
+    /// The newest reading's time, in memory only: readings out of time order
+    /// are not judged.
+    #[serde(skip)]
+    pub newest_ms: Option<i64>,
 }
 
 /// What a reading or tick changed, for the engine to turn into events.
@@ -201,7 +210,8 @@ impl Tracker {
         with_mkt: bool,
     ) -> Step {
         let mut step = Step::default();
-        if self.last.is_some_and(|(last_at, _)| at_ms <= last_at) {
+        let newest = self.newest_ms.or(self.last.map(|(t, _)| t));
+        if newest.is_some_and(|n| at_ms <= n) {
             return step;
         }
         if let (Some(o), Some((last_at, last_v))) = (&mut self.out, self.last) {
@@ -246,7 +256,8 @@ impl Tracker {
             }
             None => dir.map(new_out),
         };
-        self.last = Some((at_ms, value));
+        self.newest_ms = Some(at_ms);
+        self.last = self.out.as_ref().map(|_| (at_ms, value));
         step.transitions.extend(self.raise_if_due(at_ms, limits));
         step
     }
@@ -485,6 +496,17 @@ mod tests {
     }
 
     #[test]
+    fn in_range_readings_leave_the_persisted_state_unchanged() {
+        let l = limits(0);
+        let mut t = Tracker::default();
+        t.on_value(0, 5.0, &l, None, true);
+        let before = serde_json::to_string(&t).unwrap();
+        t.on_value(MIN, 5.5, &l, None, true);
+        assert_eq!(serde_json::to_string(&t).unwrap(), before);
+        assert!(t.on_value(MIN, 9.0, &l, None, true).transitions.is_empty());
+    }
+
+    #[test]
     fn readings_out_of_time_order_are_ignored() {
         let l = limits(0);
         let mut t = Tracker::default();
@@ -501,7 +523,7 @@ mod tests {
         feed(&mut t, &l, &[(0, 9.0), (6 * MIN, 9.0)]);
         let json = serde_json::to_string(&t).unwrap();
         let mut back: Tracker = serde_json::from_str(&json).unwrap();
-        assert_eq!(back, t);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
         let out = back.on_value(7 * MIN, 5.0, &l, None, true).transitions;
         assert!(matches!(out[..], [Transition::Ended { .. }]));
     }

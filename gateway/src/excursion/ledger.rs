@@ -183,13 +183,19 @@ impl Ledger {
                 stay,
                 window,
                 first_ms: at_ms,
-                last_ms: at_ms,
+                // Nothing pushed yet.
+                last_ms: i64::MIN,
             });
         }
         let Some(m) = lot.mkt.as_mut() else {
             return Vec::new();
         };
         // Two sensors may report the same instant: the second is skipped.
+        // One sample a minute (the first): MKT is about hours and days, and
+        // the committed state then changes once a minute, not per reading.
+        if at_ms.div_euclid(60_000) == m.last_ms.div_euclid(60_000) {
+            return Vec::new();
+        }
         // Time off board or in a monitoring gap is unknown: no weight.
         if m.stay.push_held(at_ms, celsius, hold_ms).is_err() {
             return Vec::new();

@@ -4,13 +4,22 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Persisted times are whole minutes, so a steady stream of readings changes
+/// the committed state once a minute rather than with every reading (ingest
+/// skips writing an unchanged state). After a restart a gap is measured from
+/// the start of the minute of the last reading: at most a minute too long.
+const PERSIST_STEP_MS: i64 = 60_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Presence {
-    /// The newest reading's time (or when the engine first looked for it).
+    /// The newest reading's minute (or when the engine first looked for it).
     pub last_seen_ms: i64,
     /// Set while a gap is open: when it was declared.
     #[serde(default)]
     pub silent_at_ms: Option<i64>,
+    /// The newest reading's exact time, in memory only.
+    #[serde(skip)]
+    pub exact_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +35,22 @@ impl Presence {
         Presence {
             last_seen_ms: now_ms,
             silent_at_ms: None,
+            exact_ms: Some(now_ms),
         }
     }
 
+    /// The newest reading's time as well as it is known.
+    pub fn seen_ms(&self) -> i64 {
+        self.exact_ms
+            .unwrap_or(self.last_seen_ms)
+            .max(self.last_seen_ms)
+    }
+
     pub fn on_reading(&mut self, at_ms: i64) -> Option<Gap> {
-        let before = self.last_seen_ms;
-        self.last_seen_ms = self.last_seen_ms.max(at_ms);
+        let before = self.seen_ms();
+        self.exact_ms = Some(before.max(at_ms));
+        let minute = at_ms.div_euclid(PERSIST_STEP_MS) * PERSIST_STEP_MS;
+        self.last_seen_ms = self.last_seen_ms.max(minute);
         self.silent_at_ms.take().map(|_| Gap::Back {
             last_seen_ms: before,
             at_ms,
@@ -40,10 +59,11 @@ impl Presence {
 
     /// Silent when strictly longer than `limit_ms` has passed.
     pub fn tick(&mut self, now_ms: i64, limit_ms: i64) -> Option<Gap> {
-        if self.silent_at_ms.is_none() && now_ms - self.last_seen_ms > limit_ms {
+        let seen = self.seen_ms();
+        if self.silent_at_ms.is_none() && now_ms - seen > limit_ms {
             self.silent_at_ms = Some(now_ms);
             return Some(Gap::Silent {
-                last_seen_ms: self.last_seen_ms,
+                last_seen_ms: seen,
                 at_ms: now_ms,
             });
         }
@@ -75,5 +95,18 @@ mod tests {
             })
         );
         assert_eq!(p.on_reading(700), None);
+    }
+
+    #[test]
+    fn the_persisted_time_moves_once_a_minute() {
+        let mut p = Presence::new(0);
+        p.on_reading(1_000);
+        let before = serde_json::to_string(&p).unwrap();
+        p.on_reading(59_000);
+        assert_eq!(serde_json::to_string(&p).unwrap(), before);
+        p.on_reading(61_000);
+        assert_ne!(serde_json::to_string(&p).unwrap(), before);
+        let back: Presence = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.seen_ms(), 60_000, "after a restart: the minute");
     }
 }

@@ -253,7 +253,10 @@ fn a_restored_engine_continues_the_open_excursion_with_the_same_id() {
     let started = feed(&mut e, "rear-1", &[(0, 9.0), (6 * MIN, 9.0)]);
     let saved: EngineState =
         serde_json::from_slice(&serde_json::to_vec(e.state()).unwrap()).unwrap();
-    assert_eq!(&saved, e.state());
+    assert_eq!(
+        serde_json::to_value(&saved).unwrap(),
+        serde_json::to_value(e.state()).unwrap()
+    );
     let mut again = Engine::new(&c, saved);
     let out = feed(&mut again, "rear-1", &[(7 * MIN, 5.0)]);
     assert_eq!(out.len(), 1, "no load warning or start repeated: {out:?}");
@@ -332,4 +335,30 @@ fn an_unloaded_at_added_to_the_config_later_closes_the_stay_once() {
     let e2 = Engine::new(&c2, e.state().clone());
     assert_eq!(e2.state().manifest.stays.len(), 1);
     assert_eq!(e2.state().manifest.stays[0].unloaded_at_ms, Some(3_600_000));
+}
+
+#[test]
+fn steady_in_range_readings_within_a_minute_leave_the_committed_state_unchanged() {
+    // A CRT pallet: its lot's MKT is fed too.
+    let text = pallet("1970-01-01T00:00:00Z", None)
+        .replace("zone = \"rear\"", "zone = \"rear\"\nprofile = \"crt\"");
+    let mut e = Engine::new(&config(&text), EngineState::default());
+    feed(&mut e, "rear-1", &[(MIN, 22.0)]);
+    e.tick(MIN);
+    let before = serde_json::to_vec(e.state()).unwrap();
+    for s in 1..59 {
+        feed(
+            &mut e,
+            "rear-1",
+            &[(MIN + s * 1000, 22.0 + s as f64 / 100.0)],
+        );
+        e.tick(MIN + s * 1000);
+    }
+    assert_eq!(serde_json::to_vec(e.state()).unwrap(), before);
+    feed(&mut e, "rear-1", &[(2 * MIN, 22.5)]);
+    let lot = e.lot_exposure("09520123456788", "ABC123").unwrap();
+    assert!(
+        lot.mkt_stay().is_some_and(|m| m > 21.9 && m < 22.1),
+        "{lot:?}"
+    );
 }
