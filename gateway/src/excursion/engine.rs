@@ -83,8 +83,8 @@ impl Engine {
             .collect();
         let mut sensors = HashMap::new();
         let mut bound: HashMap<(Arc<str>, Quantity), Vec<Bound>> = HashMap::new();
-        let mut ids: Vec<&String> = profiles.keys().collect();
-        ids.sort();
+        let mut sorted: Vec<&Profile> = profiles.values().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
         for sensor in &config.sensors {
             let id: Arc<str> = Arc::from(sensor.id.as_str());
             sensors.insert(
@@ -95,8 +95,7 @@ impl Engine {
                 },
             );
             for &q in &sensor.quantities {
-                for pid in &ids {
-                    let profile = &profiles[*pid];
+                for profile in &sorted {
                     for rule in profile.rules_for(q) {
                         bound.entry((id.clone(), q)).or_default().push(Bound {
                             profile: profile.id.clone(),
@@ -600,6 +599,7 @@ fn lot_event(e: &Exhausted, profile: &str, at: i64) -> Event {
     f.insert("lot".into(), json!(e.lot));
     f.insert("expiry".into(), json!(e.expiry));
     f.insert("profile".into(), json!(profile));
+    f.insert("pallets".into(), json!(e.pallets));
     f.insert("rule".into(), json!(e.label));
     if e.reason == "budget" {
         f.insert(

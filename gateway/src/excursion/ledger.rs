@@ -66,6 +66,8 @@ pub struct Exhausted {
     pub value: f64,
     /// Budget (ms) or MKT limit (°C).
     pub limit: f64,
+    /// Every SSCC the lot has been on board with.
+    pub pallets: Vec<String>,
 }
 
 impl LotExposure {
@@ -108,6 +110,7 @@ impl LotExposure {
             label,
             value,
             limit,
+            pallets: self.pallets.iter().cloned().collect(),
         })
     }
 }
