@@ -8,7 +8,8 @@
 //! raise it at the first observation that finds it held longer than the
 //! delay, and charge each reading's hold time (at most the silence limit)
 //! while a condition is open. Two sensors share the zone, so the lot's
-//! out-of-range total is the union of their intervals.
+//! out-of-range total is the union of their intervals, within the pallet's
+//! stay; an excursion names the pallet when the stay meets it.
 
 use proptest::prelude::*;
 
@@ -37,6 +38,9 @@ struct Rules {
     delay_ms: i64,
     hysteresis: f64,
     exclusive: bool,
+    /// The pallet's stay: loaded, and unloaded if it was.
+    loaded_ms: i64,
+    unloaded_ms: Option<i64>,
 }
 
 fn config(rules: Rules) -> Config {
@@ -63,18 +67,27 @@ kind = "sim"
 [[pallets]]
 sscc = "106141412345678908"
 zone = "rear"
-loaded_at = "1970-01-01T00:00:00Z"
+loaded_at = "{}"
+{}
 items = [{{ gtin = "09520123456788", lot = "L" }}]
 "#,
-            rules.delay_ms, rules.hysteresis, rules.exclusive
+            rules.delay_ms,
+            rules.hysteresis,
+            rules.exclusive,
+            rfc3339(rules.loaded_ms),
+            rules
+                .unloaded_ms
+                .map(|u| format!("unloaded_at = \"{}\"", rfc3339(u)))
+                .unwrap_or_default(),
         ),
         "reference",
     )
     .unwrap()
 }
 
-/// `(at, sensor, phase, direction, started_at)` of each excursion event.
-type Seen = Vec<(i64, usize, &'static str, Direction, i64)>;
+/// `(at, sensor, phase, direction, started_at, pallets affected)` of each
+/// excursion event.
+type Seen = Vec<(i64, usize, &'static str, Direction, i64, usize)>;
 
 /// An observation: a tick (`None`) or a reading of one sensor.
 type Obs = (i64, Option<(usize, f64)>);
@@ -150,10 +163,13 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, i64) {
                         .is_some_and(|(rt, _)| t - rt <= SILENCE_MS && t > *rt);
                 held_long_enough && standing
             });
+            // The pallet is affected when its stay meets [since, at].
+            let affected =
+                |at: i64| usize::from(r.loaded_ms <= at && r.unloaded_ms.is_none_or(|u| u > since));
             if let Some(&(at, _)) = raised {
-                seen.push((at, sensor, "started", d, since));
+                seen.push((at, sensor, "started", d, since, affected(at)));
                 if end.is_some() {
-                    seen.push((until, sensor, "ended", d, since));
+                    seen.push((until, sensor, "ended", d, since, affected(until)));
                 }
             }
             // 3. Hold time of every reading in the condition, up to the silence limit.
@@ -164,7 +180,13 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, i64) {
             }
         }
     }
-    // 4. The union's length, by sorting and sweeping.
+    // 4. The union's length within the stay, by sorting and sweeping.
+    let stay_end = r.unloaded_ms.unwrap_or(i64::MAX);
+    let mut intervals: Vec<(i64, i64)> = intervals
+        .into_iter()
+        .map(|(a, b)| (a.max(r.loaded_ms), b.min(stay_end)))
+        .filter(|(a, b)| a < b)
+        .collect();
     intervals.sort_unstable();
     let (mut total, mut reach) = (0, i64::MIN);
     for (a, b) in intervals {
@@ -174,7 +196,7 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, i64) {
             reach = b;
         }
     }
-    seen.sort_by_key(|&(at, sensor, phase, _, _)| (at, sensor, phase == "started"));
+    seen.sort_by_key(|&(at, sensor, phase, ..)| (at, sensor, phase == "started"));
     (seen, total)
 }
 
@@ -231,10 +253,11 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<Obs>) {
                 .as_str()
                 .and_then(parse_rfc3339)
                 .unwrap_or(-1);
-            (ev.at_ms, sensor, phase, dir, since)
+            let affected = f["affected"].as_array().map_or(99, Vec::len);
+            (ev.at_ms, sensor, phase, dir, since, affected)
         })
         .collect();
-    seen.sort_by_key(|&(at, sensor, phase, _, _)| (at, sensor, phase == "started"));
+    seen.sort_by_key(|&(at, sensor, phase, ..)| (at, sensor, phase == "started"));
     let total = e
         .lot_exposure("09520123456788", "L")
         .map_or(0, |l| l.out_of_range_ms("p/temperature/0"));
@@ -257,11 +280,15 @@ fn rules() -> impl Strategy<Value = Rules> {
         prop::sample::select(vec![0i64, 60_000, 120_000, 300_000]),
         prop::sample::select(vec![0.0, 0.5]),
         any::<bool>(),
+        prop::sample::select(vec![0i64, 600_000, 3_600_000]),
+        prop::sample::select(vec![None, Some(1_800_000i64), Some(7_200_000)]),
     )
-        .prop_map(|(delay_ms, hysteresis, exclusive)| Rules {
+        .prop_map(|(delay_ms, hysteresis, exclusive, loaded_ms, stay)| Rules {
             delay_ms,
             hysteresis,
             exclusive,
+            loaded_ms,
+            unloaded_ms: stay.map(|s| loaded_ms + s),
         })
 }
 
