@@ -335,7 +335,8 @@ impl Engine {
     }
 
     /// The batch timer's entry point: opens monitoring gaps for silent
-    /// sensors and raises excursions whose delay ran out between readings.
+    /// sensors, raises excursions whose delay ran out between readings, and
+    /// charges standing out-of-range values to the lots' budgets.
     /// `now_ms` is ingest's clock (the newest of wall clock and readings).
     pub fn tick(&mut self, now_ms: i64) -> Vec<Event> {
         let mut events = std::mem::take(&mut self.queued);
@@ -373,7 +374,34 @@ impl Engine {
                 let Some(tracker) = st.trackers.get_mut(&b.key) else {
                     continue;
                 };
-                if let Some(t) = tracker.tick(now_ms, &b.rule.limits, b.hold_ms) {
+                // Charge the standing out-of-range value up to now, so a
+                // budget runs out on time even if the sensor falls silent;
+                // the ledger's union absorbs the overlap with the interval
+                // the next reading closes.
+                let standing = match (&tracker.out, tracker.last) {
+                    (Some(_), Some((last_at, _))) => {
+                        let end = b
+                            .hold_ms
+                            .map_or(now_ms, |h| now_ms.min(last_at.saturating_add(h)));
+                        (end > last_at).then_some((last_at, end))
+                    }
+                    _ => None,
+                };
+                let raised = tracker.tick(now_ms, &b.rule.limits, b.hold_ms);
+                if let Some((from, to)) = standing {
+                    for e in accrue(
+                        &st.manifest,
+                        &mut st.ledger,
+                        &self.zones,
+                        &zone,
+                        b,
+                        from,
+                        to,
+                    ) {
+                        events.push(lot_event(&e, &b.profile, now_ms));
+                    }
+                }
+                if let Some(t) = raised {
                     events.push(excursion_event(
                         st,
                         &self.zones,

@@ -172,11 +172,24 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, i64) {
                     seen.push((until, sensor, "ended", d, since, affected(until)));
                 }
             }
-            // 3. Hold time of every reading in the condition, up to the silence limit.
+            // 3. Hold time of every reading in the condition, up to the silence
+            // limit; a condition still open at the end is charged up to the
+            // last tick after its last reading.
             let last = end.unwrap_or(readings.len() - 1);
             for k in first..last {
                 let (t0, t1) = (readings[k].0, readings[k + 1].0);
                 intervals.push((t0, t1.min(t0 + SILENCE_MS)));
+            }
+            if end.is_none() {
+                let t0 = readings[last].0;
+                let ticked = obs
+                    .iter()
+                    .filter(|(t, o)| o.is_none() && *t > t0)
+                    .map(|(t, _)| *t)
+                    .max();
+                if let Some(t1) = ticked {
+                    intervals.push((t0, t1.min(t0 + SILENCE_MS)));
+                }
             }
         }
     }

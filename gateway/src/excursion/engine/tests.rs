@@ -362,3 +362,21 @@ fn steady_in_range_readings_within_a_minute_leave_the_committed_state_unchanged(
         "{lot:?}"
     );
 }
+
+#[test]
+fn a_budget_runs_out_at_a_tick_even_when_the_sensor_falls_silent() {
+    let c = config(&pallet("1970-01-01T00:00:00Z", None));
+    let mut e = Engine::new(&c, EngineState::default());
+    feed(&mut e, "rear-1", &[(0, 9.0), (9 * MIN, 9.0), (15 * MIN, 9.0)]);
+    assert!(
+        of_kind(&e.tick(19 * MIN), EventKind::Lot).is_empty(),
+        "19 of 20 minutes"
+    );
+    let lots = of_kind(&e.tick(20 * MIN), EventKind::Lot);
+    assert_eq!(lots.len(), 1);
+    assert_eq!(lots[0]["out_of_range_s"], 20 * 60);
+    // The next reading closes an interval the ticks already charged.
+    feed(&mut e, "rear-1", &[(21 * MIN, 5.0)]);
+    let lot = e.lot_exposure("09520123456788", "ABC123").unwrap();
+    assert_eq!(lot.out_of_range_ms("refrigerated/temperature/0"), 21 * MIN);
+}
