@@ -64,6 +64,19 @@ impl Gateway {
             })?,
             None => EngineState::default(),
         };
+        // Say what survived the last run: an operator checking after a power
+        // cut wants to see the open excursions and the manifest came back.
+        let open = state
+            .trackers
+            .values()
+            .filter(|t| t.out.as_ref().is_some_and(|o| o.excursion_id.is_some()))
+            .count();
+        info!(
+            open_excursions = open,
+            pallet_stays = state.manifest.stays.len(),
+            lots = state.ledger.lots.len(),
+            "Engine state resumed."
+        );
         let engine = Engine::new(config, state);
 
         let (readings_tx, readings_rx) = mpsc::channel::<Reading>(config.ingest.channel_capacity);

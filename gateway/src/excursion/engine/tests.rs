@@ -367,7 +367,11 @@ fn steady_in_range_readings_within_a_minute_leave_the_committed_state_unchanged(
 fn a_budget_runs_out_at_a_tick_even_when_the_sensor_falls_silent() {
     let c = config(&pallet("1970-01-01T00:00:00Z", None));
     let mut e = Engine::new(&c, EngineState::default());
-    feed(&mut e, "rear-1", &[(0, 9.0), (9 * MIN, 9.0), (15 * MIN, 9.0)]);
+    feed(
+        &mut e,
+        "rear-1",
+        &[(0, 9.0), (9 * MIN, 9.0), (15 * MIN, 9.0)],
+    );
     assert!(
         of_kind(&e.tick(19 * MIN), EventKind::Lot).is_empty(),
         "19 of 20 minutes"
