@@ -384,3 +384,36 @@ fn a_budget_runs_out_at_a_tick_even_when_the_sensor_falls_silent() {
     let lot = e.lot_exposure("09520123456788", "ABC123").unwrap();
     assert_eq!(lot.out_of_range_ms("refrigerated/temperature/0"), 21 * MIN);
 }
+
+#[test]
+fn humidity_is_judged_like_temperature_with_its_own_unit_and_no_mkt() {
+    let c = crate::config::parse(
+        r#"
+gateway_id = "g"
+[[profiles]]
+id = "dry"
+limits = [{ quantity = "humidity", high = 60.0, delay = "1m" }]
+[[zones]]
+id = "rear"
+profile = "dry"
+[[sensors]]
+id = "h"
+zone = "rear"
+kind = "modbus"
+quantities = ["humidity"]
+"#,
+        "t",
+    )
+    .unwrap();
+    let mut e = Engine::new(&c, EngineState::default());
+    let h = |at, v| Reading::new(Arc::from("h"), Quantity::Humidity, v, at);
+    let mut events = Vec::new();
+    for (at, v) in [(0, 60.0), (MIN, 65.0), (MIN + 1, 70.0), (2 * MIN, 59.0)] {
+        events.extend(e.on_reading(&h(at, v)));
+    }
+    let p = of_kind(&events, EventKind::Excursion);
+    assert_eq!(p.len(), 2, "{p:?}");
+    assert_eq!(p[0]["unit"], "P1");
+    assert_eq!(p[1]["mkt"], Value::Null);
+    assert_eq!(p[1]["duration_s"], 120);
+}
