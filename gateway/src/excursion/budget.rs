@@ -41,9 +41,9 @@ impl Accrued {
         let overlap: i64 = self
             .spans
             .iter()
-            .map(|&(s, e)| (e.min(to_ms) - s.max(from)).max(0))
+            .map(|&(s, e)| e.min(to_ms).saturating_sub(s.max(from)).max(0))
             .sum();
-        let added = (to_ms - from) - overlap;
+        let added = to_ms.saturating_sub(from).saturating_sub(overlap);
         // Merge [from, to) with every span it touches.
         let (mut s, mut e) = (from, to_ms);
         self.spans.retain(|&(a, b)| {

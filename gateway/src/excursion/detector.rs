@@ -218,7 +218,8 @@ impl Tracker {
             let end = hold_ms.map_or(at_ms, |h| at_ms.min(last_at.saturating_add(h)));
             if end > last_at {
                 step.out_interval = Some((last_at, end));
-                o.beyond_ms += limits.beyond(last_v, o.direction) * (end - last_at) as f64;
+                o.beyond_ms +=
+                    limits.beyond(last_v, o.direction) * end.saturating_sub(last_at) as f64;
             }
             if let Some(m) = &mut o.mkt {
                 let _ = m.push_held(at_ms, value, hold_ms);
@@ -272,7 +273,7 @@ impl Tracker {
         hold_ms: Option<i64>,
     ) -> Option<Transition> {
         let (last_at, _) = self.last?;
-        if now_ms <= last_at || hold_ms.is_some_and(|h| now_ms - last_at > h) {
+        if now_ms <= last_at || hold_ms.is_some_and(|h| now_ms.saturating_sub(last_at) > h) {
             return None;
         }
         self.raise_if_due(now_ms, limits)
@@ -285,7 +286,7 @@ impl Tracker {
         if o.excursion_id.is_some() {
             return None;
         }
-        let held = now_ms - o.since_ms;
+        let held = now_ms.saturating_sub(o.since_ms);
         if limits.delay_ms == 0 || held > limits.delay_ms {
             let id = Ulid::from_parts(
                 u64::try_from(o.since_ms.max(0)).unwrap_or(0),

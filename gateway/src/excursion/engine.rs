@@ -24,6 +24,9 @@ use crate::config::Config;
 use crate::event::{parse_rfc3339, rfc3339, Event, EventKind};
 use crate::manifest::{LoadCommand, LoadWarning, Manifest, ManifestError, Pallet};
 
+/// Largest magnitude of a reading the engine judges.
+const MAX_ABS_VALUE: f64 = 1e9;
+
 /// Everything the engine must remember across a restart. Ingest commits it
 /// with the readings and events that changed it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -207,7 +210,10 @@ impl Engine {
         let Some(info) = self.sensors.get(&reading.sensor) else {
             return events;
         };
-        if !reading.value.is_finite() || !info.quantities.contains(&reading.quantity) {
+        // Beyond ±1e9 no quantity we watch is physical; such a value would
+        // only overflow the running sums to infinity, which JSON cannot hold.
+        let physical = reading.value.is_finite() && reading.value.abs() <= MAX_ABS_VALUE;
+        if !physical || !info.quantities.contains(&reading.quantity) {
             return events;
         }
         let (at, value, zone) = (reading.at_ms, reading.value, info.zone.clone());
@@ -543,7 +549,7 @@ fn excursion_event(
         "ended_at".into(),
         ended.map(rfc3339).map(Value::from).unwrap_or(Value::Null),
     );
-    f.insert("duration_s".into(), json!((at - since) / 1000));
+    f.insert("duration_s".into(), json!(at.saturating_sub(since) / 1000));
     f.insert("min".into(), json!(round3(stats.min)));
     f.insert("max".into(), json!(round3(stats.max)));
     f.insert("mean".into(), json!(round3(stats.mean())));
@@ -590,7 +596,10 @@ fn door_event(sensor: &str, zone: &str, t: &DoorTransition, threshold: f64) -> E
             f.insert("max_lux".into(), json!(door.max_lux));
             f.insert("opened_at".into(), json!(rfc3339(door.since_ms)));
             f.insert("closed_at".into(), json!(rfc3339(*at_ms)));
-            f.insert("duration_s".into(), json!((at_ms - door.since_ms) / 1000));
+            f.insert(
+                "duration_s".into(),
+                json!(at_ms.saturating_sub(door.since_ms) / 1000),
+            );
             *at_ms
         }
     };
@@ -614,7 +623,7 @@ fn sensor_event(sensor: &str, zone: &str, gap: Gap, limit_ms: Option<i64>) -> Ev
     f.insert("sensor_id".into(), json!(sensor));
     f.insert("zone".into(), json!(zone));
     f.insert("last_seen_at".into(), json!(rfc3339(last_seen)));
-    f.insert("gap_s".into(), json!((at - last_seen) / 1000));
+    f.insert("gap_s".into(), json!(at.saturating_sub(last_seen) / 1000));
     f.insert("silence_limit_s".into(), json!(limit_ms.map(|l| l / 1000)));
     Event::new(EventKind::Sensor, at, f)
 }

@@ -49,7 +49,7 @@ impl Presence {
     pub fn on_reading(&mut self, at_ms: i64) -> Option<Gap> {
         let before = self.seen_ms();
         self.exact_ms = Some(before.max(at_ms));
-        let minute = at_ms.div_euclid(PERSIST_STEP_MS) * PERSIST_STEP_MS;
+        let minute = at_ms.saturating_sub(at_ms.rem_euclid(PERSIST_STEP_MS));
         self.last_seen_ms = self.last_seen_ms.max(minute);
         self.silent_at_ms.take().map(|_| Gap::Back {
             last_seen_ms: before,
@@ -60,7 +60,7 @@ impl Presence {
     /// Silent when strictly longer than `limit_ms` has passed.
     pub fn tick(&mut self, now_ms: i64, limit_ms: i64) -> Option<Gap> {
         let seen = self.seen_ms();
-        if self.silent_at_ms.is_none() && now_ms - seen > limit_ms {
+        if self.silent_at_ms.is_none() && now_ms.saturating_sub(seen) > limit_ms {
             self.silent_at_ms = Some(now_ms);
             return Some(Gap::Silent {
                 last_seen_ms: seen,

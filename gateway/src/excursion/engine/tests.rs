@@ -417,3 +417,46 @@ quantities = ["humidity"]
     assert_eq!(p[1]["mkt"], Value::Null);
     assert_eq!(p[1]["duration_s"], 120);
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_reading() -> impl Strategy<Value = (usize, usize, f64, i64)> {
+        (
+            0usize..3,
+            0usize..5,
+            prop_oneof![
+                any::<f64>(),
+                Just(f64::NAN),
+                Just(f64::INFINITY),
+                Just(-1e308),
+                -30.0..40.0f64
+            ],
+            prop_oneof![
+                any::<i64>(),
+                Just(i64::MIN),
+                Just(i64::MAX),
+                0i64..10_000_000
+            ],
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_readings_and_ticks_never_panic(steps in prop::collection::vec((any_reading(), any::<bool>()), 0..60)) {
+            let c = config(&pallet("1970-01-01T00:00:00Z", None));
+            let mut e = Engine::new(&c, EngineState::default());
+            for ((sensor, q, value, at), tick) in steps {
+                let sensor = ["rear-1", "front-1", "nobody"][sensor];
+                let r = Reading::new(Arc::from(sensor), Quantity::ALL[q], value, at);
+                let _ = e.on_reading(&r);
+                if tick {
+                    let _ = e.tick(at);
+                }
+            }
+            let bytes = serde_json::to_vec(e.state()).unwrap();
+            let _ = Engine::new(&c, serde_json::from_slice(&bytes).unwrap());
+        }
+    }
+}
