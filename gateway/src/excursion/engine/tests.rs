@@ -460,3 +460,38 @@ mod never_panics {
         }
     }
 }
+
+mod load_commands {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_load_or_unload_never_panics_and_the_state_round_trips(
+            sscc in prop_oneof![Just(SSCC.to_string()), "\\PC{0,20}"],
+            gtin in prop_oneof![Just("09520123456788".to_string()), "[0-9]{0,15}"],
+            lot in "\\PC{0,22}",
+            serials in prop::collection::vec("\\PC{0,22}", 0..3),
+            at in any::<i64>(),
+            unload_at in any::<i64>(),
+        ) {
+            let mut e = Engine::new(&config(""), EngineState::default());
+            let cmd = LoadCommand {
+                sscc: sscc.clone(),
+                zone: "rear".into(),
+                profile: None,
+                loaded_at_ms: at,
+                unloaded_at_ms: None,
+                items: vec![crate::manifest::Item { gtin, lot, expiry: None, serials }],
+            };
+            if e.load_pallet(cmd).is_ok() {
+                prop_assert!(crate::manifest::sscc_problem(&sscc).is_none());
+            }
+            let _ = e.unload_pallet(&sscc, unload_at);
+            let _ = e.tick(at);
+            let bytes = serde_json::to_vec(e.state()).unwrap();
+            let back: EngineState = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(back.manifest, e.state().manifest.clone());
+        }
+    }
+}
