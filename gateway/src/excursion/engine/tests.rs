@@ -495,3 +495,30 @@ mod load_commands {
         }
     }
 }
+
+#[test]
+fn an_exhausted_budget_is_not_reported_again_after_a_restart() {
+    let c = config(&pallet("1970-01-01T00:00:00Z", None));
+    let mut e = Engine::new(&c, EngineState::default());
+    let events = feed(
+        &mut e,
+        "rear-1",
+        &[(0, 9.0), (9 * MIN, 9.0), (18 * MIN, 9.0), (21 * MIN, 5.0)],
+    );
+    assert_eq!(of_kind(&events, EventKind::Lot).len(), 1);
+    let saved: EngineState =
+        serde_json::from_slice(&serde_json::to_vec(e.state()).unwrap()).unwrap();
+    let mut again = Engine::new(&c, saved);
+    let events = feed(
+        &mut again,
+        "rear-1",
+        &[(30 * MIN, 9.0), (39 * MIN, 9.0), (40 * MIN, 5.0)],
+    );
+    assert!(of_kind(&events, EventKind::Lot).is_empty(), "{events:?}");
+    let lot = again.lot_exposure("09520123456788", "ABC123").unwrap();
+    assert_eq!(
+        lot.out_of_range_ms("refrigerated/temperature/0"),
+        31 * MIN,
+        "the total goes on"
+    );
+}
