@@ -68,7 +68,13 @@ fn run(batch_interval: &str, rate: u64, secs: u64, name: &str) -> Outcome {
     run_with_warmup(batch_interval, rate, secs, 0, name)
 }
 
-fn run_with_warmup(batch_interval: &str, rate: u64, secs: u64, warmup_secs: u64, name: &str) -> Outcome {
+fn run_with_warmup(
+    batch_interval: &str,
+    rate: u64,
+    secs: u64,
+    warmup_secs: u64,
+    name: &str,
+) -> Outcome {
     let dir =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-ingest-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -181,7 +187,13 @@ fn main() {
 
     let (wear_secs, warmup) = if quick { (4, 1) } else { (70, 10) };
     for interval in ["1s", "2s"] {
-        let o = run_with_warmup(interval, 100, wear_secs, warmup, &format!("wear-{interval}"));
+        let o = run_with_warmup(
+            interval,
+            100,
+            wear_secs,
+            warmup,
+            &format!("wear-{interval}"),
+        );
         println!(
             "wear at 100 readings/s, batch_interval {interval}: {:.0} bytes written per reading in steady state \
              ({} bytes for {} readings after a {warmup}s warm-up); {:.0} B/reading including creating the file; \

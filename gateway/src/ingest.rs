@@ -237,7 +237,8 @@ profile = "p"
 [[sensors]]
 id = "s"
 zone = "rear"
-kind = "modbus"
+kind = "sim"
+[sim]
 [[pallets]]
 sscc = "106141412345678908"
 zone = "rear"

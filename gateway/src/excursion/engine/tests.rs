@@ -399,8 +399,9 @@ profile = "dry"
 [[sensors]]
 id = "h"
 zone = "rear"
-kind = "modbus"
+kind = "sim"
 quantities = ["humidity"]
+[sim]
 "#,
         "t",
     )
