@@ -37,7 +37,7 @@ fn check_config_lists_every_problem_with_its_key_and_exits_78() {
         .unwrap()
         .replace("zone = \"rear\"\nkind", "zone = \"middle\"\nkind")
         .replace("low = 2.0, high = 8.0", "low = 8.0, high = 2.0")
-        .replace("batch_interval = \"1s\"", "batch_interval = \"0s\"");
+        .replace("batch_interval = \"2s\"", "batch_interval = \"0s\"");
     std::fs::write(&path, text).unwrap();
     let out = Command::new(BIN)
         .args(["check-config", "--config"])

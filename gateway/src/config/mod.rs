@@ -100,8 +100,11 @@ impl Default for StorageConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Readings are committed together at least this often. Each commit is
-    /// one fsync: longer spares the SD card, shorter risks fewer readings
-    /// on power loss. Events are committed at once regardless. Default `1s`.
+    /// one fsync and, with redb, about 32 KB written whatever it holds, so
+    /// longer spares the SD card; shorter risks fewer readings on power
+    /// loss. Events are committed at once regardless. Default `2s`
+    /// (docs/performance.md: 1 s costs ~360 B per reading at 100
+    /// readings/s, 2 s ~200 B).
     #[serde(with = "humantime_serde")]
     pub batch_interval: Duration,
     /// A batch is committed early when it holds this many readings.
@@ -115,7 +118,7 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
-            batch_interval: Duration::from_secs(1),
+            batch_interval: Duration::from_secs(2),
             batch_size: 100_000,
             channel_capacity: 8192,
         }

@@ -32,7 +32,7 @@ fn has(problems: &[Problem], path: &str, needle: &str) -> bool {
 fn the_shipped_example_and_demo_files_load() {
     let example = parse(EXAMPLE, "coldgate.example.toml").expect("example loads");
     assert_eq!(example.gateway_id, "reefer-7");
-    assert_eq!(example.ingest.batch_interval, Duration::from_secs(1));
+    assert_eq!(example.ingest.batch_interval, Duration::from_secs(2));
     assert_eq!(example.topic_prefix(), "coldgate/v1/reefer-7");
     parse(DEMO, "demo.toml").expect("demo loads");
     parse(MINIMAL, "minimal").expect("minimal loads");
