@@ -7,6 +7,32 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use ulid::Ulid;
 
+/// The fields of an `excursion` payload that subscribers rely on
+/// (ARCHITECTURE.md: more may be added, none renamed).
+pub const EXCURSION_FIELDS: &[&str] = &[
+    "schema",
+    "event_id",
+    "seq",
+    "gateway_id",
+    "at",
+    "phase",
+    "excursion_id",
+    "sensor_id",
+    "zone",
+    "quantity",
+    "unit",
+    "direction",
+    "limit",
+    "profile",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "min",
+    "max",
+    "mean",
+    "affected",
+];
+
 /// The kinds of event, one topic each (`{prefix}/events/{kind}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {

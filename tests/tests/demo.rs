@@ -3,34 +3,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use coldgate::event::EXCURSION_FIELDS;
 use coldgate_tests::{free_port, wait_for_port, Proc, Subscriber};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
-
-const EXCURSION_FIELDS: &[&str] = &[
-    "schema",
-    "event_id",
-    "seq",
-    "gateway_id",
-    "at",
-    "phase",
-    "excursion_id",
-    "sensor_id",
-    "zone",
-    "quantity",
-    "unit",
-    "direction",
-    "limit",
-    "profile",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "min",
-    "max",
-    "mean",
-    "affected",
-];
 
 fn is_rfc3339(v: &Value) -> bool {
     v.as_str()

@@ -37,30 +37,8 @@ fn an_excursion_starts_after_the_delay_and_ends_with_the_contract_fields() {
     );
     // 1 °C for 2 min, 2 °C for 3 min, 2.5 °C for 1 min, 3 °C for 1 min.
     assert_eq!(ended["degree_minutes"], 13.5);
-    for key in [
-        "schema",
-        "event_id",
-        "seq",
-        "gateway_id",
-        "at",
-        "phase",
-        "excursion_id",
-        "sensor_id",
-        "zone",
-        "quantity",
-        "unit",
-        "direction",
-        "limit",
-        "profile",
-        "started_at",
-        "ended_at",
-        "duration_s",
-        "min",
-        "max",
-        "mean",
-        "affected",
-    ] {
-        assert!(ended.get(key).is_some(), "missing {key}");
+    for key in crate::event::EXCURSION_FIELDS {
+        assert!(ended.get(*key).is_some(), "missing {key}");
     }
 }
 
