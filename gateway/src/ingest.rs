@@ -170,7 +170,15 @@ impl Ingest {
     }
 
     fn commit(&mut self, committed: &watch::Sender<u64>) {
-        if let Err(error) = self.try_commit(committed) {
+        // A commit blocks on fsync; on the multi-threaded runtime let the
+        // worker's other tasks (sources, the publisher) move elsewhere.
+        let result = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                tokio::task::block_in_place(|| self.try_commit(committed))
+            }
+            _ => self.try_commit(committed),
+        };
+        if let Err(error) = result {
             warn!(%error, pending = self.readings.len(), "Commit failed; the batch is kept and retried.");
         }
     }

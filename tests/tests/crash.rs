@@ -40,12 +40,15 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
     for round in 0..KILLS {
         let log = dir.path().join(format!("run-{round}.log"));
         let mut gw = start_gateway(BIN, &config, &log);
-        if round == 0 {
-            // The first run creates the file; later runs may be cut anywhere,
-            // even while opening it.
+        if round % 4 == 3 {
+            // Cut anywhere, even while the file is being opened or repaired.
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..300)));
+        } else {
+            // Cut while readings are being committed (the first commit comes
+            // one batch interval after the start), however slow the start.
             wait_for_log(&log, "coldgate is running.");
+            std::thread::sleep(Duration::from_millis(rng.random_range(150..900)));
         }
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..900)));
         gw.sigkill();
         let logged = last_logged_readings_total(&log);
         if logged > 0 {
@@ -99,7 +102,7 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
         drop(store);
     }
     assert!(
-        commits_seen >= KILLS / 2,
+        commits_seen >= KILLS / 3,
         "only {commits_seen} runs committed anything; the test proves little"
     );
     assert!(
