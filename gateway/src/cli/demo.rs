@@ -130,8 +130,20 @@ pub fn describe(d: &Delivered) -> String {
             } else {
                 format!("since {}, max so far {}", s("started_at"), v["max"])
             };
+            let lots: Vec<String> = v["affected"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|p| p["items"].as_array().into_iter().flatten())
+                .filter_map(|i| i["lot"].as_str().map(str::to_string))
+                .collect();
+            let lots = if lots.is_empty() {
+                String::new()
+            } else {
+                format!("; lots {}", lots.join(", "))
+            };
             format!(
-                "#{:<4} {}  EXCURSION {:<7} {} {} {} {} {} (profile {}, zone {}): {}",
+                "#{:<4} {}  EXCURSION {:<7} {} {} {} {} {} (profile {}, zone {}): {}{}",
                 d.seq,
                 s("at"),
                 s("phase"),
@@ -142,9 +154,39 @@ pub fn describe(d: &Delivered) -> String {
                 s("unit"),
                 s("profile"),
                 s("zone"),
-                tail
+                tail,
+                lots
             )
         }
+        "door" => format!(
+            "#{:<4} {}  DOOR      {:<7} zone {} ({} lux){}",
+            d.seq,
+            s("at"),
+            s("phase"),
+            s("zone"),
+            v["lux"],
+            v.get("duration_s")
+                .filter(|x| !x.is_null())
+                .map(|x| format!(", open {x} s"))
+                .unwrap_or_default()
+        ),
+        "sensor" => format!(
+            "#{:<4} {}  SENSOR    {:<7} {} in zone {}",
+            d.seq,
+            s("at"),
+            s("phase"),
+            s("sensor_id"),
+            s("zone")
+        ),
+        "lot" => format!(
+            "#{:<4} {}  LOT       {:<7} {} lot {} gtin {}",
+            d.seq,
+            s("at"),
+            s("phase"),
+            s("reason"),
+            s("lot"),
+            s("gtin")
+        ),
         other => format!(
             "#{:<4} {}  {} {}",
             d.seq,
