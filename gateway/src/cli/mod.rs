@@ -10,11 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use crate::config;
-use crate::daemon::Gateway;
 
 /// Exit code for a configuration that cannot be used (sysexits EX_CONFIG):
 /// systemd is told not to restart on it.
@@ -145,9 +143,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run { config } => {
-            let config = config::load(&config)?;
-            runtime()?.block_on(run(config))?;
+        Command::Run { config: path } => {
+            let config = config::load(&path)?;
+            runtime()?.block_on(crate::daemon::lifecycle::run(&path, config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
@@ -230,20 +228,6 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-async fn run(config: config::Config) -> anyhow::Result<()> {
-    let gateway = Gateway::start(&config, Vec::new())?;
-    info!(gateway_id = %config.gateway_id, db = %config.storage.path.display(), "coldgate is running.");
-    shutdown_signal().await?;
-    info!("Stopping: committing what ingest holds.");
-    let totals = gateway.stop().await?;
-    info!(
-        readings = totals.readings,
-        events = totals.events,
-        "Stopped cleanly."
-    );
-    Ok(())
 }
 
 /// Waits for SIGINT or SIGTERM.

@@ -1,5 +1,9 @@
 //! Where the data path is wired, in one screen:
 //! sources → (bounded channel) → ingest → store + engine → outbox → publisher.
+//! [`lifecycle`] runs it under systemd; [`notify`] talks to systemd.
+
+pub mod lifecycle;
+pub mod notify;
 
 use std::time::Duration;
 
@@ -26,6 +30,11 @@ pub enum DaemonError {
     EngineState { path: String, reason: String },
     #[error("sensor configuration: {}", .0.join("; "))]
     Sources(Vec<String>),
+    #[error("cannot watch {name}: {source}")]
+    Signal {
+        name: &'static str,
+        source: std::io::Error,
+    },
     #[error("ingest task failed: {0}")]
     Join(String),
 }
@@ -177,6 +186,12 @@ impl Gateway {
         self.delivered.take()
     }
 
+    /// False once ingest has ended (it only ends when stopped, or on a bug):
+    /// the watchdog ping is withheld then.
+    pub fn is_alive(&self) -> bool {
+        !self.ingest.is_finished()
+    }
+
     /// Stops the sources, lets ingest commit everything it holds, then gives
     /// the publisher a bounded moment for what is in flight.
     pub async fn stop(self) -> Result<IngestTotals, DaemonError> {
@@ -196,7 +211,15 @@ impl Gateway {
             .map_err(|e| DaemonError::Join(e.to_string()))??;
         self.publisher_stop.send_replace(true);
         if let Some(p) = self.publisher {
-            let _ = tokio::time::timeout(Duration::from_secs(5), p).await;
+            // Aborted if it overstays: its handle on the store would keep
+            // the database file open and block a reload from reopening it.
+            let abort = p.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), p)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
         Ok(totals)
     }

@@ -1,0 +1,256 @@
+//! Operations: the real binary under systemd's protocols. Readiness and
+//! watchdog pings over a notify socket the test binds, SIGTERM with readings
+//! still pending, and SIGHUP reloads (a broken file is rejected, a valid one
+//! applies) — without losing a reading.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coldgate::store::Store;
+use coldgate_tests::{last_logged_readings_total, start_gateway, Proc, TestConfig};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
+
+fn log_text(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
+}
+
+fn wait_for_log(log: &Path, needle: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if log_text(log).contains(needle) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "`{needle}` not logged in {}:\n{}",
+        log.display(),
+        log_text(log)
+    );
+}
+
+/// Waits until the gateway logs a commit total above `above`.
+fn wait_for_commit_above(log: &Path, above: u64, within: Duration) -> u64 {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        let n = last_logged_readings_total(log);
+        if n > above {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no commit above {above} readings in {}", log.display());
+}
+
+/// The `readings=N` of every "Ingest stopped" line: one per data path run.
+fn ingest_stopped_totals(log: &Path) -> Vec<u64> {
+    log_text(log)
+        .lines()
+        .filter(|l| l.contains("Ingest stopped with everything committed."))
+        .filter_map(|l| {
+            let i = l.find(" readings=")?;
+            l[i + " readings=".len()..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// Readings per sensor in the file, checking per-sensor seqs are gap-free.
+fn stored_per_sensor(db: &Path) -> HashMap<String, u64> {
+    let store = Store::open_existing(db).expect("database opens");
+    let mut seqs: HashMap<String, Vec<u64>> = HashMap::new();
+    store
+        .for_each_reading(None, i64::MIN, i64::MAX, |r| {
+            seqs.entry(r.sensor.to_string()).or_default().push(r.seq);
+            true
+        })
+        .unwrap();
+    seqs.into_iter()
+        .map(|(sensor, mut s)| {
+            s.sort_unstable();
+            for (i, seq) in s.iter().enumerate() {
+                assert_eq!(*seq, i as u64 + 1, "sensor {sensor} has a gap");
+            }
+            (sensor, s.len() as u64)
+        })
+        .collect()
+}
+
+/// No failure within any test's run: only the batch timer or shutdown commits.
+const NO_FAILURE: &str = r#"{ zone = "rear", after = "1000h", lasts = "1m", every = "2000h" }"#;
+
+#[test]
+fn notify_socket_gets_ready_then_watchdog_pings_at_half_the_timeout_then_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 1;
+    let config = cfg.write();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let log = dir.path().join("run.log");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env_remove("WATCHDOG_PID")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut gw = Proc::spawn("coldgate run", cmd);
+
+    // (message, when received)
+    let mut got: Vec<(String, Instant)> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    let mut ready_at = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+            if ready_at.is_none() && msg.lines().any(|l| l == "READY=1") {
+                ready_at = Some(Instant::now());
+            }
+            got.push((msg, Instant::now()));
+        }
+        if ready_at.is_some_and(|t| t.elapsed() > Duration::from_secs(3)) {
+            break;
+        }
+    }
+    let ready_at = ready_at.unwrap_or_else(|| panic!("no READY=1; got {got:?}"));
+    assert!(
+        log_text(&log).contains("coldgate is running."),
+        "READY=1 came before the gateway was running"
+    );
+    let pings: Vec<Instant> = got
+        .iter()
+        .filter(|(m, _)| m.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(
+        pings.iter().all(|t| *t >= ready_at),
+        "a watchdog ping came before READY=1"
+    );
+    // ~3 s at one ping per 200 ms is 15; allow a loaded machine half that.
+    assert!(pings.len() >= 8, "only {} pings in 3 s", pings.len());
+    let gaps: Vec<Duration> = pings.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut sorted = gaps.clone();
+    sorted.sort();
+    let median = sorted[sorted.len() / 2];
+    assert!(
+        median >= Duration::from_millis(120) && median <= Duration::from_millis(320),
+        "median gap {median:?} is not about 200 ms: {gaps:?}"
+    );
+    // The deadline is 400 ms; any gap near it would get the unit killed.
+    let max = *sorted.last().unwrap();
+    assert!(
+        max < Duration::from_millis(900),
+        "a gap of {max:?}: {gaps:?}"
+    );
+
+    gw.signal(15);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stopping = false;
+    while Instant::now() < deadline && !stopping {
+        if let Ok(n) = socket.recv(&mut buf) {
+            stopping = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "STOPPING=1");
+        }
+    }
+    assert!(stopping, "no STOPPING=1 after SIGTERM");
+    assert!(gw.wait(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn sigterm_commits_every_pending_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 3;
+    // Nothing is committed by the timer within the test: every reading the
+    // sources produced is pending when SIGTERM arrives.
+    cfg.batch_interval = "1h";
+    cfg.failure = NO_FAILURE;
+    let config = cfg.write();
+    let log = dir.path().join("run.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    wait_for_log(&log, "coldgate is running.", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        last_logged_readings_total(&log),
+        0,
+        "a commit happened before SIGTERM; the test proves nothing"
+    );
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+
+    let totals = ingest_stopped_totals(&log);
+    assert_eq!(totals.len(), 1, "{}", log_text(&log));
+    let stored: u64 = stored_per_sensor(&cfg.db()).values().sum();
+    assert!(stored > 20, "only {stored} readings were produced");
+    assert_eq!(stored, totals[0], "stored vs the final ingest totals");
+    assert!(log_text(&log).contains("Stopped cleanly."));
+}
+
+#[test]
+fn sighup_rejects_a_broken_file_and_applies_a_valid_one_without_losing_readings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 2;
+    cfg.failure = NO_FAILURE;
+    let config = cfg.write();
+    let good = std::fs::read_to_string(&config).unwrap();
+    let log = dir.path().join("run.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    wait_for_log(&log, "coldgate is running.", Duration::from_secs(20));
+    wait_for_commit_above(&log, 0, Duration::from_secs(10));
+
+    // A broken file: rejected, the process keeps running and committing.
+    std::fs::write(&config, good.replace("[ingest]", "[ingest\n")).unwrap();
+    gw.signal(1);
+    wait_for_log(
+        &log,
+        "Configuration reload rejected; the running configuration stays.",
+        Duration::from_secs(10),
+    );
+    let at_rejection = last_logged_readings_total(&log);
+    wait_for_commit_above(&log, at_rejection, Duration::from_secs(10));
+    assert!(
+        gw.child.try_wait().unwrap().is_none(),
+        "the gateway exited on a broken config"
+    );
+    assert!(!log_text(&log).contains("Configuration reloaded."));
+
+    // A valid change: a third sensor.
+    cfg.sensors = 3;
+    cfg.write();
+    gw.signal(1);
+    wait_for_log(&log, "Configuration reloaded.", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+
+    let totals = ingest_stopped_totals(&log);
+    assert_eq!(
+        totals.len(),
+        2,
+        "one data path before the reload, one after"
+    );
+    let stored = stored_per_sensor(&cfg.db());
+    assert!(
+        stored.get("rear-2").copied().unwrap_or(0) > 0,
+        "the sensor added by the reload recorded nothing: {stored:?}"
+    );
+    assert_eq!(
+        stored.values().sum::<u64>(),
+        totals.iter().sum::<u64>(),
+        "stored readings vs what both data paths committed"
+    );
+}
