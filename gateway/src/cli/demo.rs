@@ -75,6 +75,10 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     tokio::pin!(stop_after);
+    // Watched once, before the loop: a signal stream created anew each turn
+    // misses a SIGINT that lands between turns, and the demo never stops.
+    let shutdown = super::shutdown_signal();
+    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             msg = delivered.recv() => match msg {
@@ -83,7 +87,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
                 Err(RecvError::Closed) => break,
             },
             _ = &mut stop_after => break,
-            res = super::shutdown_signal() => { res?; break }
+            res = &mut shutdown => { res?; break }
         }
     }
     let totals = gateway.stop().await?;
