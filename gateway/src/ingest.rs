@@ -5,7 +5,9 @@
 //! or at once when an event was raised.
 //!
 //! The publisher never writes: it sends the seqs the broker acknowledged
-//! here, and they leave the outbox in the next commit.
+//! here, and they leave the outbox in the next commit. Audit records (see
+//! [`crate::audit`]) arrive the same way and are committed at once, chained
+//! in the same transaction as the batch they join.
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
+use crate::audit::AuditRecord;
 use crate::event::now_ms;
 use crate::excursion::Engine;
 use crate::store::{StoreError, StoredEvent, Trim, Writer};
@@ -49,6 +52,7 @@ pub struct IngestTotals {
     pub readings: u64,
     pub events: u64,
     pub commits: u64,
+    pub audit: u64,
 }
 
 pub struct Ingest {
@@ -58,6 +62,8 @@ pub struct Ingest {
     readings: Vec<Reading>,
     events: Vec<StoredEvent>,
     acked: Vec<u64>,
+    audit: Vec<AuditRecord>,
+    audit_rx: Option<mpsc::UnboundedReceiver<AuditRecord>>,
     newest_ms: i64,
     totals: IngestTotals,
     /// The engine state as last committed: unchanged state is not written
@@ -74,10 +80,25 @@ impl Ingest {
             readings: Vec::new(),
             events: Vec::new(),
             acked: Vec::new(),
+            audit: Vec::new(),
+            audit_rx: None,
             newest_ms: i64::MIN,
             totals: IngestTotals::default(),
             last_state: Vec::new(),
         }
+    }
+
+    /// Audit records to commit; ingest stays the only writer of the store.
+    pub fn with_audit(mut self, rx: mpsc::UnboundedReceiver<AuditRecord>) -> Ingest {
+        self.audit_rx = Some(rx);
+        self
+    }
+
+    fn idle(&self) -> bool {
+        self.readings.is_empty()
+            && self.events.is_empty()
+            && self.acked.is_empty()
+            && self.audit.is_empty()
     }
 
     /// Runs until the readings channel closes (every source has stopped),
@@ -87,6 +108,8 @@ impl Ingest {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
         let mut acks_open = true;
+        let mut audit_rx = self.audit_rx.take();
+        let mut audit_open = audit_rx.is_some();
         loop {
             tokio::select! {
                 biased;
@@ -111,13 +134,22 @@ impl Ingest {
                     Some(seq) => self.acked.push(seq),
                     None => acks_open = false,
                 },
+                record = next_audit(&mut audit_rx), if audit_open => match record {
+                    // Who changed what must not wait for the batch timer: a
+                    // power cut right after a reload would lose it.
+                    Some(record) => {
+                        self.audit.push(record);
+                        self.commit(&ch.committed);
+                    }
+                    None => audit_open = false,
+                },
                 _ = tick.tick() => {
                     // The engine's clock for silence and delays that run
                     // out between readings: the newest of the wall clock and
                     // the readings (a simulator may run ahead of the wall).
                     let events = self.engine.tick(self.newest_ms.max(now_ms()));
                     self.push_events(events);
-                    if !(self.readings.is_empty() && self.events.is_empty() && self.acked.is_empty()) {
+                    if !self.idle() {
                         self.commit(&ch.committed);
                     }
                 }
@@ -126,9 +158,14 @@ impl Ingest {
         while let Ok(seq) = ch.acked.try_recv() {
             self.acked.push(seq);
         }
+        if let Some(rx) = audit_rx.as_mut() {
+            while let Ok(record) = rx.try_recv() {
+                self.audit.push(record);
+            }
+        }
         // Shutting down: a failed commit is retried a few times, then reported.
         for attempt in 0..5 {
-            if self.readings.is_empty() && self.events.is_empty() && self.acked.is_empty() {
+            if self.idle() {
                 break;
             }
             if let Err(error) = self.try_commit(&ch.committed) {
@@ -197,14 +234,20 @@ impl Ingest {
         } else {
             &[]
         };
-        let done =
-            self.writer
-                .commit(&self.readings, &self.events, &self.acked, named, Some(trim))?;
+        let done = self.writer.commit_with_audit(
+            &self.readings,
+            &self.events,
+            &self.acked,
+            named,
+            Some(trim),
+            &self.audit,
+        )?;
         if changed {
             self.last_state = state;
         }
         self.totals.readings += done.readings as u64;
         self.totals.events += done.events as u64;
+        self.totals.audit += done.audit as u64;
         self.totals.commits += 1;
         debug!(
             readings = done.readings,
@@ -218,8 +261,18 @@ impl Ingest {
         self.readings.clear();
         self.events.clear();
         self.acked.clear();
+        self.audit.clear();
         committed.send_replace(self.writer.next_event_seq() - 1);
         Ok(())
+    }
+}
+
+/// The next audit record, or never when there is no audit channel (the
+/// select branch is disabled then anyway).
+async fn next_audit(rx: &mut Option<mpsc::UnboundedReceiver<AuditRecord>>) -> Option<AuditRecord> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

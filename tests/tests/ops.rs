@@ -184,10 +184,14 @@ fn sigterm_commits_every_pending_reading() {
     let log = dir.path().join("run.log");
     let mut gw = start_gateway(BIN, &config, &log);
     wait_for_log(&log, "coldgate is running.", Duration::from_secs(20));
+    // The start's audit entries are committed at once (with whatever
+    // readings had arrived); after that only SIGTERM commits.
+    wait_for_log(&log, "Committed.", Duration::from_secs(10));
+    let at_start = last_logged_readings_total(&log);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         last_logged_readings_total(&log),
-        0,
+        at_start,
         "a commit happened before SIGTERM; the test proves nothing"
     );
     assert!(gw.terminate(Duration::from_secs(20)).success());
@@ -195,7 +199,11 @@ fn sigterm_commits_every_pending_reading() {
     let totals = ingest_stopped_totals(&log);
     assert_eq!(totals.len(), 1, "{}", log_text(&log));
     let stored: u64 = stored_per_sensor(&cfg.db()).values().sum();
-    assert!(stored > 20, "only {stored} readings were produced");
+    assert!(
+        stored > at_start + 20,
+        "only {} readings were pending at SIGTERM",
+        stored - at_start
+    );
     assert_eq!(stored, totals[0], "stored vs the final ingest totals");
     assert!(log_text(&log).contains("Stopped cleanly."));
 }
@@ -253,4 +261,86 @@ fn sighup_rejects_a_broken_file_and_applies_a_valid_one_without_losing_readings(
         totals.iter().sum::<u64>(),
         "stored readings vs what both data paths committed"
     );
+
+    // Every step is in the audit trail, in order, and the chain verifies.
+    let kinds: Vec<String> = audit_show(&cfg.db())
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "config_loaded",
+            "gateway_started",
+            "config_rejected",
+            "config_reloaded",
+            "gateway_stopped"
+        ],
+    );
+    let entries = audit_show(&cfg.db());
+    assert_eq!(entries[2]["actor"], "signal:SIGHUP");
+    assert!(entries[2]["details"]["problems"][0]
+        .as_str()
+        .is_some_and(|p| !p.is_empty()));
+    assert_eq!(
+        entries[3]["details"]["previous_sha256"],
+        entries[0]["details"]["sha256"]
+    );
+    assert_eq!(entries[4]["actor"], "signal:SIGTERM");
+    let out = coldgate(&["audit", "verify", "--db"], &cfg.db());
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn coldgate(args: &[&str], db: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .arg(db)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("coldgate runs")
+}
+
+fn audit_show(db: &Path) -> Vec<serde_json::Value> {
+    let out = coldgate(&["audit", "show", "--db"], db);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON entry per line"))
+        .collect()
+}
+
+#[test]
+fn audit_verify_exits_non_zero_naming_an_entry_altered_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 1;
+    cfg.failure = NO_FAILURE;
+    let config = cfg.write();
+    let log = dir.path().join("run.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    wait_for_log(&log, "coldgate is running.", Duration::from_secs(20));
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    assert!(coldgate(&["audit", "verify", "--db"], &cfg.db())
+        .status
+        .success());
+
+    // Someone edits who started the gateway, straight in the file.
+    {
+        use redb::ReadableTable;
+        const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
+        let db = redb::Database::open(cfg.db()).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(AUDIT).unwrap();
+            let text = String::from_utf8(t.get(2).unwrap().unwrap().value().to_vec()).unwrap();
+            assert!(text.contains("command line"), "{text}");
+            let forged = text.replace("command line", "service manager");
+            t.insert(2, forged.as_bytes()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let out = coldgate(&["audit", "verify", "--db"], &cfg.db());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BROKEN at entry 2"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! The binary's edge: argument parsing, logging, exit codes. Errors become
 //! `anyhow` here and nowhere deeper.
 
+mod audit;
 mod demo;
 mod export;
 mod sensors;
@@ -75,6 +76,10 @@ enum Command {
         #[arg(long)]
         lot: Option<String>,
     },
+    /// The hash-chained audit trail (starts, stops, configuration changes)
+    /// of a database file no daemon is using.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Run only the embedded MQTT broker (for trials and tests).
     #[cfg(feature = "embedded-broker")]
     Broker {
@@ -144,8 +149,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config: path } => {
-            let config = config::load(&path)?;
-            runtime()?.block_on(crate::daemon::lifecycle::run(&path, config))?;
+            use crate::daemon::lifecycle;
+            let (sha256, config) = lifecycle::load_hashed(&path);
+            let config = config?;
+            runtime()?.block_on(lifecycle::run(&path, config, sha256))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
@@ -198,6 +205,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("{value:.2}");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit(command) => audit::audit(command),
         Command::Export(args) => {
             export::export(args)?;
             Ok(ExitCode::SUCCESS)

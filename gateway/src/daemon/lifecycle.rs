@@ -1,15 +1,20 @@
 //! The daemon's life under systemd: start, READY=1, watchdog pings, SIGHUP
 //! reloads, SIGTERM/SIGINT stop with everything committed, STOPPING=1.
+//! Each step leaves an entry in the audit trail, with the SHA-256 of the
+//! configuration file that was (or was not) applied.
 
 use std::path::Path;
 use std::time::Duration;
 
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 use tracing::{error, info, warn};
 
 use super::notify::Notifier;
 use super::{DaemonError, Gateway};
+use crate::audit::AuditKind;
 use crate::config::{self, Config};
 use crate::ingest::IngestTotals;
 use crate::store::StoreError;
@@ -24,7 +29,7 @@ struct Signals {
 }
 
 enum Asked {
-    Stop,
+    Stop(&'static str),
     Reload,
 }
 
@@ -42,21 +47,74 @@ impl Signals {
 
     async fn next(&mut self) -> Asked {
         tokio::select! {
-            _ = self.term.recv() => Asked::Stop,
-            _ = self.int.recv() => Asked::Stop,
+            _ = self.term.recv() => Asked::Stop("signal:SIGTERM"),
+            _ = self.int.recv() => Asked::Stop("signal:SIGINT"),
             _ = self.hup.recv() => Asked::Reload,
         }
     }
 }
 
-/// Runs the gateway from `config` (already loaded from `config_path`) until
-/// SIGTERM or SIGINT; SIGHUP reloads `config_path`. Returns the totals of
-/// the last data path.
-pub async fn run(config_path: &Path, config: Config) -> Result<IngestTotals, DaemonError> {
+/// A configuration file read once: its SHA-256 (hex, `None` if unreadable)
+/// and what parsing and validating it gave. Hashing the very bytes that were
+/// parsed lets the audit trail say exactly which file was applied.
+pub fn load_hashed(path: &Path) -> (Option<String>, Result<Config, config::ConfigError>) {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(source) => {
+            return (
+                None,
+                Err(config::ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            )
+        }
+    };
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let parsed = match String::from_utf8(bytes) {
+        Ok(text) => config::parse(&text, &path.display().to_string()),
+        Err(_) => Err(config::ConfigError::Invalid {
+            origin: path.display().to_string(),
+            problems: vec![config::Problem::new("", "the file is not UTF-8 text")],
+        }),
+    };
+    (Some(sha), parsed)
+}
+
+/// Runs the gateway from `config` (loaded from `config_path`, whose bytes
+/// hash to `sha256`) until SIGTERM or SIGINT; SIGHUP reloads `config_path`.
+/// Returns the totals of the last data path.
+pub async fn run(
+    config_path: &Path,
+    config: Config,
+    sha256: Option<String>,
+) -> Result<IngestTotals, DaemonError> {
     let notifier = Notifier::from_env();
     let mut signals = Signals::new()?;
     let mut config = config;
+    let mut sha256 = sha256;
     let mut gateway = Gateway::start(&config, Vec::new())?;
+    // systemd sets INVOCATION_ID for every unit it starts.
+    let actor = if std::env::var_os("INVOCATION_ID").is_some() {
+        "service manager"
+    } else {
+        "command line"
+    };
+    gateway.audit(
+        AuditKind::ConfigLoaded,
+        actor,
+        json!({ "path": config_path.display().to_string(), "sha256": sha256 }),
+    );
+    gateway.audit(
+        AuditKind::GatewayStarted,
+        actor,
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "gateway_id": config.gateway_id,
+            "db": config.storage.path.display().to_string(),
+        }),
+    );
     info!(gateway_id = %config.gateway_id, db = %config.storage.path.display(), "coldgate is running.");
     notifier.ready(&status_line(&config));
     let mut pings = notifier.ping_interval().map(|period| {
@@ -64,13 +122,13 @@ pub async fn run(config_path: &Path, config: Config) -> Result<IngestTotals, Dae
         i.set_missed_tick_behavior(MissedTickBehavior::Delay);
         i
     });
-    loop {
+    let stopped_by = loop {
         tokio::select! {
             asked = signals.next() => match asked {
-                Asked::Stop => break,
+                Asked::Stop(by) => break by,
                 Asked::Reload => {
                     notifier.reloading();
-                    (gateway, config) = reload(gateway, config, config_path).await?;
+                    (gateway, config, sha256) = reload(gateway, config, sha256, config_path).await?;
                     notifier.ready(&status_line(&config));
                 }
             },
@@ -84,9 +142,10 @@ pub async fn run(config_path: &Path, config: Config) -> Result<IngestTotals, Dae
                 }
             }
         }
-    }
+    };
     notifier.stopping();
-    info!("Stopping: committing what ingest holds.");
+    info!(by = stopped_by, "Stopping: committing what ingest holds.");
+    gateway.audit(AuditKind::GatewayStopped, stopped_by, json!({}));
     let totals = gateway.stop().await?;
     info!(
         readings = totals.readings,
@@ -122,9 +181,12 @@ fn status_line(config: &Config) -> String {
 async fn reload(
     gateway: Gateway,
     current: Config,
+    current_sha: Option<String>,
     path: &Path,
-) -> Result<(Gateway, Config), DaemonError> {
-    let new = match config::load(path) {
+) -> Result<(Gateway, Config, Option<String>), DaemonError> {
+    const ACTOR: &str = "signal:SIGHUP";
+    let (new_sha, loaded) = load_hashed(path);
+    let new = match loaded {
         Ok(new) => new,
         Err(error) => {
             let problems: Vec<String> = error.problems().iter().map(|p| p.to_string()).collect();
@@ -133,7 +195,17 @@ async fn reload(
                 problems = %problems.join("; "),
                 "Configuration reload rejected; the running configuration stays."
             );
-            return Ok((gateway, current));
+            gateway.audit(
+                AuditKind::ConfigRejected,
+                ACTOR,
+                json!({
+                    "path": path.display().to_string(),
+                    "sha256": new_sha,
+                    "running_sha256": current_sha,
+                    "problems": problems,
+                }),
+            );
+            return Ok((gateway, current, current_sha));
         }
     };
     info!(config = %path.display(), "New configuration is valid; restarting the data path with it.");
@@ -143,15 +215,35 @@ async fn reload(
         events = totals.events,
         "Data path stopped for the reload."
     );
+    // Recorded by the data path that runs with the outcome, in its database.
     match start_when_free(&new).await {
         Ok(gateway) => {
             info!(gateway_id = %new.gateway_id, db = %new.storage.path.display(), "Configuration reloaded.");
-            Ok((gateway, new))
+            gateway.audit(
+                AuditKind::ConfigReloaded,
+                ACTOR,
+                json!({
+                    "path": path.display().to_string(),
+                    "sha256": new_sha,
+                    "previous_sha256": current_sha,
+                }),
+            );
+            Ok((gateway, new, new_sha))
         }
         Err(error) => {
             error!(%error, "The new configuration cannot start; going back to the previous one.");
             let gateway = start_when_free(&current).await?;
-            Ok((gateway, current))
+            gateway.audit(
+                AuditKind::ConfigRejected,
+                ACTOR,
+                json!({
+                    "path": path.display().to_string(),
+                    "sha256": new_sha,
+                    "running_sha256": current_sha,
+                    "problems": [error.to_string()],
+                }),
+            );
+            Ok((gateway, current, current_sha))
         }
     }
 }

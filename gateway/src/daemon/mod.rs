@@ -14,6 +14,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info};
 
+use crate::audit::{AuditKind, AuditRecord};
 use crate::config::Config;
 use crate::event::now_ms;
 use crate::excursion::{Engine, EngineState};
@@ -49,6 +50,7 @@ pub struct Gateway {
     /// BLE advertisement counters and per-sensor RSSI, for diagnostics.
     pub ble_diagnostics: BleDiagnostics,
     sources_stop: watch::Sender<bool>,
+    audit: mpsc::UnboundedSender<AuditRecord>,
     publisher_stop: watch::Sender<bool>,
     ingest: JoinHandle<Result<IngestTotals, StoreError>>,
     publisher: Option<JoinHandle<()>>,
@@ -93,6 +95,7 @@ impl Gateway {
         let (committed_tx, committed_rx) = watch::channel(writer.next_event_seq() - 1);
         let (sources_stop, sources_rx) = watch::channel(false);
         let (publisher_stop, publisher_rx) = watch::channel(false);
+        let (audit, audit_rx) = mpsc::unbounded_channel();
 
         let ingest = Ingest::new(
             writer,
@@ -104,7 +107,8 @@ impl Gateway {
                 retention: config.storage.retention,
                 max_bytes: config.storage.max_size.0,
             },
-        );
+        )
+        .with_audit(audit_rx);
         let ingest = tokio::spawn(ingest.run(IngestChannels {
             readings: readings_rx,
             acked: acked_rx,
@@ -174,6 +178,7 @@ impl Gateway {
             modbus_health,
             ble_diagnostics,
             sources_stop,
+            audit,
             publisher_stop,
             ingest,
             publisher,
@@ -184,6 +189,24 @@ impl Gateway {
     /// Events as the broker acknowledges them (once; later calls get `None`).
     pub fn take_delivered(&mut self) -> Option<broadcast::Receiver<Delivered>> {
         self.delivered.take()
+    }
+
+    /// Appends to the audit trail, through ingest (the only writer), which
+    /// commits it at once. Records sent before [`Gateway::stop`] are
+    /// committed by it.
+    pub fn audit(&self, kind: AuditKind, actor: &str, details: serde_json::Value) {
+        let record = AuditRecord {
+            at_ms: now_ms(),
+            kind,
+            actor: actor.to_string(),
+            details,
+        };
+        if self.audit.send(record).is_err() {
+            error!(
+                kind = kind.as_str(),
+                "Ingest has ended; an audit record is lost."
+            );
+        }
     }
 
     /// False once ingest has ended (it only ends when stopped, or on a bug):

@@ -121,6 +121,7 @@ impl Store {
             txn.open_table(EVENTS).map_err(|e| self.err(e))?;
             txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
             txn.open_table(STATE).map_err(|e| self.err(e))?;
+            txn.open_table(AUDIT).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
         Ok(())
@@ -302,6 +303,38 @@ impl Store {
         let table = txn.open_table(STATE).map_err(|e| self.err(e))?;
         let v = table.get(name).map_err(|e| self.err(e))?;
         Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// The audit entries as stored, in seq order: (seq, JSON bytes). A file
+    /// written before the audit trail existed has none.
+    pub fn audit_rows(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(AUDIT) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (seq, bytes) = row.map_err(|e| self.err(e))?;
+            out.push((seq.value(), bytes.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The audit chain's recorded head, if any entry was ever written. An
+    /// undecodable head counts as absent, which verification reports.
+    pub fn audit_head(&self) -> Result<Option<crate::audit::Head>, StoreError> {
+        Ok(self
+            .state(AUDIT_HEAD_KEY)?
+            .and_then(|b| crate::audit::Head::decode(&b)))
+    }
+
+    /// Checks the audit chain against its recorded head.
+    pub fn verify_audit(
+        &self,
+    ) -> Result<Result<crate::audit::Verified, crate::audit::VerifyError>, StoreError> {
+        Ok(crate::audit::verify(self.audit_rows()?, self.audit_head()?))
     }
 
     /// The last event sequence number handed out (0 before the first).

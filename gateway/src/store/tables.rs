@@ -23,5 +23,12 @@ pub const EVENTS: TableDefinition<u64, (i64, &str, &[u8])> = TableDefinition::ne
 /// Event seqs not yet acknowledged by the broker. Never trimmed.
 pub const OUTBOX: TableDefinition<u64, ()> = TableDefinition::new("outbox");
 
-/// Named state blobs: the excursion engine's state.
+/// Named state blobs: the excursion engine's state, the audit chain's head.
 pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+
+/// Audit entry seq → the entry as JSON (see `crate::audit`). Never trimmed.
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// The audit chain's head (seq and hash of the last entry) in [`STATE`]:
+/// written with every append, so removing the last entry shows.
+pub const AUDIT_HEAD_KEY: &str = "audit_head";

@@ -222,3 +222,94 @@ fn a_file_held_by_another_opener_is_reported_as_in_use() {
     assert!(matches!(err, StoreError::InUse(_)), "{err}");
     assert!(Store::open_existing(&dir.path().join("nope.redb")).is_err());
 }
+
+fn audit_record(i: i64) -> crate::audit::AuditRecord {
+    crate::audit::AuditRecord {
+        at_ms: i,
+        kind: crate::audit::AuditKind::GatewayStarted,
+        actor: "test".into(),
+        details: serde_json::json!({ "i": i }),
+    }
+}
+
+#[test]
+fn audit_entries_are_chained_across_commits_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+        let done = w
+            .commit_with_audit(
+                &[reading("a", 1, 1.0)],
+                &[],
+                &[],
+                &[],
+                None,
+                &[audit_record(1), audit_record(2)],
+            )
+            .unwrap();
+        assert_eq!(done.audit, 2);
+        w.commit_with_audit(&[], &[], &[], &[], None, &[audit_record(3)])
+            .unwrap();
+        assert_eq!(store.verify_audit().unwrap().unwrap().entries, 3);
+    }
+    let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+    w.commit_with_audit(&[], &[], &[], &[], None, &[audit_record(4)])
+        .unwrap();
+    let v = store.verify_audit().unwrap().unwrap();
+    assert_eq!(v.entries, 4);
+    assert_eq!(store.audit_head().unwrap(), Some(v.head));
+}
+
+#[test]
+fn audit_verify_names_an_entry_altered_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    let records: Vec<_> = (1..=4).map(audit_record).collect();
+    w.commit_with_audit(&[], &[], &[], &[], None, &records)
+        .unwrap();
+    let txn = store.db().begin_write().unwrap();
+    {
+        let mut t = txn.open_table(tables::AUDIT).unwrap();
+        let bytes = t.get(2).unwrap().unwrap().value().to_vec();
+        let text = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"actor\":\"test\"", "\"actor\":\"mallory\"");
+        t.insert(2, text.as_bytes()).unwrap();
+    }
+    txn.commit().unwrap();
+    let err = store.verify_audit().unwrap().unwrap_err();
+    assert_eq!(err, crate::audit::VerifyError::Altered { seq: 2 });
+}
+
+#[test]
+fn after_the_last_audit_entry_is_removed_the_next_append_leaves_a_visible_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+        let records: Vec<_> = (1..=3).map(audit_record).collect();
+        w.commit_with_audit(&[], &[], &[], &[], None, &records)
+            .unwrap();
+        let txn = store.db().begin_write().unwrap();
+        txn.open_table(tables::AUDIT).unwrap().remove(3).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(
+            store.verify_audit().unwrap().unwrap_err(),
+            crate::audit::VerifyError::Truncated {
+                last: 2,
+                anchored: 3
+            }
+        );
+    }
+    let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+    w.commit_with_audit(&[], &[], &[], &[], None, &[audit_record(4)])
+        .unwrap();
+    assert_eq!(
+        store.verify_audit().unwrap().unwrap_err(),
+        crate::audit::VerifyError::Missing {
+            expected: 3,
+            found: 4
+        }
+    );
+}

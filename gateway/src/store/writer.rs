@@ -9,6 +9,7 @@ use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
 use super::{Store, StoreError, StoredEvent};
+use crate::audit::{AuditEntry, AuditRecord, Head};
 
 /// Trimming asked of one commit.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +27,7 @@ pub struct Committed {
     pub events: usize,
     pub acked: usize,
     pub trimmed: u64,
+    pub audit: usize,
 }
 
 struct Slot {
@@ -38,6 +40,7 @@ pub struct Writer {
     sensors: HashMap<Arc<str>, Slot>,
     next_idx: u32,
     next_event_seq: u64,
+    audit_head: Head,
 }
 
 impl Writer {
@@ -60,11 +63,13 @@ impl Writer {
         }
         drop((names, seqs, txn));
         let next_event_seq = store.last_event_seq()? + 1;
+        let audit_head = audit_head_to_continue(&store)?;
         Ok(Writer {
             store,
             sensors,
             next_idx,
             next_event_seq,
+            audit_head,
         })
     }
 
@@ -95,6 +100,21 @@ impl Writer {
         state: &[(&str, &[u8])],
         trim: Option<Trim>,
     ) -> Result<Committed, StoreError> {
+        self.commit_with_audit(readings, events, acked, state, trim, &[])
+    }
+
+    /// [`Writer::commit`], also appending `audit` records to the hash chain
+    /// (numbered and chained here, from the head this writer holds) and
+    /// recording the new head, in the same transaction.
+    pub fn commit_with_audit(
+        &mut self,
+        readings: &[Reading],
+        events: &[StoredEvent],
+        acked: &[u64],
+        state: &[(&str, &[u8])],
+        trim: Option<Trim>,
+        audit: &[AuditRecord],
+    ) -> Result<Committed, StoreError> {
         let s = self.store.clone();
         let e = |err: redb::Error| s.err(err);
         for (i, ev) in events.iter().enumerate() {
@@ -111,6 +131,7 @@ impl Writer {
         let mut touched: HashMap<Arc<str>, (u32, u64)> = HashMap::new();
         let mut next_idx = self.next_idx;
         let mut done = Committed::default();
+        let mut audit_head = self.audit_head;
         {
             let mut names = txn.open_table(SENSORS).map_err(|x| e(x.into()))?;
             let mut table = txn.open_table(READINGS).map_err(|x| e(x.into()))?;
@@ -160,6 +181,19 @@ impl Writer {
             for (name, bytes) in state {
                 st.insert(*name, *bytes).map_err(|x| e(x.into()))?;
             }
+            if !audit.is_empty() {
+                let mut table = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
+                for record in audit {
+                    let entry = AuditEntry::chained(&audit_head, record);
+                    table
+                        .insert(entry.seq, entry.encode().as_slice())
+                        .map_err(|x| e(x.into()))?;
+                    audit_head = entry.head().unwrap_or(audit_head);
+                }
+                st.insert(AUDIT_HEAD_KEY, audit_head.encode().as_slice())
+                    .map_err(|x| e(x.into()))?;
+                done.audit = audit.len();
+            }
             if let Some(trim) = trim {
                 let before = table.len().map_err(|x| e(x.into()))?;
                 table
@@ -186,8 +220,24 @@ impl Writer {
             self.sensors.insert(name, Slot { idx, last_seq: seq });
         }
         self.next_event_seq += events.len() as u64;
+        self.audit_head = audit_head;
         Ok(done)
     }
+}
+
+/// Where appending resumes: the recorded head, so that if the last entries
+/// were removed the next one leaves a visible gap instead of silently
+/// reusing their seqs; the last stored entry for a file without a head.
+fn audit_head_to_continue(store: &Store) -> Result<Head, StoreError> {
+    if let Some(head) = store.audit_head()? {
+        return Ok(head);
+    }
+    Ok(store
+        .audit_rows()?
+        .last()
+        .and_then(|(_, bytes)| AuditEntry::decode(bytes))
+        .and_then(|e| e.head())
+        .unwrap_or_default())
 }
 
 /// Deletes the oldest readings, a tenth at a time, while the stored data is
