@@ -278,6 +278,13 @@ fn sighup_rejects_a_broken_file_and_applies_a_valid_one_without_losing_readings(
         ],
     );
     let entries = audit_show(&cfg.db());
+    assert!(
+        entries[1]["details"]
+            .as_object()
+            .is_some_and(|d| d.contains_key("clock_synchronised")),
+        "the start records whether the clock was trusted: {}",
+        entries[1]
+    );
     assert_eq!(entries[2]["actor"], "signal:SIGHUP");
     assert!(entries[2]["details"]["problems"][0]
         .as_str()

@@ -113,10 +113,14 @@ pub async fn run(
             "pid": std::process::id(),
             "gateway_id": config.gateway_id,
             "db": config.storage.path.display().to_string(),
+            // Readings before synchronisation may carry a wrong time: the
+            // trail says whether the clock could be trusted at start.
+            "clock_synchronised": crate::clock::is_synchronised(),
         }),
     );
     info!(gateway_id = %config.gateway_id, db = %config.storage.path.display(), "coldgate is running.");
-    notifier.ready(&status_line(&config));
+    let mut status = status_line(&config);
+    notifier.ready(&status);
     let mut pings = notifier.ping_interval().map(|period| {
         let mut i = interval(period);
         i.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -129,7 +133,8 @@ pub async fn run(
                 Asked::Reload => {
                     notifier.reloading();
                     (gateway, config, sha256) = reload(gateway, config, sha256, config_path).await?;
-                    notifier.ready(&status_line(&config));
+                    status = status_line(&config);
+                    notifier.ready(&status);
                 }
             },
             _ = tick(&mut pings) => {
@@ -137,6 +142,12 @@ pub async fn run(
                 // runtime: if ingest has ended, systemd must restart us.
                 if gateway.is_alive() {
                     notifier.ping();
+                    // The clock may get synchronised long after start.
+                    let now = status_line(&config);
+                    if now != status {
+                        notifier.status(&now);
+                        status = now;
+                    }
                 } else {
                     error!("Ingest has ended; withholding the watchdog ping so systemd restarts the gateway.");
                 }
@@ -165,8 +176,12 @@ async fn tick(pings: &mut Option<Interval>) {
 }
 
 fn status_line(config: &Config) -> String {
+    let clock = match crate::clock::is_synchronised() {
+        Some(true) => "clock synchronised",
+        _ => "clock NOT known to be synchronised",
+    };
     format!(
-        "Running: gateway {}, {} sensors, database {}",
+        "Running: gateway {}, {} sensors, database {}, {clock}",
         config.gateway_id,
         config.sensors.len(),
         config.storage.path.display()

@@ -57,6 +57,11 @@ impl Notifier {
         ]);
     }
 
+    /// STATUS=: the line `systemctl status` shows.
+    pub fn status(&self, status: &str) {
+        send(&[NotifyState::Status(status)]);
+    }
+
     /// WATCHDOG=1: the caller has checked that the gateway is alive.
     pub fn ping(&self) {
         send(&[NotifyState::Watchdog]);
