@@ -139,6 +139,13 @@ impl Ingest {
                     // power cut right after a reload would lose it.
                     Some(record) => {
                         self.audit.push(record);
+                        // Records sent together (start: config, then
+                        // gateway) share one commit.
+                        if let Some(rx) = audit_rx.as_mut() {
+                            while let Ok(record) = rx.try_recv() {
+                                self.audit.push(record);
+                            }
+                        }
                         self.commit(&ch.committed);
                     }
                     None => audit_open = false,
