@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the Debian package with cargo-deb and checks it without installing:
+#  - every file lands where systemd/coldgate.service and docs/install.md say;
+#  - /etc/coldgate/coldgate.toml is a conffile and passes `coldgate check-config`
+#    (run with the packaged binary);
+#  - the maintainer scripts create the user before handing it the config.
+# Usage: scripts/check-deb.sh [--no-build path/to/coldgate.deb]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "check-deb: $*" >&2; exit 1; }
+
+if [ "${1:-}" = "--no-build" ]; then
+    deb=${2:?"--no-build needs the .deb path"}
+else
+    command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
+    # cargo-deb prints the path of the package it wrote as its last line.
+    deb=$(cargo deb -p coldgate | tail -n 1)
+fi
+[ -f "$deb" ] || fail "no package at '$deb'"
+echo "check-deb: $deb"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+dpkg-deb -c "$deb" | tee "$tmp/contents"
+dpkg-deb -x "$deb" "$tmp/root"
+dpkg-deb -e "$deb" "$tmp/control"
+
+# The unit is read from the package itself, so a path changed on one side
+# but not the other is caught.
+# cargo-deb 3 installs units under /usr/lib (merged /usr), older ones /lib.
+unit=
+for dir in usr/lib/systemd/system lib/systemd/system; do
+    [ -f "$tmp/root/$dir/coldgate.service" ] && unit="$tmp/root/$dir/coldgate.service" && break
+done
+[ -n "$unit" ] || fail "no coldgate.service under /usr/lib/systemd/system or /lib/systemd/system"
+cmp -s "$unit" systemd/coldgate.service || fail "the packaged unit differs from systemd/coldgate.service"
+exec_start=$(sed -n 's/^ExecStart=\([^ ]*\) run --config \([^ ]*\)$/\1 \2/p' "$unit")
+[ -n "$exec_start" ] || fail "unit has no 'ExecStart=<bin> run --config <file>'"
+read -r bin config <<<"$exec_start"
+for path in "$bin" "$config" /usr/lib/sysusers.d/coldgate.conf \
+    /usr/share/doc/coldgate/install.md /usr/share/doc/coldgate/examples/coldgate.toml; do
+    [ -e "$tmp/root$path" ] || fail "$path is not in the package"
+done
+[ -x "$tmp/root$bin" ] || fail "$bin is not executable"
+grep -qx "$config" "$tmp/control/conffiles" || fail "$config is not a conffile"
+grep -q '^StateDirectory=coldgate$' "$unit" || fail "unit has no StateDirectory=coldgate"
+grep -q '"/var/lib/coldgate/' "$tmp/root$config" \
+    || fail "the shipped config does not keep its database in /var/lib/coldgate (StateDirectory=)"
+grep -q '^u coldgate ' "$tmp/root/usr/lib/sysusers.d/coldgate.conf" || fail "sysusers has no coldgate user"
+grep -q '^m coldgate dialout' "$tmp/root/usr/lib/sysusers.d/coldgate.conf" || fail "coldgate is not in dialout"
+# The user must exist before the config is handed to its group.
+sysusers_line=$(grep -n 'systemd-sysusers.*coldgate.conf' "$tmp/control/postinst" | head -n 1 | cut -d: -f1)
+chgrp_line=$(grep -n 'chgrp coldgate' "$tmp/control/postinst" | head -n 1 | cut -d: -f1)
+[ -n "$sysusers_line" ] || fail "postinst does not create the user"
+[ -n "$chgrp_line" ] || fail "postinst does not hand the config to the coldgate group"
+[ "$sysusers_line" -lt "$chgrp_line" ] || fail "postinst uses the coldgate group before creating it"
+sh -n "$tmp/control/postinst" || fail "postinst is not valid sh"
+
+# The packaged binary accepts the packaged configuration.
+"$tmp/root$bin" check-config --config "$tmp/root$config" || fail "the shipped config does not pass check-config"
+
+echo "check-deb: OK"
