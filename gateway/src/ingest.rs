@@ -64,6 +64,9 @@ pub struct Ingest {
     acked: Vec<u64>,
     audit: Vec<AuditRecord>,
     audit_rx: Option<mpsc::UnboundedReceiver<AuditRecord>>,
+    /// When ingest last made progress (a timer turn or a commit), for the
+    /// systemd watchdog: a commit stuck on a dying SD card stops it.
+    heartbeat: watch::Sender<std::time::Instant>,
     newest_ms: i64,
     totals: IngestTotals,
     /// The engine state as last committed: unchanged state is not written
@@ -82,6 +85,7 @@ impl Ingest {
             acked: Vec::new(),
             audit: Vec::new(),
             audit_rx: None,
+            heartbeat: watch::channel(std::time::Instant::now()).0,
             newest_ms: i64::MIN,
             totals: IngestTotals::default(),
             last_state: Vec::new(),
@@ -92,6 +96,11 @@ impl Ingest {
     pub fn with_audit(mut self, rx: mpsc::UnboundedReceiver<AuditRecord>) -> Ingest {
         self.audit_rx = Some(rx);
         self
+    }
+
+    /// When ingest last made progress: a timer turn or a commit.
+    pub fn heartbeat(&self) -> watch::Receiver<std::time::Instant> {
+        self.heartbeat.subscribe()
     }
 
     fn idle(&self) -> bool {
@@ -151,6 +160,7 @@ impl Ingest {
                     None => audit_open = false,
                 },
                 _ = tick.tick() => {
+                    self.heartbeat.send_replace(std::time::Instant::now());
                     // The engine's clock for silence and delays that run
                     // out between readings: the newest of the wall clock and
                     // the readings (a simulator may run ahead of the wall).
@@ -256,6 +266,7 @@ impl Ingest {
         self.totals.events += done.events as u64;
         self.totals.audit += done.audit as u64;
         self.totals.commits += 1;
+        self.heartbeat.send_replace(std::time::Instant::now());
         debug!(
             readings = done.readings,
             events = done.events,

@@ -119,6 +119,12 @@ pub async fn run(
         }),
     );
     info!(gateway_id = %config.gateway_id, db = %config.storage.path.display(), "coldgate is running.");
+    // A slow fsync is not a hang: at least 10 s, and never less than the
+    // watchdog timeout, before ingest counts as stuck.
+    let stuck_grace = notifier
+        .watchdog_timeout()
+        .unwrap_or_default()
+        .max(Duration::from_secs(10));
     let mut status = status_line(&config);
     notifier.ready(&status);
     let mut pings = notifier.ping_interval().map(|period| {
@@ -140,7 +146,7 @@ pub async fn run(
             _ = tick(&mut pings) => {
                 // The ping says the data path is alive, not merely the
                 // runtime: if ingest has ended, systemd must restart us.
-                if gateway.is_alive() {
+                if gateway.is_alive(stuck_grace) {
                     notifier.ping();
                     // The clock may get synchronised long after start.
                     let now = status_line(&config);
@@ -149,7 +155,7 @@ pub async fn run(
                         status = now;
                     }
                 } else {
-                    error!("Ingest has ended; withholding the watchdog ping so systemd restarts the gateway.");
+                    error!("Ingest has ended or is stuck; withholding the watchdog ping so systemd restarts the gateway.");
                 }
             }
         }

@@ -53,6 +53,8 @@ pub struct Gateway {
     audit: mpsc::UnboundedSender<AuditRecord>,
     publisher_stop: watch::Sender<bool>,
     ingest: JoinHandle<Result<IngestTotals, StoreError>>,
+    heartbeat: watch::Receiver<std::time::Instant>,
+    batch_interval: Duration,
     publisher: Option<JoinHandle<()>>,
     sources: Vec<JoinHandle<()>>,
 }
@@ -109,6 +111,7 @@ impl Gateway {
             },
         )
         .with_audit(audit_rx);
+        let heartbeat = ingest.heartbeat();
         let ingest = tokio::spawn(ingest.run(IngestChannels {
             readings: readings_rx,
             acked: acked_rx,
@@ -181,6 +184,8 @@ impl Gateway {
             audit,
             publisher_stop,
             ingest,
+            heartbeat,
+            batch_interval: config.ingest.batch_interval,
             publisher,
             sources,
         })
@@ -209,10 +214,13 @@ impl Gateway {
         }
     }
 
-    /// False once ingest has ended (it only ends when stopped, or on a bug):
-    /// the watchdog ping is withheld then.
-    pub fn is_alive(&self) -> bool {
-        !self.ingest.is_finished()
+    /// False once ingest has ended (it only ends when stopped, or on a bug)
+    /// or has made no progress (no timer turn, no commit) for `grace` plus
+    /// three batch intervals — a commit hung on a failing SD card. The
+    /// watchdog ping is withheld then, and systemd restarts the gateway.
+    pub fn is_alive(&self, grace: Duration) -> bool {
+        let stale_after = grace + self.batch_interval.saturating_mul(3);
+        !self.ingest.is_finished() && self.heartbeat.borrow().elapsed() <= stale_after
     }
 
     /// Stops the sources, lets ingest commit everything it holds, then gives

@@ -36,6 +36,11 @@ impl Notifier {
         self.watchdog.map(|t| (t / 2).max(Duration::from_millis(1)))
     }
 
+    /// The watchdog timeout systemd asked for, if any.
+    pub fn watchdog_timeout(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
     /// READY=1, with a one-line status for `systemctl status`.
     pub fn ready(&self, status: &str) {
         send(&[NotifyState::Ready, NotifyState::Status(status)]);
