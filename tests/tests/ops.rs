@@ -353,3 +353,24 @@ fn audit_verify_exits_non_zero_naming_an_entry_altered_in_the_file() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("BROKEN at entry 2"), "{err}");
 }
+
+#[test]
+fn run_with_a_broken_config_exits_78_so_systemd_does_not_restart_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "gateway_id = \"g\"\n[ingest\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(dir.path().join("missing.toml"))
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+}
