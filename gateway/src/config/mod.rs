@@ -151,6 +151,43 @@ pub struct MqttConfig {
     /// How often the retained status is refreshed. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub status_interval: Duration,
+    /// MQTT user name. None if absent (with mutual TLS, brokers such as
+    /// mosquitto take the certificate's CN instead).
+    pub username: Option<String>,
+    /// A file holding the MQTT password (trailing newline ignored), so the
+    /// secret stays out of this file. Only allowed with `[mqtt.tls]`: a
+    /// password is never sent in clear.
+    pub password_file: Option<PathBuf>,
+    /// TLS to the broker; plain TCP if absent. See docs/mqtt.md.
+    pub tls: Option<MqttTlsConfig>,
+}
+
+/// `[mqtt.tls]`: the broker is verified against `ca_file` and, for mutual
+/// TLS, the gateway presents `cert_file`. TLS 1.2 and 1.3 only. The files
+/// are read and checked when the configuration is validated (so
+/// `check-config` finds an expired or mismatched certificate) and again at
+/// every connection (so a renewed certificate is picked up without a
+/// restart).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttTlsConfig {
+    /// PEM file of the CA certificate(s) the broker's certificate must chain
+    /// to. Required: the gateway does not trust the system's roots, a
+    /// cold-chain broker is on a private PKI.
+    pub ca_file: PathBuf,
+    /// PEM file of the gateway's certificate (then its intermediates), for
+    /// mutual TLS. Requires `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the private key of `cert_file` (PKCS#8, PKCS#1 RSA or
+    /// SEC1 EC).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The name the broker's certificate must be valid for. Default: `host`
+    /// (set this when connecting by an address the certificate does not
+    /// name).
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 impl Default for MqttConfig {
@@ -165,6 +202,9 @@ impl Default for MqttConfig {
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
             status_interval: Duration::from_secs(60),
+            username: None,
+            password_file: None,
+            tls: None,
         }
     }
 }

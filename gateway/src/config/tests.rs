@@ -268,3 +268,27 @@ fn a_gateway_with_modbus_and_ble_sensors_loads() {
     assert_eq!(c.modbus.rtu[0].devices[0].unit, 1);
     assert_eq!(c.ble.sensors.len(), 1);
 }
+
+#[test]
+fn a_password_needs_tls_and_a_readable_file() {
+    let text =
+        format!("{MINIMAL}\n[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n");
+    let p = problems(&text);
+    assert!(has(&p, "mqtt.password_file", "only sent over TLS"), "{p:?}");
+    assert!(
+        has(&p, "mqtt.password_file", "cannot read /nonexistent/pw"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn tls_files_are_checked_with_their_key_paths() {
+    let text = format!("{MINIMAL}\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\"\nkey_file = \"/nonexistent/k.pem\"\n");
+    let p = problems(&text);
+    assert!(
+        has(&p, "mqtt.tls.ca_file", "cannot read /nonexistent/ca.pem"),
+        "{p:?}"
+    );
+    assert!(has(&p, "mqtt.tls.cert_file", "go together"), "{p:?}");
+    assert_eq!(p.len(), 2, "{p:?}");
+}

@@ -246,6 +246,22 @@ impl Config {
                 "must not be shorter than mqtt.reconnect_min",
             ));
         }
+        if m.password_file.is_some() && m.tls.is_none() {
+            p.push(Problem::new(
+                "mqtt.password_file",
+                "a password is only sent over TLS: add [mqtt.tls]",
+            ));
+        }
+        if let Some(path) = &m.password_file {
+            if let Err(e) = crate::publish::tls::read_password(path) {
+                p.push(Problem::new("mqtt.password_file", e.to_string()));
+            }
+        }
+        if let Some(tls) = &m.tls {
+            for e in crate::publish::tls::check(tls, &m.host, crate::event::now_ms()) {
+                p.push(Problem::new(e.key(), e.to_string()));
+            }
+        }
         if let Some(prefix) = &m.prefix {
             if prefix.is_empty() || prefix.contains(['#', '+']) || prefix.ends_with('/') {
                 p.push(Problem::new(

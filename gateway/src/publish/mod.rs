@@ -13,19 +13,28 @@
 //! resent from its start; subscribers drop duplicates by `event_id`.
 
 mod status;
+pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use rand::Rng;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
+    Transport,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::config::MqttTlsConfig;
 use crate::store::Store;
 
-pub use status::{status_payload, LinkState};
+pub use status::{status_payload, LinkState, StatusFacts};
+
+/// A client certificate this close to expiry is warned about at every
+/// connection, so there is time to renew it before the gateway goes silent.
+const CERT_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, Clone)]
 pub struct PublisherOptions {
@@ -38,6 +47,9 @@ pub struct PublisherOptions {
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub status_interval: Duration,
+    pub username: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub tls: Option<MqttTlsConfig>,
 }
 
 impl PublisherOptions {
@@ -52,6 +64,9 @@ impl PublisherOptions {
             reconnect_min: c.mqtt.reconnect_min,
             reconnect_max: c.mqtt.reconnect_max,
             status_interval: c.mqtt.status_interval,
+            username: c.mqtt.username.clone(),
+            password_file: c.mqtt.password_file.clone(),
+            tls: c.mqtt.tls.clone(),
         }
     }
 }
@@ -72,6 +87,8 @@ pub struct Publisher {
     delivered: broadcast::Sender<Delivered>,
     link: watch::Sender<LinkState>,
     started: Instant,
+    /// Of the certificate used by the current connection, for `status`.
+    client_cert_expires_ms: Option<i64>,
 }
 
 /// What one connection has sent and not yet seen acknowledged.
@@ -107,6 +124,7 @@ impl Publisher {
             delivered,
             link,
             started: Instant::now(),
+            client_cert_expires_ms: None,
         }
     }
 
@@ -118,9 +136,50 @@ impl Publisher {
         self.link.subscribe()
     }
 
-    fn mqtt_options(&self) -> MqttOptions {
+    /// The options of one connection. TLS files and the password are read
+    /// here, each time, so renewed ones are used without a restart; a
+    /// problem with them fails this attempt like a broker that is away.
+    fn mqtt_options(&mut self) -> Result<MqttOptions, String> {
+        let mut m = MqttOptions::new(
+            self.opts.gateway_id.clone(),
+            self.opts.host.clone(),
+            self.opts.port,
+        );
+        if let Some(tls) = &self.opts.tls {
+            let loaded =
+                tls::load(tls, &self.opts.host, crate::event::now_ms()).map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {e}", e.key()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })?;
+            if let Some(expires) = loaded.client_cert_expires_ms {
+                let left_ms = expires - crate::event::now_ms();
+                if left_ms < CERT_WARNING.as_millis() as i64 {
+                    warn!(
+                        expires_at = %crate::event::rfc3339(expires),
+                        days_left = left_ms / 86_400_000,
+                        file = ?tls.cert_file,
+                        "The MQTT client certificate expires soon; renew it (mqtt.tls.cert_file)."
+                    );
+                }
+            }
+            self.client_cert_expires_ms = loaded.client_cert_expires_ms;
+            self.link
+                .send_modify(|l| l.client_cert_expires_ms = loaded.client_cert_expires_ms);
+            m.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                loaded.config,
+            )));
+        }
+        if let Some(user) = &self.opts.username {
+            let password = match &self.opts.password_file {
+                Some(path) => tls::read_password(path).map_err(|e| format!("{}: {e}", e.key()))?,
+                None => String::new(),
+            };
+            m.set_credentials(user.clone(), password);
+        }
         let o = &self.opts;
-        let mut m = MqttOptions::new(o.gateway_id.clone(), o.host.clone(), o.port);
         m.set_keep_alive(o.keep_alive)
             .set_clean_session(true)
             .set_inflight(o.inflight)
@@ -132,7 +191,7 @@ impl Publisher {
                 QoS::AtLeastOnce,
                 true,
             ));
-        m
+        Ok(m)
     }
 
     fn status(&self, state: &str) -> Vec<u8> {
@@ -140,9 +199,12 @@ impl Publisher {
         status_payload(
             &self.opts.gateway_id,
             state,
-            self.started.elapsed(),
-            depth,
-            oldest,
+            StatusFacts {
+                uptime: self.started.elapsed(),
+                outbox_depth: depth,
+                oldest_unsent_ms: oldest,
+                client_cert_expires_ms: self.client_cert_expires_ms,
+            },
         )
     }
 
@@ -154,10 +216,16 @@ impl Publisher {
             if *shutdown.borrow() {
                 return;
             }
-            let (client, eventloop) =
-                AsyncClient::new(self.mqtt_options(), usize::from(self.opts.inflight) + 16);
             let connected_at = Instant::now();
-            match self.connection(client, eventloop, &mut shutdown).await {
+            let ended = match self.mqtt_options() {
+                Ok(options) => {
+                    let (client, eventloop) =
+                        AsyncClient::new(options, usize::from(self.opts.inflight) + 16);
+                    self.connection(client, eventloop, &mut shutdown).await
+                }
+                Err(error) => Ended::Lost(error),
+            };
+            match ended {
                 Ended::Shutdown => return,
                 Ended::Lost(error) => {
                     if connected_at.elapsed() > self.opts.reconnect_max {
@@ -168,6 +236,7 @@ impl Publisher {
                     warn!(%error, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
                     self.link.send_modify(|l| {
                         l.connected = false;
+                        l.publish_errors += 1;
                         l.last_error = Some(error);
                         l.next_retry_ms = Some(crate::event::now_ms() + wait.as_millis() as i64);
                     });
@@ -222,7 +291,9 @@ impl Publisher {
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => return Ended::Lost(e.to_string()),
+                    Err(e) => {
+                        return Ended::Lost(tls::explain(&e, self.opts.tls.as_ref(), &self.opts.host))
+                    }
                 },
                 res = self.committed.changed(), if committed_open => {
                     committed_open = res.is_ok();

@@ -10,19 +10,30 @@ use crate::event::{now_ms, rfc3339};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LinkState {
     pub connected: bool,
+    /// Why the last connection failed or was lost, in words naming the
+    /// configuration key to look at when TLS is the cause.
     pub last_error: Option<String>,
+    /// When the next connection attempt is due (ms since the epoch).
     pub next_retry_ms: Option<i64>,
+    /// Connection attempts that failed and connections lost since start.
+    pub publish_errors: u64,
+    /// `notAfter` of the gateway's client certificate (mutual TLS).
+    pub client_cert_expires_ms: Option<i64>,
+}
+
+/// What the status message says besides the state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusFacts {
+    pub uptime: Duration,
+    pub outbox_depth: u64,
+    pub oldest_unsent_ms: Option<i64>,
+    pub client_cert_expires_ms: Option<i64>,
 }
 
 /// `{prefix}/status`: online or offline (the Last Will), with what an
-/// operator needs to judge a silent gateway.
-pub fn status_payload(
-    gateway_id: &str,
-    state: &str,
-    uptime: Duration,
-    outbox_depth: u64,
-    oldest_unsent_ms: Option<i64>,
-) -> Vec<u8> {
+/// operator needs to judge a silent gateway, including when its client
+/// certificate expires (an expired one silences it for good).
+pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<u8> {
     let now = now_ms();
     let v = json!({
         "schema": "coldgate.status/1",
@@ -30,10 +41,34 @@ pub fn status_payload(
         "at": rfc3339(now),
         "state": state,
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": uptime.as_secs(),
-        "outbox_depth": outbox_depth,
-        "oldest_unsent_at": oldest_unsent_ms.map(rfc3339),
+        "uptime_s": facts.uptime.as_secs(),
+        "outbox_depth": facts.outbox_depth,
+        "oldest_unsent_at": facts.oldest_unsent_ms.map(rfc3339),
         "clock_synced": crate::clock::is_synchronised(),
+        "client_cert_expires_at": facts.client_cert_expires_ms.map(rfc3339),
     });
     serde_json::to_vec(&v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_says_when_the_client_certificate_expires() {
+        let v: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "online",
+            StatusFacts {
+                client_cert_expires_ms: Some(1_800_000_000_000),
+                ..StatusFacts::default()
+            },
+        ))
+        .unwrap();
+        assert_eq!(v["client_cert_expires_at"], "2027-01-15T08:00:00.000Z");
+        let v: serde_json::Value =
+            serde_json::from_slice(&status_payload("g1", "online", StatusFacts::default()))
+                .unwrap();
+        assert!(v["client_cert_expires_at"].is_null());
+    }
 }
