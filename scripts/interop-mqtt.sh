@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# Interop check of the gateway's MQTT over mutual TLS against an independent
+# broker: Debian's mosquitto 2.0 with a TLS listener that requires a client
+# certificate, takes its CN as the user name, and lets a gateway write only
+# under coldgate/v1/<its CN>/#.
+#
+#   scripts/interop-mqtt.sh            # from the workspace root
+#
+# Installs mosquitto and mosquitto-clients (apt-get) when missing and fails
+# loudly if it cannot. Certificates are made here with openssl: an ECDSA CA
+# and broker certificate, an RSA gateway certificate (so both key types are
+# exercised). Prints "N passed, M failed"; exits non-zero on any failure.
+#
+# mosquitto facts this relies on:
+# - Started as root it drops to the `mosquitto` user: every certificate and
+#   key file (and their directory) must be readable by that user.
+# - With `require_certificate true` and `use_identity_as_username true` the
+#   certificate's CN is the user name ACL `pattern` lines see as %u.
+# - 2.0 PUBACKs a publish its ACL denies (and drops it): a gateway cannot
+#   tell from the PUBACK. This script checks the ACL from the subscriber's
+#   side; see docs/mqtt.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+die() { echo "interop-mqtt: FATAL: $*" >&2; exit 1; }
+PASSED=0
+FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "  ok   $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "  FAIL $*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# ---- prerequisites: install if missing, fail loudly if not possible
+if ! command -v mosquitto >/dev/null 2>&1 || ! command -v mosquitto_sub >/dev/null 2>&1; then
+    echo "interop-mqtt: installing mosquitto and mosquitto-clients"
+    $SUDO apt-get update -qq || die "apt-get update failed; cannot install mosquitto"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto mosquitto-clients \
+        || die "apt-get install mosquitto mosquitto-clients failed"
+fi
+for tool in mosquitto mosquitto_sub mosquitto_pub openssl python3; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing"
+done
+MOSQUITTO="$(command -v mosquitto)"
+echo "interop-mqtt: $("$MOSQUITTO" -h 2>/dev/null | head -1)"
+
+# ---- certificates
+chmod 755 "$WORK"
+PKI="$WORK/pki"
+mkdir -p "$PKI"
+cat >"$PKI/ca.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = coldgate interop CA
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+EOF
+openssl req -x509 -config "$PKI/ca.cnf" -extensions v3_ca -newkey ec \
+    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null || die "openssl: CA"
+# issue NAME CN KEYSPEC EXTENSIONS
+issue() {
+    local name="$1" cn="$2" keyspec="$3" ext="$4"
+    # shellcheck disable=SC2086
+    openssl req -newkey $keyspec -nodes -subj "/CN=$cn" \
+        -keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null || die "openssl: $name key"
+    printf '%b' "$ext" >"$PKI/$name.ext"
+    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
+        -CAcreateserial -days 30 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem" 2>/dev/null \
+        || die "openssl: $name certificate"
+}
+EC="ec -pkeyopt ec_paramgen_curve:prime256v1"
+issue server localhost "$EC" \
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
+CLIENT_EXT="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+issue gw interop-gw "rsa:2048" "$CLIENT_EXT"
+issue reader reader "$EC" "$CLIENT_EXT"
+# A gateway certificate from a CA the broker does not know.
+openssl req -x509 -config "$PKI/ca.cnf" -extensions v3_ca -newkey ec \
+    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=rogue CA" \
+    -keyout "$PKI/rogue-ca.key" -out "$PKI/rogue-ca.pem" 2>/dev/null || die "openssl: rogue CA"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=interop-gw" \
+    -keyout "$PKI/rogue.key" -out "$PKI/rogue.csr" 2>/dev/null || die "openssl: rogue key"
+printf '%b' "$CLIENT_EXT" >"$PKI/rogue.ext"
+openssl x509 -req -in "$PKI/rogue.csr" -CA "$PKI/rogue-ca.pem" -CAkey "$PKI/rogue-ca.key" \
+    -CAcreateserial -days 30 -extfile "$PKI/rogue.ext" -out "$PKI/rogue.pem" 2>/dev/null \
+    || die "openssl: rogue certificate"
+chmod 755 "$PKI"
+chmod 644 "$PKI"/*
+
+# ---- the broker
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+cat >"$WORK/acl" <<'EOF'
+# Each gateway writes only under its own prefix (its certificate's CN).
+pattern write coldgate/v1/%u/#
+pattern read coldgate/v1/%u/cmd/#
+user reader
+topic read coldgate/#
+EOF
+cat >"$WORK/mosquitto.conf" <<EOF
+per_listener_settings false
+allow_anonymous false
+acl_file $WORK/acl
+persistence false
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+listener $PORT 127.0.0.1
+cafile $PKI/ca.pem
+certfile $PKI/server.pem
+keyfile $PKI/server.key
+require_certificate true
+use_identity_as_username true
+tls_version tlsv1.2
+EOF
+chmod 644 "$WORK/acl" "$WORK/mosquitto.conf"
+"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null; then break; fi
+    sleep 0.1
+done
+python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.5)" 2>/dev/null \
+    || { cat "$WORK/mosquitto.log" >&2; die "mosquitto does not listen on $PORT"; }
+
+SUB=(mosquitto_sub -h localhost -p "$PORT" --cafile "$PKI/ca.pem"
+    --cert "$PKI/reader.pem" --key "$PKI/reader.key" -q 1 -v)
+"${SUB[@]}" -t 'coldgate/#' >"$WORK/sub.txt" 2>"$WORK/sub.err" &
+PIDS+=($!)
+sleep 1
+
+# ---- our side
+cargo build -q -p coldgate --bin coldgate || die "cannot build coldgate"
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+COLDGATE="$TARGET_DIR/debug/coldgate"
+
+# gateway_config DIR CERT KEY
+gateway_config() {
+    local dir="$1" cert="$2" key="$3"
+    mkdir -p "$dir"
+    cat >"$dir/coldgate.toml" <<EOF
+gateway_id = "interop-gw"
+[storage]
+path = "$dir/coldgate.redb"
+[ingest]
+batch_interval = "200ms"
+[mqtt]
+host = "localhost"
+port = $PORT
+reconnect_min = "100ms"
+reconnect_max = "1s"
+[mqtt.tls]
+ca_file = "$PKI/ca.pem"
+cert_file = "$cert"
+key_file = "$key"
+[[profiles]]
+id = "refrigerated"
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0 }]
+[[zones]]
+id = "rear"
+profile = "refrigerated"
+[sim]
+speed = 600.0
+reading_interval = "30s"
+failures = [{ zone = "rear", after = "2m", lasts = "20m", every = "40m" }]
+[[sensors]]
+id = "rear-0"
+zone = "rear"
+kind = "sim"
+[[sensors]]
+id = "rear-1"
+zone = "rear"
+kind = "sim"
+EOF
+}
+
+echo "interop-mqtt: mosquitto on localhost:$PORT (TLS, client certificates required)"
+
+# 1. check-config accepts the RSA client certificate.
+gateway_config "$WORK/gw" "$PKI/gw.pem" "$PKI/gw.key"
+if "$COLDGATE" check-config --config "$WORK/gw/coldgate.toml" >/dev/null 2>"$WORK/check.err"; then
+    pass "check-config accepts the TLS section (RSA client key)"
+else
+    fail "check-config: $(cat "$WORK/check.err")"
+fi
+
+# 2. The gateway publishes over mutual TLS; events arrive in seq order.
+RUST_LOG=info "$COLDGATE" run --config "$WORK/gw/coldgate.toml" 2>"$WORK/gw.log" &
+GW=$!
+PIDS+=("$GW")
+sleep 8
+kill -TERM "$GW"
+wait "$GW" && pass "the gateway stops cleanly" || fail "the gateway exited with $?"
+sleep 1
+
+python3 - "$WORK/sub.txt" >"$WORK/check.txt" <<'EOF' || true
+import json, sys
+seqs, status = [], None
+for line in open(sys.argv[1]):
+    topic, _, payload = line.rstrip("\n").partition(" ")
+    if topic.startswith("coldgate/v1/interop-gw/events/"):
+        seqs.append(json.loads(payload)["seq"])
+    elif topic == "coldgate/v1/interop-gw/status":
+        status = json.loads(payload)
+first = []
+for s in seqs:
+    if s not in first:
+        first.append(s)
+ok_order = first == list(range(1, len(first) + 1))
+print("events", len(first), "in_order" if ok_order else "OUT_OF_ORDER", first[:20])
+print("status", status and status.get("state"), status and status.get("client_cert_expires_at"))
+EOF
+cat "$WORK/check.txt"
+if grep -q '^events [1-9][0-9]* in_order' "$WORK/check.txt"; then
+    pass "events arrived over mutual TLS, seq 1..n in order"
+else
+    fail "events did not arrive in seq order (see above; gateway log: $WORK/gw.log)"
+fi
+if grep -Eq '^status (online|offline) [0-9]{4}-' "$WORK/check.txt"; then
+    pass "the retained status carries client_cert_expires_at"
+else
+    fail "no status with client_cert_expires_at"
+fi
+
+# 3. The ACL: the gateway's certificate cannot write under another prefix.
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/gw.pem" \
+    --key "$PKI/gw.key" -q 1 -t 'coldgate/v1/other-gw/events/door' -m '{"forged":true}' \
+    2>/dev/null || true
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/gw.pem" \
+    --key "$PKI/gw.key" -q 1 -t 'coldgate/v1/interop-gw/acl-probe' -m '{"probe":true}' \
+    2>/dev/null || true
+sleep 1
+if grep -q 'acl-probe' "$WORK/sub.txt" && ! grep -q 'other-gw' "$WORK/sub.txt"; then
+    pass "the broker's ACL keeps the gateway's identity inside coldgate/v1/interop-gw/#"
+else
+    fail "ACL: probe inside the prefix seen=$(grep -c acl-probe "$WORK/sub.txt" || true), forged outside seen=$(grep -c other-gw "$WORK/sub.txt" || true)"
+fi
+
+# 4. A gateway certificate from an unknown CA is refused, and said so.
+gateway_config "$WORK/rogue" "$PKI/rogue.pem" "$PKI/rogue.key"
+RUST_LOG=info "$COLDGATE" run --config "$WORK/rogue/coldgate.toml" 2>"$WORK/rogue.log" &
+GW=$!
+PIDS+=("$GW")
+sleep 4
+kill -TERM "$GW" || true
+wait "$GW" || true
+if grep -q "broker ended the TLS handshake" "$WORK/rogue.log"; then
+    pass "a client certificate from an unknown CA is refused and reported"
+else
+    fail "rogue certificate: $(grep -m1 'MQTT connection' "$WORK/rogue.log" || echo 'no connection error logged')"
+fi
+
+echo "interop-mqtt: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
