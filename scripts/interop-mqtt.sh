@@ -17,8 +17,9 @@
 # - With `require_certificate true` and `use_identity_as_username true` the
 #   certificate's CN is the user name ACL `pattern` lines see as %u.
 # - 2.0 PUBACKs a publish its ACL denies (and drops it): a gateway cannot
-#   tell from the PUBACK. This script checks the ACL from the subscriber's
-#   side; see docs/mqtt.md.
+#   tell from the PUBACK. With `mqtt.verify_own_status = true` the gateway
+#   subscribes to its own status and publishes events only once the broker
+#   delivered it back, so the ACL must also let it read {prefix}/status.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -108,6 +109,7 @@ cat >"$WORK/acl" <<'EOF'
 # Each gateway writes only under its own prefix (its certificate's CN).
 pattern write coldgate/v1/%u/#
 pattern read coldgate/v1/%u/cmd/#
+pattern read coldgate/v1/%u/status
 user reader
 topic read coldgate/#
 EOF
@@ -149,9 +151,9 @@ cargo build -q -p coldgate --bin coldgate || die "cannot build coldgate"
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 COLDGATE="$TARGET_DIR/debug/coldgate"
 
-# gateway_config DIR CERT KEY
+# gateway_config DIR CERT KEY [PREFIX]
 gateway_config() {
-    local dir="$1" cert="$2" key="$3"
+    local dir="$1" cert="$2" key="$3" prefix="${4:-coldgate/v1/{gateway_id\}}"
     mkdir -p "$dir"
     cat >"$dir/coldgate.toml" <<EOF
 gateway_id = "interop-gw"
@@ -164,6 +166,8 @@ host = "localhost"
 port = $PORT
 reconnect_min = "100ms"
 reconnect_max = "1s"
+prefix = "$prefix"
+verify_own_status = true
 [mqtt.tls]
 ca_file = "$PKI/ca.pem"
 cert_file = "$cert"
@@ -263,6 +267,22 @@ if grep -q "broker ended the TLS handshake" "$WORK/rogue.log"; then
     pass "a client certificate from an unknown CA is refused and reported"
 else
     fail "rogue certificate: $(grep -m1 'MQTT connection' "$WORK/rogue.log" || echo 'no connection error logged')"
+fi
+
+# 5. A prefix outside the ACL: mosquitto PUBACKs and drops; the gateway
+#    notices its own status never comes back, publishes no event, says so.
+gateway_config "$WORK/denied" "$PKI/gw.pem" "$PKI/gw.key" "coldgate/v1/someone-else"
+RUST_LOG=info "$COLDGATE" run --config "$WORK/denied/coldgate.toml" 2>"$WORK/denied.log" &
+GW=$!
+PIDS+=("$GW")
+sleep 13
+kill -TERM "$GW" || true
+wait "$GW" || true
+if grep -q "did not deliver this gateway's own status back" "$WORK/denied.log" \
+    && ! grep -q "someone-else/events" "$WORK/sub.txt"; then
+    pass "a prefix the ACL denies is reported and no event is published into it"
+else
+    fail "denied prefix: $(grep -m1 -E 'own status|ERROR' "$WORK/denied.log" || echo 'nothing logged')"
 fi
 
 echo "interop-mqtt: $PASSED passed, $FAILED failed"

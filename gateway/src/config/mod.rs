@@ -160,6 +160,13 @@ pub struct MqttConfig {
     pub password_file: Option<PathBuf>,
     /// TLS to the broker; plain TCP if absent. See docs/mqtt.md.
     pub tls: Option<MqttTlsConfig>,
+    /// After connecting, subscribe to this gateway's own `status` topic and
+    /// publish events only once the broker has delivered our status back.
+    /// mosquitto PUBACKs (and drops) a publish its ACL denies, so a PUBACK
+    /// alone does not prove the broker took an event; with this, a wrong
+    /// prefix or ACL keeps events in the outbox and says so. Needs read
+    /// access to `{prefix}/status`. Default `false`.
+    pub verify_own_status: bool,
 }
 
 /// `[mqtt.tls]`: the broker is verified against `ca_file` and, for mutual
@@ -205,6 +212,7 @@ impl Default for MqttConfig {
             username: None,
             password_file: None,
             tls: None,
+            verify_own_status: false,
         }
     }
 }

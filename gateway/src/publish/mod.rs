@@ -25,7 +25,7 @@ use rumqttc::{
 };
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::MqttTlsConfig;
 use crate::store::Store;
@@ -35,6 +35,11 @@ pub use status::{status_payload, LinkState, StatusFacts};
 /// A client certificate this close to expiry is warned about at every
 /// connection, so there is time to renew it before the gateway goes silent.
 const CERT_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// With `mqtt.verify_own_status`, how long after CONNACK the broker has to
+/// deliver the gateway's own status back before the link is reported as
+/// refusing its publishes.
+const VERIFY_WITHIN: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct PublisherOptions {
@@ -50,6 +55,7 @@ pub struct PublisherOptions {
     pub username: Option<String>,
     pub password_file: Option<std::path::PathBuf>,
     pub tls: Option<MqttTlsConfig>,
+    pub verify_own_status: bool,
 }
 
 impl PublisherOptions {
@@ -67,6 +73,7 @@ impl PublisherOptions {
             username: c.mqtt.username.clone(),
             password_file: c.mqtt.password_file.clone(),
             tls: c.mqtt.tls.clone(),
+            verify_own_status: c.mqtt.verify_own_status,
         }
     }
 }
@@ -265,15 +272,37 @@ impl Publisher {
         let mut status_tick = tokio::time::interval(self.opts.status_interval);
         let status_topic = format!("{}/status", self.opts.prefix);
         let mut committed_open = true;
+        // Events are published only once the link is verified: at once, or
+        // with `verify_own_status` when the broker has delivered one of the
+        // statuses sent on this connection back to us. mosquitto PUBACKs a
+        // publish its ACL denies, so without this a wrong prefix or ACL
+        // would empty the outbox into nowhere.
+        let mut verified = !self.opts.verify_own_status;
+        let mut sent_status: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut verify_deadline: Option<Instant> = None;
         loop {
             tokio::select! {
                 ev = eventloop.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         info!(host = %self.opts.host, port = self.opts.port, "Connected to the MQTT broker.");
                         connected = true;
-                        self.link.send_modify(|l| { l.connected = true; l.next_retry_ms = None; });
-                        if client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status("online")).is_ok() {
+                        self.link.send_modify(|l| { l.connected = true; l.next_retry_ms = None; l.verified = verified; });
+                        if !verified {
+                            let _ = client.try_subscribe(&status_topic, QoS::AtLeastOnce);
+                            verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
+                        }
+                        let status = self.status("online");
+                        if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
                             flight.queued.push_back(None);
+                            remember(&mut sent_status, status);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if !verified && p.topic == status_topic && sent_status.iter().any(|s| **s == *p.payload) {
+                            verified = true;
+                            verify_deadline = None;
+                            info!(topic = %status_topic, "The broker delivered this gateway's own status back; publishing events.");
+                            self.link.send_modify(|l| { l.verified = true; l.last_error = None; });
                         }
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
@@ -299,16 +328,28 @@ impl Publisher {
                     committed_open = res.is_ok();
                 }
                 _ = status_tick.tick(), if connected => {
-                    if client.try_publish(&status_topic, QoS::AtLeastOnce, true, self.status("online")).is_ok() {
+                    let status = self.status("online");
+                    if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
                         flight.queued.push_back(None);
+                        remember(&mut sent_status, status);
                     }
+                }
+                _ = tokio::time::sleep_until(verify_deadline.unwrap_or_else(Instant::now)), if verify_deadline.is_some() => {
+                    verify_deadline = None;
+                    let error = format!(
+                        "the broker accepted the connection but did not deliver this gateway's own status back within {}s: it probably denies publishing (or reading) under `{}` (ACL, mqtt.prefix); events stay in the outbox",
+                        VERIFY_WITHIN.as_secs(),
+                        self.opts.prefix
+                    );
+                    error!(topic = %status_topic, "{error}");
+                    self.link.send_modify(|l| { l.publish_errors += 1; l.last_error = Some(error); });
                 }
                 _ = shutdown.changed() => {
                     self.finish(client, eventloop, flight, &status_topic).await;
                     return Ended::Shutdown;
                 }
             }
-            if connected {
+            if connected && verified {
                 if let Err(error) = self.fill(&client, &mut flight) {
                     return Ended::Lost(error);
                 }
@@ -370,4 +411,13 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Keeps the last few statuses sent on a connection, to recognise one when
+/// the broker delivers it back (a retained one from before differs by `at`).
+fn remember(sent: &mut VecDeque<Vec<u8>>, status: Vec<u8>) {
+    if sent.len() >= 8 {
+        sent.pop_front();
+    }
+    sent.push_back(status);
 }

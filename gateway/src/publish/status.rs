@@ -19,6 +19,9 @@ pub struct LinkState {
     pub publish_errors: u64,
     /// `notAfter` of the gateway's client certificate (mutual TLS).
     pub client_cert_expires_ms: Option<i64>,
+    /// Events may be published on this connection: always, or with
+    /// `mqtt.verify_own_status` once the broker delivered our own status back.
+    pub verified: bool,
 }
 
 /// What the status message says besides the state.
