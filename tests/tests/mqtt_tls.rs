@@ -212,6 +212,10 @@ async fn a_broker_certificate_from_another_ca_is_refused_and_the_ca_file_is_name
     );
     assert!(acked.is_empty(), "nothing may be delivered: {acked:?}");
     assert!(!link.connected && link.publish_errors >= 1, "{link:?}");
+    assert!(
+        link.next_retry_ms.is_some(),
+        "the next attempt is scheduled: {link:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

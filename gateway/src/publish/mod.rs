@@ -12,6 +12,7 @@
 //! matched to the wrong seq. After every (re)connect the whole outbox is
 //! resent from its start; subscribers drop duplicates by `event_id`.
 
+mod link;
 mod status;
 pub mod tls;
 
@@ -218,7 +219,7 @@ impl Publisher {
     /// Runs until `shutdown` is set; then sends what is in flight a short
     /// while longer, publishes `offline` and disconnects.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = self.opts.reconnect_min;
+        let mut backoff = link::Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
         loop {
             if *shutdown.borrow() {
                 return;
@@ -235,11 +236,8 @@ impl Publisher {
             match ended {
                 Ended::Shutdown => return,
                 Ended::Lost(error) => {
-                    if connected_at.elapsed() > self.opts.reconnect_max {
-                        backoff = self.opts.reconnect_min;
-                    }
-                    let jitter = rand::rng().random_range(0.5..1.0);
-                    let wait = backoff.mul_f64(jitter);
+                    let wait = backoff
+                        .after_failure(connected_at.elapsed(), rand::rng().random_range(0.5..1.0));
                     warn!(%error, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
                     self.link.send_modify(|l| {
                         l.connected = false;
@@ -251,7 +249,6 @@ impl Publisher {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => return,
                     }
-                    backoff = (backoff * 2).min(self.opts.reconnect_max);
                 }
             }
         }
