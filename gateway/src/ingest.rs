@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use crate::audit::AuditRecord;
 use crate::event::now_ms;
 use crate::excursion::Engine;
+use crate::publish::{ManifestCommand, ManifestRequest};
 use crate::store::{StoreError, StoredEvent, Trim, Writer};
 
 /// The engine's state blob in the store.
@@ -72,6 +73,9 @@ pub struct Ingest {
     /// The engine state as last committed: unchanged state is not written
     /// again, sparing the SD card a page per commit in steady state.
     last_state: Vec<u8>,
+    /// Operator commands (MQTT `cmd/manifest`), applied here because ingest
+    /// alone writes the engine state.
+    commands: Option<mpsc::Receiver<ManifestRequest>>,
 }
 
 impl Ingest {
@@ -89,6 +93,7 @@ impl Ingest {
             newest_ms: i64::MIN,
             totals: IngestTotals::default(),
             last_state: Vec::new(),
+            commands: None,
         }
     }
 
@@ -110,9 +115,42 @@ impl Ingest {
             && self.audit.is_empty()
     }
 
+    /// Takes manifest commands from `commands` (see `publish::commands`).
+    pub fn with_commands(mut self, commands: mpsc::Receiver<ManifestRequest>) -> Ingest {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// Applies one command and answers after the commit that stores it, so
+    /// an `ok` survives a power cut.
+    fn apply(&mut self, req: ManifestRequest, committed: &watch::Sender<u64>) {
+        let outcome = match req.command {
+            ManifestCommand::Load(cmd) => self
+                .engine
+                .load_pallet(cmd)
+                .map_err(|errors| errors.iter().map(|e| e.to_string()).collect()),
+            ManifestCommand::Unload { sscc, at_ms } => self
+                .engine
+                .unload_pallet(&sscc, at_ms)
+                .map_err(|e| vec![e.to_string()]),
+        };
+        let answer = match outcome {
+            Ok(events) => {
+                self.push_events(events);
+                self.try_commit(committed).map_err(|error| {
+                    warn!(%error, "A manifest command was applied but its commit failed; it is retried with the next batch.");
+                    vec![format!("applied but not yet stored ({error}); it will be stored with the next commit")]
+                })
+            }
+            Err(errors) => Err(errors),
+        };
+        let _ = req.reply.send(answer);
+    }
+
     /// Runs until the readings channel closes (every source has stopped),
     /// then commits what it holds and returns.
     pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
+        let mut commands = self.commands.take();
         let mut tick = interval(self.opts.batch_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
@@ -139,6 +177,10 @@ impl Ingest {
                         tick.reset();
                     }
                 }
+                req = next_command(&mut commands), if commands.is_some() => match req {
+                    Some(req) => self.apply(req, &ch.committed),
+                    None => commands = None,
+                },
                 seq = ch.acked.recv(), if acks_open => match seq {
                     Some(seq) => self.acked.push(seq),
                     None => acks_open = false,
@@ -289,6 +331,16 @@ impl Ingest {
 /// select branch is disabled then anyway).
 async fn next_audit(rx: &mut Option<mpsc::UnboundedReceiver<AuditRecord>>) -> Option<AuditRecord> {
     match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next manifest command, or never when there is no command channel.
+async fn next_command(
+    commands: &mut Option<mpsc::Receiver<ManifestRequest>>,
+) -> Option<ManifestRequest> {
+    match commands {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }

@@ -111,6 +111,9 @@ impl Gateway {
             },
         )
         .with_audit(audit_rx);
+        // Operator commands: MQTT → publisher → ingest (the single writer).
+        let (commands_tx, commands_rx) = mpsc::channel(16);
+        let ingest = ingest.with_commands(commands_rx);
         let heartbeat = ingest.heartbeat();
         let ingest = tokio::spawn(ingest.run(IngestChannels {
             readings: readings_rx,
@@ -123,7 +126,8 @@ impl Gateway {
             store.clone(),
             acked_tx,
             committed_rx,
-        );
+        )
+        .with_commands(commands_tx);
         let delivered = publisher.delivered();
         let link = publisher.link();
         let publisher = if config.mqtt.enabled {

@@ -12,6 +12,7 @@
 //! matched to the wrong seq. After every (re)connect the whole outbox is
 //! resent from its start; subscribers drop duplicates by `event_id`.
 
+pub mod commands;
 mod link;
 mod status;
 pub mod tls;
@@ -19,6 +20,7 @@ pub mod tls;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use futures::StreamExt;
 use rand::Rng;
 use rumqttc::{
     AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
@@ -31,6 +33,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::MqttTlsConfig;
 use crate::store::Store;
 
+pub use commands::{ManifestCommand, ManifestRequest};
 pub use status::{status_payload, LinkState, StatusFacts};
 
 /// A client certificate this close to expiry is warned about at every
@@ -97,7 +100,12 @@ pub struct Publisher {
     started: Instant,
     /// Of the certificate used by the current connection, for `status`.
     client_cert_expires_ms: Option<i64>,
+    /// Where `cmd/manifest` commands go (ingest); none: not subscribed.
+    commands: Option<mpsc::Sender<ManifestRequest>>,
 }
+
+/// An answer ingest has yet to give: the command id and its outcome.
+type PendingAnswer = futures::future::BoxFuture<'static, (String, commands::Outcome)>;
 
 /// What one connection has sent and not yet seen acknowledged.
 struct InFlight {
@@ -133,7 +141,14 @@ impl Publisher {
             link,
             started: Instant::now(),
             client_cert_expires_ms: None,
+            commands: None,
         }
+    }
+
+    /// Subscribes to `{prefix}/cmd/manifest` and hands commands to `commands`.
+    pub fn with_commands(mut self, commands: mpsc::Sender<ManifestRequest>) -> Publisher {
+        self.commands = Some(commands);
+        self
     }
 
     pub fn delivered(&self) -> broadcast::Receiver<Delivered> {
@@ -277,6 +292,10 @@ impl Publisher {
         let mut verified = !self.opts.verify_own_status;
         let mut sent_status: VecDeque<Vec<u8>> = VecDeque::new();
         let mut verify_deadline: Option<Instant> = None;
+        let cmd_topic = format!("{}/cmd/manifest", self.opts.prefix);
+        let result_topic = format!("{cmd_topic}/result");
+        let mut answers: futures::stream::FuturesUnordered<PendingAnswer> =
+            futures::stream::FuturesUnordered::new();
         loop {
             tokio::select! {
                 ev = eventloop.poll() => match ev {
@@ -284,6 +303,9 @@ impl Publisher {
                         info!(host = %self.opts.host, port = self.opts.port, "Connected to the MQTT broker.");
                         connected = true;
                         self.link.send_modify(|l| { l.connected = true; l.next_retry_ms = None; l.verified = verified; });
+                        if self.commands.is_some() {
+                            let _ = client.try_subscribe(&cmd_topic, QoS::AtLeastOnce);
+                        }
                         if !verified {
                             let _ = client.try_subscribe(&status_topic, QoS::AtLeastOnce);
                             verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
@@ -292,6 +314,11 @@ impl Publisher {
                         if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
                             flight.queued.push_back(None);
                             remember(&mut sent_status, status);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == cmd_topic => {
+                        if let Some(answer) = self.command(&p.payload, &mut answers) {
+                            self.answer(&client, &mut flight, &result_topic, answer.0.as_deref(), &answer.1);
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -321,6 +348,9 @@ impl Publisher {
                         return Ended::Lost(tls::explain(&e, self.opts.tls.as_ref(), &self.opts.host))
                     }
                 },
+                Some((id, outcome)) = answers.next(), if !answers.is_empty() => {
+                    self.answer(&client, &mut flight, &result_topic, Some(&id), &outcome);
+                }
                 res = self.committed.changed(), if committed_open => {
                     committed_open = res.is_ok();
                 }
@@ -351,6 +381,65 @@ impl Publisher {
                     return Ended::Lost(error);
                 }
             }
+        }
+    }
+
+    /// Hands a command to ingest; returns an immediate answer when it cannot
+    /// be (unreadable, or ingest busy or gone).
+    fn command(
+        &self,
+        payload: &[u8],
+        answers: &mut futures::stream::FuturesUnordered<PendingAnswer>,
+    ) -> Option<(Option<String>, commands::Outcome)> {
+        let parsed = match commands::parse(payload) {
+            Ok(p) => p,
+            Err((id, why)) => return Some((id, Err(vec![why]))),
+        };
+        let tx = self.commands.as_ref()?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let id = parsed.command_id;
+        if tx
+            .try_send(ManifestRequest {
+                command: parsed.command,
+                reply,
+            })
+            .is_err()
+        {
+            return Some((
+                Some(id),
+                Err(vec![
+                    "the gateway is busy or stopping; send the command again".into(),
+                ]),
+            ));
+        }
+        answers.push(Box::pin(async move {
+            let outcome = rx
+                .await
+                .unwrap_or_else(|_| Err(vec!["the gateway stopped before answering".into()]));
+            (id, outcome)
+        }));
+        None
+    }
+
+    /// Publishes a command's answer (QoS 1, not retained) in the same
+    /// request order as everything else, so pkid correlation holds.
+    fn answer(
+        &self,
+        client: &AsyncClient,
+        flight: &mut InFlight,
+        topic: &str,
+        command_id: Option<&str>,
+        outcome: &commands::Outcome,
+    ) {
+        info!(command_id = ?command_id, ok = outcome.is_ok(), "Manifest command answered.");
+        let payload = commands::result_payload(&self.opts.gateway_id, command_id, outcome);
+        if client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .is_ok()
+        {
+            flight.queued.push_back(None);
+        } else {
+            warn!(command_id = ?command_id, "The answer to a manifest command could not be queued.");
         }
     }
 
