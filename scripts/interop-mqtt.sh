@@ -110,8 +110,10 @@ cat >"$WORK/acl" <<'EOF'
 pattern write coldgate/v1/%u/#
 pattern read coldgate/v1/%u/cmd/#
 pattern read coldgate/v1/%u/status
+# The operator (CN reader) reads everything and may send manifest commands.
 user reader
 topic read coldgate/#
+topic write coldgate/v1/+/cmd/manifest
 EOF
 cat >"$WORK/mosquitto.conf" <<EOF
 per_listener_settings false
@@ -207,7 +209,12 @@ fi
 RUST_LOG=info "$COLDGATE" run --config "$WORK/gw/coldgate.toml" 2>"$WORK/gw.log" &
 GW=$!
 PIDS+=("$GW")
-sleep 8
+sleep 4
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/reader.pem" \
+    --key "$PKI/reader.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
+    -m '{"action":"load","command_id":"interop-1","sscc":"106141412345678908","zone":"rear","items":[{"gtin":"09520123456788","lot":"ABC123"}]}' \
+    || fail "mosquitto_pub of a manifest command"
+sleep 4
 kill -TERM "$GW"
 wait "$GW" && pass "the gateway stops cleanly" || fail "the gateway exited with $?"
 sleep 1
@@ -239,6 +246,12 @@ if grep -Eq '^status (online|offline) [0-9]{4}-' "$WORK/check.txt"; then
     pass "the retained status carries client_cert_expires_at"
 else
     fail "no status with client_cert_expires_at"
+fi
+
+if grep -q '^coldgate/v1/interop-gw/cmd/manifest/result .*"command_id":"interop-1".*"ok":true' "$WORK/sub.txt"; then
+    pass "a load command over mosquitto is applied and answered ok"
+else
+    fail "no ok answer to the manifest command: $(grep 'cmd/manifest/result' "$WORK/sub.txt" || echo none)"
 fi
 
 # 3. The ACL: the gateway's certificate cannot write under another prefix.
