@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use coldgate::daemon::Gateway;
-use coldgate_tests::{free_port, wait_for_port, TestConfig};
+use coldgate_tests::{free_port, start_gateway, wait_for_port, TestConfig};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -347,5 +347,44 @@ fn missing_mismatched_and_half_configured_files_are_named_with_their_keys() {
     assert!(
         has(&p, "mqtt.tls.server_name", "not a valid TLS server name"),
         "{p:?}"
+    );
+}
+
+#[test]
+fn a_client_certificate_expiring_within_30_days_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    start_tls_broker(port, &pki.ca_file, &pki.server.0, &pki.server.1);
+    let soon = pki.ca.issue(
+        dir.path(),
+        "soon",
+        "test-gw",
+        &[],
+        Some(time::OffsetDateTime::now_utc() + time::Duration::days(10)),
+    );
+    let config = gateway_config(dir.path(), port, &tls_lines(&pki.ca_file, &soon));
+    let log = dir.path().join("gw.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    while Instant::now() < deadline {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Connected to the MQTT broker.") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    assert!(text.contains("Connected to the MQTT broker."), "{text}");
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("expires soon"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains("days_left=9") || warnings[0].contains("days_left=10"),
+        "{}",
+        warnings[0]
     );
 }

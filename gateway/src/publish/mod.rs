@@ -36,8 +36,9 @@ use crate::store::Store;
 pub use commands::{ManifestCommand, ManifestRequest};
 pub use status::{status_payload, LinkState, StatusFacts};
 
-/// A client certificate this close to expiry is warned about at every
-/// connection, so there is time to renew it before the gateway goes silent.
+/// A client certificate this close to expiry is warned about when
+/// connecting (at most once a day), so there is time to renew it before the
+/// gateway goes silent.
 const CERT_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// With `mqtt.verify_own_status`, how long after CONNACK the broker has to
@@ -100,6 +101,9 @@ pub struct Publisher {
     started: Instant,
     /// Of the certificate used by the current connection, for `status`.
     client_cert_expires_ms: Option<i64>,
+    /// When the coming expiry was last warned about: once a day is enough,
+    /// a reconnect every few seconds during an outage must not flood the log.
+    cert_warned: Option<Instant>,
     /// Where `cmd/manifest` commands go (ingest); none: not subscribed.
     commands: Option<mpsc::Sender<ManifestRequest>>,
 }
@@ -141,6 +145,7 @@ impl Publisher {
             link,
             started: Instant::now(),
             client_cert_expires_ms: None,
+            cert_warned: None,
             commands: None,
         }
     }
@@ -179,7 +184,11 @@ impl Publisher {
                 })?;
             if let Some(expires) = loaded.client_cert_expires_ms {
                 let left_ms = expires - crate::event::now_ms();
-                if left_ms < CERT_WARNING.as_millis() as i64 {
+                let due = self
+                    .cert_warned
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600));
+                if left_ms < CERT_WARNING.as_millis() as i64 && due {
+                    self.cert_warned = Some(Instant::now());
                     warn!(
                         expires_at = %crate::event::rfc3339(expires),
                         days_left = left_ms / 86_400_000,
