@@ -12,6 +12,11 @@ cd "$(dirname "$0")/.."
 MAX_EXPOSURE=${MAX_EXPOSURE:-2.0}
 UNIT=systemd/coldgate.service
 SYSUSERS=systemd/coldgate.sysusers
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    echo "check-unit: installing systemd (for systemd-analyze)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd \
+        || { echo "check-unit: FATAL: cannot install systemd-analyze" >&2; exit 1; }
+fi
 BIN=${1:-target/debug/coldgate}
 if [ ! -x "$BIN" ]; then
     cargo build -p coldgate --bin coldgate
