@@ -191,3 +191,81 @@ fn decode_gs1_and_mkt_answer_or_explain() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_config_names_modbus_mistakes_by_their_key_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wired.toml");
+    let text = format!(
+        "{}\n[[sensors]]\nid = \"wired-1\"\nzone = \"rear\"\nkind = \"modbus\"\n\
+         [[modbus.rtu]]\ndevice = \"/dev/ttyUSB0\"\n\
+         [[modbus.rtu.devices]]\nsensor = \"wired-1\"\nunit = 0\nprofile = \"no-such-profile\"\n\
+         [[modbus.tcp]]\nhost = \"127.0.0.1\"\n\
+         [[modbus.tcp.devices]]\nsensor = \"wired-1\"\nunit = 3\nregisters = [\n\
+           {{ function = \"input\", address = 0, type = \"u32\", quantity = \"temperature\" }},\n\
+           {{ function = \"input\", address = 1, type = \"i16\", quantity = \"humidity\" }},\n]\n",
+        std::fs::read_to_string(repo("config/coldgate.example.toml")).unwrap()
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "modbus.rtu[0].devices[0].unit",
+        "modbus.rtu[0].devices[0].profile",
+        "modbus.tcp[0].devices[0].registers[0]",
+        "modbus.tcp[0].devices[0].registers[1]",
+    ] {
+        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
+    }
+    assert!(
+        err.contains("word"),
+        "a 32-bit type without word order is named:\n{err}"
+    );
+}
+
+#[test]
+fn decode_ble_prints_the_values_or_the_reason() {
+    // bthome.io's example: temperature 25.00 °C, humidity 50.55 %.
+    let out = Command::new(BIN)
+        .args(["decode", "ble", "--service-data", "D2FC4002C40903BF13"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["format"], "bthome");
+    assert_eq!(v["temperature_c"], 25.0);
+    assert_eq!(v["humidity_pct"], 50.55);
+    assert!(
+        v.get("illuminance_lux").is_none(),
+        "absent fields are left out: {v}"
+    );
+    let out = Command::new(BIN)
+        .args(["decode", "ble", "--service-data", "D2FC40ZZ"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hex"));
+}
+
+#[test]
+fn ble_scan_without_an_adapter_says_so_and_fails() {
+    let out = Command::new(BIN)
+        .args(["ble", "scan", "--seconds", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Bluetooth adapter"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
