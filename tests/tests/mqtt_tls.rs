@@ -370,10 +370,11 @@ fn a_client_certificate_expiring_within_30_days_is_warned_about() {
     // not the broker is reachable; wait for it, then a little longer to see
     // that it is not repeated.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = String::new();
     while Instant::now() < deadline {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("expires soon") {
+        if std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("expires soon")
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
