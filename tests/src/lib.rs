@@ -280,3 +280,27 @@ pub fn last_logged_readings_total(log: &Path) -> u64 {
         .next()
         .unwrap_or(0)
 }
+
+/// Reads one MQTT control packet (fixed header byte and body) from a
+/// scripted broker's socket; `None` when the peer closed it.
+pub fn read_mqtt_packet(s: &mut impl std::io::Read) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 1];
+    s.read_exact(&mut head).ok()?;
+    let mut len = 0usize;
+    let mut shift = 0;
+    loop {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).ok()?;
+        len |= usize::from(b[0] & 0x7f) << shift;
+        shift += 7;
+        if b[0] & 0x80 == 0 {
+            break;
+        }
+        if shift > 21 {
+            return None;
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((head[0], body))
+}

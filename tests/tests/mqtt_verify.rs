@@ -1,14 +1,14 @@
 //! `mqtt.verify_own_status`: a broker that PUBACKs what its ACL denies (as
 //! mosquitto 2.0 does) must not make events leave the outbox.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coldgate::daemon::Gateway;
 use coldgate::store::Store;
-use coldgate_tests::{free_port, start_broker, TestConfig};
+use coldgate_tests::{free_port, read_mqtt_packet, start_broker, TestConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
 
@@ -21,30 +21,12 @@ fn acl_denying_broker() -> u16 {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
             std::thread::spawn(move || loop {
-                let mut head = [0u8; 1];
-                if s.read_exact(&mut head).is_err() {
+                let Some((head, body)) = read_mqtt_packet(&mut s) else {
                     return;
-                }
-                let mut len = 0usize;
-                let mut shift = 0;
-                loop {
-                    let mut b = [0u8; 1];
-                    if s.read_exact(&mut b).is_err() {
-                        return;
-                    }
-                    len |= usize::from(b[0] & 0x7f) << shift;
-                    shift += 7;
-                    if b[0] & 0x80 == 0 {
-                        break;
-                    }
-                }
-                let mut body = vec![0u8; len];
-                if s.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let reply: Vec<u8> = match head[0] >> 4 {
+                };
+                let reply: Vec<u8> = match head >> 4 {
                     1 => vec![0x20, 0x02, 0x00, 0x00],
-                    3 if (head[0] >> 1) & 0x03 == 1 && body.len() >= 2 => {
+                    3 if (head >> 1) & 0x03 == 1 && body.len() >= 2 => {
                         let topic_len = usize::from(u16::from_be_bytes([body[0], body[1]]));
                         match body.get(2 + topic_len..4 + topic_len) {
                             Some(pid) => vec![0x40, 0x02, pid[0], pid[1]],

@@ -1,14 +1,16 @@
 //! Store-and-forward: events wait in the outbox while the broker is away and
 //! leave it only when the broker has acknowledged them.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coldgate::store::Store;
-use coldgate_tests::{free_port, start_broker, start_gateway, Subscriber, TestConfig};
+use coldgate_tests::{
+    free_port, read_mqtt_packet, start_broker, start_gateway, Subscriber, TestConfig,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
 
@@ -85,28 +87,10 @@ fn silent_broker(listener: TcpListener, publishes: Arc<AtomicUsize>) {
             let Ok(mut s) = stream else { return };
             let publishes = publishes.clone();
             std::thread::spawn(move || loop {
-                let mut head = [0u8; 1];
-                if s.read_exact(&mut head).is_err() {
+                let Some((head, _body)) = read_mqtt_packet(&mut s) else {
                     return;
-                }
-                let mut len = 0usize;
-                let mut shift = 0;
-                loop {
-                    let mut b = [0u8; 1];
-                    if s.read_exact(&mut b).is_err() {
-                        return;
-                    }
-                    len |= usize::from(b[0] & 0x7f) << shift;
-                    shift += 7;
-                    if b[0] & 0x80 == 0 {
-                        break;
-                    }
-                }
-                let mut body = vec![0u8; len];
-                if s.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let reply: &[u8] = match head[0] >> 4 {
+                };
+                let reply: &[u8] = match head >> 4 {
                     1 => &[0x20, 0x02, 0x00, 0x00], // CONNECT → CONNACK accepted
                     3 => {
                         publishes.fetch_add(1, Ordering::SeqCst);
