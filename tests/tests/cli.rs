@@ -12,6 +12,20 @@ fn repo(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
+/// `check-config` on `path` exits 78 and names every `needle` on stderr.
+fn check_config_rejects(path: &Path, needles: &[&str]) {
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
+    }
+}
+
 #[test]
 fn check_config_accepts_every_shipped_example() {
     for file in ["config/coldgate.example.toml", "config/demo.toml"] {
@@ -39,21 +53,15 @@ fn check_config_lists_every_problem_with_its_key_and_exits_78() {
         .replace("low = 2.0, high = 8.0", "low = 8.0, high = 2.0")
         .replace("batch_interval = \"2s\"", "batch_interval = \"0s\"");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "sensors[1].zone",
-        "profiles[0].limits[0].low",
-        "ingest.batch_interval",
-        "3 problem",
-    ] {
-        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
-    }
+    check_config_rejects(
+        &path,
+        &[
+            "sensors[1].zone",
+            "profiles[0].limits[0].low",
+            "ingest.batch_interval",
+            "3 problem",
+        ],
+    );
 }
 
 #[test]
@@ -207,24 +215,16 @@ fn check_config_names_modbus_mistakes_by_their_key_paths() {
         std::fs::read_to_string(repo("config/coldgate.example.toml")).unwrap()
     );
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    for needle in [
-        "modbus.rtu[0].devices[0].unit",
-        "modbus.rtu[0].devices[0].profile",
-        "modbus.tcp[0].devices[0].registers[0]",
-        "modbus.tcp[0].devices[0].registers[1]",
-    ] {
-        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
-    }
-    assert!(
-        err.contains("word"),
-        "a 32-bit type without word order is named:\n{err}"
+    check_config_rejects(
+        &path,
+        &[
+            "modbus.rtu[0].devices[0].unit",
+            "modbus.rtu[0].devices[0].profile",
+            "modbus.tcp[0].devices[0].registers[0]",
+            "modbus.tcp[0].devices[0].registers[1]",
+            // a 32-bit type without word order is named
+            "word",
+        ],
     );
 }
 
