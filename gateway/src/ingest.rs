@@ -76,6 +76,9 @@ pub struct Ingest {
     /// Operator commands (MQTT `cmd/manifest`), applied here because ingest
     /// alone writes the engine state.
     commands: Option<mpsc::Receiver<ManifestRequest>>,
+    /// Last values and counters for the HTTP API (kept in memory, so a
+    /// status page never scans the database).
+    live: Option<crate::diag::Live>,
 }
 
 impl Ingest {
@@ -94,6 +97,7 @@ impl Ingest {
             totals: IngestTotals::default(),
             last_state: Vec::new(),
             commands: None,
+            live: None,
         }
     }
 
@@ -113,6 +117,12 @@ impl Ingest {
             && self.events.is_empty()
             && self.acked.is_empty()
             && self.audit.is_empty()
+    }
+
+    /// Reports last values and counters to `live` (see `diag::live`).
+    pub fn with_live(mut self, live: crate::diag::Live) -> Ingest {
+        self.live = Some(live);
+        self
     }
 
     /// Takes manifest commands from `commands` (see `publish::commands`).
@@ -245,6 +255,9 @@ impl Ingest {
 
     fn accept(&mut self, r: Reading) {
         self.newest_ms = self.newest_ms.max(r.at_ms);
+        if let Some(live) = &self.live {
+            live.observe(&r);
+        }
         let events = self.engine.on_reading(&r);
         self.push_events(events);
         self.readings.push(r);
@@ -275,6 +288,9 @@ impl Ingest {
             _ => self.try_commit(committed),
         };
         if let Err(error) = result {
+            if let Some(live) = &self.live {
+                live.commit_failed();
+            }
             warn!(%error, pending = self.readings.len(), "Commit failed; the batch is kept and retried.");
         }
     }
@@ -308,6 +324,9 @@ impl Ingest {
         self.totals.events += done.events as u64;
         self.totals.audit += done.audit as u64;
         self.totals.commits += 1;
+        if let Some(live) = &self.live {
+            live.committed(done.readings as u64, done.events as u64);
+        }
         self.heartbeat.send_replace(std::time::Instant::now());
         debug!(
             readings = done.readings,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod diag;
 pub mod event;
 pub mod excursion;
 pub mod ingest;

@@ -199,6 +199,9 @@ pub struct TestConfig {
     pub mqtt_port: Option<u16>,
     pub delay: &'static str,
     pub failure: &'static str,
+    /// Port of the HTTP API on 127.0.0.1; `None`: one the system picks, so
+    /// gateways of parallel tests never collide.
+    pub http_port: Option<u16>,
 }
 
 impl TestConfig {
@@ -212,6 +215,7 @@ impl TestConfig {
             mqtt_port: None,
             delay: "0s",
             failure: r#"{ zone = "rear", after = "2m", lasts = "20m", every = "40m" }"#,
+            http_port: None,
         }
     }
 
@@ -232,6 +236,8 @@ port = {port}
 reconnect_min = "100ms"
 reconnect_max = "1s"
 inflight = 32
+[http]
+listen = "127.0.0.1:{http_port}"
 [[profiles]]
 id = "refrigerated"
 limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "{delay}" }}]
@@ -251,6 +257,7 @@ failures = [{failure}]
             speed = self.speed,
             interval = self.reading_interval,
             failure = self.failure,
+            http_port = self.http_port.unwrap_or(0),
         );
         for i in 0..self.sensors {
             text.push_str(&format!(
@@ -303,4 +310,75 @@ pub fn read_mqtt_packet(s: &mut impl std::io::Read) -> Option<(u8, Vec<u8>)> {
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).ok()?;
     Some((head[0], body))
+}
+
+/// An HTTP answer: status and body text.
+pub struct HttpAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn http_agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn http_answer(
+    url: &str,
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> HttpAnswer {
+    let mut resp = sent.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    HttpAnswer {
+        status: resp.status().as_u16(),
+        content_type,
+        body: resp.body_mut().read_to_string().expect("body"),
+    }
+}
+
+/// GET `url`, with a bearer token if given.
+pub fn http_get(url: &str, token: Option<&str>) -> HttpAnswer {
+    let mut req = http_agent().get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    http_answer(url, req.call())
+}
+
+/// POST `body` (JSON text) to `url`.
+pub fn http_post(url: &str, body: &str, token: Option<&str>) -> HttpAnswer {
+    let mut req = http_agent().post(url).content_type("application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    http_answer(url, req.send(body.to_string()))
+}
+
+/// Polls `check` until it returns `Some`, or panics after `within` naming `what`.
+pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -21,6 +21,8 @@ batch_interval = "200ms"
 port = {port}
 reconnect_min = "100ms"
 reconnect_max = "1s"
+[http]
+listen = "127.0.0.1:0"
 [[profiles]]
 id = "refrigerated"
 limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m" }}]

@@ -34,6 +34,10 @@ pub enum AuditKind {
     ConfigLoaded,
     ConfigReloaded,
     ConfigRejected,
+    /// A technician loaded a pallet through the HTTP API.
+    ManifestLoaded,
+    /// A technician unloaded a pallet through the HTTP API.
+    ManifestUnloaded,
 }
 
 impl AuditKind {
@@ -44,6 +48,8 @@ impl AuditKind {
             AuditKind::ConfigLoaded => "config_loaded",
             AuditKind::ConfigReloaded => "config_reloaded",
             AuditKind::ConfigRejected => "config_rejected",
+            AuditKind::ManifestLoaded => "manifest_loaded",
+            AuditKind::ManifestUnloaded => "manifest_unloaded",
         }
     }
 }

@@ -18,6 +18,10 @@ pub struct DemoArgs {
     /// port if 1883 is taken.
     #[arg(long)]
     mqtt_port: Option<u16>,
+    /// Port of the dashboard and HTTP API on 127.0.0.1. Default 8080, or a
+    /// free port if 8080 is taken.
+    #[arg(long)]
+    http_port: Option<u16>,
     /// Simulated seconds per real second. The default shows an excursion
     /// start and end within the first minute.
     #[arg(long)]
@@ -51,6 +55,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     config.mqtt.port = start_broker(args.mqtt_port)?;
+    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], http_port(args.http_port)));
     let prefix = config.topic_prefix();
     println!(
         "coldgate demo: simulated container, {} sensors, speed {}x",
@@ -63,6 +68,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  topics:      {prefix}/status, {prefix}/events/...");
     println!("  database:    {}", config.storage.path.display());
+    println!("  dashboard:   http://{}/", config.http.listen);
 
     let mut gateway = Gateway::start(&config, Vec::new())?;
     let mut delivered = gateway
@@ -98,6 +104,27 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         config.storage.path.display()
     );
     Ok(())
+}
+
+/// The asked port, else 8080 when free, else one the system picks.
+fn http_port(asked: Option<u16>) -> u16 {
+    if let Some(p) = asked {
+        return p;
+    }
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p))
+            .ok()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    };
+    match free(8080) {
+        Some(p) => p,
+        None => {
+            let p = free(0).unwrap_or(8080);
+            println!("port 8080 is taken; the dashboard uses {p} instead");
+            p
+        }
+    }
 }
 
 #[cfg(feature = "embedded-broker")]

@@ -1,6 +1,7 @@
 //! The binary's edge: argument parsing, logging, exit codes. Errors become
 //! `anyhow` here and nowhere deeper.
 
+mod api;
 mod audit;
 mod demo;
 mod export;
@@ -80,6 +81,21 @@ enum Command {
     /// of a database file no daemon is using.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The running daemon: version, uptime, clock, uplink, outbox, storage
+    /// (over its HTTP API).
+    Status(api::Conn),
+    /// The running daemon's sensors: last values, age, state, battery,
+    /// signal, Modbus errors.
+    Sensors(api::Conn),
+    /// Events the running daemon raised (excursions, doors, sensors, lots).
+    Events(api::EventsArgs),
+    /// The running daemon's manifest: show, load, unload.
+    Manifest(api::ManifestArgs),
+    /// Load pallets from a barcode scanner on standard input: the pallet
+    /// label, then the zone, one per line.
+    Scan(api::ScanArgs),
+    /// One lot's exposure ledger from the running daemon.
+    Lot(api::LotArgs),
     /// Run only the embedded MQTT broker (for trials and tests).
     #[cfg(feature = "embedded-broker")]
     Broker {
@@ -116,6 +132,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
         Command::Demo(_) => "warn,rumqttd=off",
+        // A technician's command prints its own messages.
+        Command::Status(_)
+        | Command::Sensors(_)
+        | Command::Events(_)
+        | Command::Manifest(_)
+        | Command::Scan(_)
+        | Command::Lot(_) => "warn",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -206,6 +229,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => audit::audit(command),
+        Command::Status(conn) => api::run(|| api::status(&conn)),
+        Command::Sensors(conn) => api::run(|| api::sensors(&conn)),
+        Command::Events(args) => api::run(|| api::events(&args)),
+        Command::Manifest(args) => api::run(|| api::manifest(&args)),
+        Command::Scan(args) => api::run(|| api::scan(&args)),
+        Command::Lot(args) => api::run(|| api::lot(&args)),
         Command::Export(args) => {
             export::export(args)?;
             Ok(ExitCode::SUCCESS)

@@ -62,6 +62,9 @@ pub struct Config {
     /// The simulated container; required when any sensor has `kind = "sim"`.
     #[serde(default)]
     pub sim: Option<SimConfig>,
+    /// The local HTTP API and dashboard (`[http]`); see docs/http.md.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Pallets on board, until load/unload commands arrive over MQTT/HTTP.
     /// Loaded into the manifest once (a stay is keyed by SSCC and load time).
     #[serde(default)]
@@ -92,6 +95,31 @@ impl Default for StorageConfig {
             retention: Duration::from_secs(90 * 24 * 3600),
             max_size: ByteSize(1 << 30),
             cache_size: ByteSize(4 << 20),
+        }
+    }
+}
+
+/// `[http]`: the technician's API, `/metrics` and the dashboard.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve the API at all. Default `true`.
+    pub enabled: bool,
+    /// Address and port to listen on. Default `127.0.0.1:8080` (this machine
+    /// only). Any other address requires `token_file`.
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token (one line, at least 16 characters;
+    /// trailing newline ignored). When set, every request but `GET /` and
+    /// `/healthz` must carry `Authorization: Bearer <token>`. None if absent.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token_file: None,
         }
     }
 }

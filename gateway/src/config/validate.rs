@@ -22,6 +22,7 @@ impl Config {
         }
         self.validate_storage(&mut p);
         self.validate_mqtt(&mut p);
+        self.validate_http(&mut p);
         let mut profiles = unique_ids(
             self.profiles.iter().map(|x| x.id.as_str()),
             "profiles",
@@ -268,6 +269,30 @@ impl Config {
                     "mqtt.prefix",
                     "must be non-empty, without `#` or `+`, and not end with `/`",
                 ));
+            }
+        }
+    }
+
+    /// A non-loopback address without a token would open the manifest to
+    /// anyone on the network: refused, with the keys to change.
+    fn validate_http(&self, p: &mut Vec<Problem>) {
+        let h = &self.http;
+        if !h.enabled {
+            return;
+        }
+        match &h.token_file {
+            None if !h.listen.ip().is_loopback() => p.push(Problem::new(
+                "http.token_file",
+                format!(
+                    "http.listen = \"{}\" is not a loopback address: set a bearer token file, or listen on 127.0.0.1",
+                    h.listen
+                ),
+            )),
+            None => {}
+            Some(path) => {
+                if let Err(e) = crate::diag::read_token(path) {
+                    p.push(Problem::new("http.token_file", e.to_string()));
+                }
             }
         }
     }

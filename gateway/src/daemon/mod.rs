@@ -36,6 +36,8 @@ pub enum DaemonError {
         name: &'static str,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Http(#[from] crate::diag::DiagError),
     #[error("ingest task failed: {0}")]
     Join(String),
 }
@@ -49,6 +51,10 @@ pub struct Gateway {
     pub modbus_health: HealthMap,
     /// BLE advertisement counters and per-sensor RSSI, for diagnostics.
     pub ble_diagnostics: BleDiagnostics,
+    /// Last values and counters, for the HTTP API.
+    pub live: crate::diag::Live,
+    /// The HTTP API and dashboard, if `[http]` is enabled.
+    pub http: Option<crate::diag::HttpServer>,
     sources_stop: watch::Sender<bool>,
     audit: mpsc::UnboundedSender<AuditRecord>,
     publisher_stop: watch::Sender<bool>,
@@ -66,6 +72,9 @@ impl Gateway {
         config: &Config,
         extra_sources: Vec<Box<dyn Source>>,
     ) -> Result<Gateway, DaemonError> {
+        // First: a port that cannot be bound fails the start before
+        // anything runs.
+        let http = crate::diag::HttpServer::bind(&config.http)?;
         let (store, writer) =
             Store::open(&config.storage.path, config.storage.cache_size.0 as usize)?;
         let state = match store.state(ENGINE_STATE)? {
@@ -113,7 +122,11 @@ impl Gateway {
         .with_audit(audit_rx);
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
-        let ingest = ingest.with_commands(commands_rx);
+        let live = crate::diag::Live::new();
+        let ingest = ingest
+            .with_commands(commands_rx)
+            .with_live(live.clone());
+        let http_commands = commands_tx.clone();
         let heartbeat = ingest.heartbeat();
         let ingest = tokio::spawn(ingest.run(IngestChannels {
             readings: readings_rx,
@@ -178,12 +191,29 @@ impl Gateway {
             .collect();
         drop(readings_tx);
 
+        let http = http
+            .map(|bound| {
+                bound.serve(crate::diag::Ctx {
+                config: std::sync::Arc::new(config.clone()),
+                store: store.clone(),
+                live: live.clone(),
+                link: link.clone(),
+                modbus: modbus_health.clone(),
+                ble: ble_diagnostics.clone(),
+                commands: http_commands,
+                audit: audit.clone(),
+                })
+            })
+            .transpose()?;
+
         Ok(Gateway {
             store,
             delivered: Some(delivered),
             link,
             modbus_health,
             ble_diagnostics,
+            live,
+            http,
             sources_stop,
             audit,
             publisher_stop,
@@ -230,6 +260,9 @@ impl Gateway {
     /// Stops the sources, lets ingest commit everything it holds, then gives
     /// the publisher a bounded moment for what is in flight.
     pub async fn stop(self) -> Result<IngestTotals, DaemonError> {
+        if let Some(http) = self.http {
+            http.stop().await;
+        }
         self.sources_stop.send_replace(true);
         for s in self.sources {
             let abort = s.abort_handle();

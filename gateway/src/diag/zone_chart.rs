@@ -1,0 +1,283 @@
+//! `GET /api/zones/{zone}/chart.svg`: one zone's readings of one quantity
+//! over a range, with the zone profile's limits shaded and the excursions
+//! and door openings of the zone marked, drawn by [`super::chart`].
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use coldgate_sensor_drivers::Quantity;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::api::{blocking, range_end, MAX_RAW_READINGS};
+use super::chart::{self, ChartSpec, Limits, Mark, MarkKind, Series};
+use super::query;
+use super::server::{error, Ctx};
+use crate::config::Config;
+use crate::event::{now_ms, parse_rfc3339};
+use crate::store::StoredEvent;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChartQuery {
+    from: Option<String>,
+    to: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    quantity: Option<Quantity>,
+}
+
+pub async fn chart(
+    State(ctx): State<Ctx>,
+    Path(zone): Path<String>,
+    q: Result<Query<ChartQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if !ctx.config.zones.iter().any(|z| z.id == zone) {
+        return error(StatusCode::NOT_FOUND, format!("unknown zone `{zone}`"));
+    }
+    let (from, to) = match query::range(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        now_ms(),
+        range_end(&ctx),
+    ) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let width = q.width.unwrap_or(900);
+    let height = q.height.unwrap_or(320);
+    if !(200..=4000).contains(&width) || !(120..=3000).contains(&height) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "width: 200 to 4000 and height: 120 to 3000 pixels",
+        );
+    }
+    let quantity = q.quantity.unwrap_or(Quantity::Temperature);
+    let c = ctx.clone();
+    let drawn = blocking(move || {
+        let spec = spec(&c, &zone, quantity, from, to, width, height)?;
+        chart::render_svg(&spec).map_err(|e| format!("cannot draw the chart: {e}"))
+    })
+    .await;
+    match drawn {
+        Ok(svg) => (
+            [
+                (header::CONTENT_TYPE, "image/svg+xml"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            svg,
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+fn spec(
+    ctx: &Ctx,
+    zone: &str,
+    quantity: Quantity,
+    from: i64,
+    to: i64,
+    width: u32,
+    height: u32,
+) -> Result<ChartSpec, String> {
+    let sensors: Vec<&str> = ctx
+        .config
+        .sensors
+        .iter()
+        .filter(|s| s.zone == zone && s.quantities.contains(&quantity))
+        .map(|s| s.id.as_str())
+        .collect();
+    let mut series = Vec::new();
+    let mut walked = 0usize;
+    for sensor in sensors {
+        let mut pts = Vec::new();
+        ctx.store
+            .for_each_reading(Some(sensor), from, to, |r| {
+                if r.quantity == quantity {
+                    pts.push((r.at_ms, r.value));
+                }
+                walked += 1;
+                walked < MAX_RAW_READINGS
+            })
+            .map_err(|e| e.to_string())?;
+        if walked >= MAX_RAW_READINGS {
+            return Err(format!(
+                "the range holds more than {MAX_RAW_READINGS} readings: narrow from/to"
+            ));
+        }
+        if !pts.is_empty() {
+            series.push(Series {
+                label: sensor.to_string(),
+                points: chart::downsample(&pts, from, to, width as usize),
+            });
+        }
+    }
+    let events = ctx
+        .store
+        .events_between(i64::MIN, to)
+        .map_err(|e| e.to_string())?;
+    Ok(ChartSpec {
+        title: format!("Zone {zone}: {}", quantity.as_str()),
+        unit: unit_label(quantity).to_string(),
+        from_ms: from,
+        to_ms: to,
+        width,
+        height,
+        series,
+        limits: limits(&ctx.config, zone, quantity),
+        marks: marks(&events, zone, from, to),
+    })
+}
+
+fn unit_label(q: Quantity) -> &'static str {
+    match q {
+        Quantity::Temperature => "°C",
+        Quantity::Humidity | Quantity::Battery => "%",
+        Quantity::Illuminance => "lx",
+        Quantity::BatteryVoltage => "mV",
+    }
+}
+
+/// The acceptable band of the zone's profile: the highest low limit and the
+/// lowest high limit over its rules for `quantity`.
+pub(super) fn limits(config: &Config, zone: &str, quantity: Quantity) -> Option<Limits> {
+    let profile = config.zone_profile(zone)?;
+    let rules = profile.limits.iter().filter(|l| l.quantity == quantity);
+    let (mut low, mut high): (Option<f64>, Option<f64>) = (None, None);
+    for r in rules {
+        if let Some(l) = r.low {
+            low = Some(low.map_or(l, |x| x.max(l)));
+        }
+        if let Some(h) = r.high {
+            high = Some(high.map_or(h, |x| x.min(h)));
+        }
+    }
+    (low.is_some() || high.is_some()).then_some(Limits { low, high })
+}
+
+/// Excursions and door openings of `zone` overlapping `[from, to)`, from
+/// their started/opened and ended/closed events (one open until its end).
+pub(super) fn marks(events: &[StoredEvent], zone: &str, from: i64, to: i64) -> Vec<Mark> {
+    // id → (kind, start, end, label), in order of first appearance.
+    let mut open: BTreeMap<String, (usize, MarkKind, i64, Option<i64>, String)> = BTreeMap::new();
+    let time = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).and_then(parse_rfc3339);
+    for (n, e) in events.iter().enumerate() {
+        let kind = match e.topic.as_str() {
+            "events/excursion" => MarkKind::Excursion,
+            "events/door" => MarkKind::Door,
+            _ => continue,
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&e.payload) else {
+            continue;
+        };
+        if v.get("zone").and_then(Value::as_str) != Some(zone) {
+            continue;
+        }
+        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (id, start, end, label) = match kind {
+            MarkKind::Excursion => (
+                s("excursion_id"),
+                time(&v, "started_at"),
+                time(&v, "ended_at"),
+                format!("{} {} {}", s("sensor_id"), s("quantity"), s("direction")),
+            ),
+            MarkKind::Door => (
+                s("door_id"),
+                time(&v, "opened_at"),
+                time(&v, "closed_at"),
+                "door".to_string(),
+            ),
+        };
+        let Some(start) = start else { continue };
+        let entry = open
+            .entry(id)
+            .or_insert((n, kind, start, None, label.clone()));
+        if end.is_some() {
+            entry.3 = end;
+        }
+    }
+    let mut marks: Vec<(usize, Mark)> = open
+        .into_values()
+        .filter(|(_, _, start, end, _)| *start < to && end.is_none_or(|e| e >= from))
+        .map(|(n, kind, from_ms, to_ms, label)| {
+            (
+                n,
+                Mark {
+                    kind,
+                    from_ms,
+                    to_ms,
+                    label,
+                },
+            )
+        })
+        .collect();
+    marks.sort_by_key(|(n, _)| *n);
+    marks.into_iter().map(|(_, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ev(topic: &str, v: Value) -> StoredEvent {
+        StoredEvent {
+            seq: 0,
+            at_ms: 0,
+            topic: topic.into(),
+            payload: serde_json::to_vec(&v).unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_excursion_is_one_mark_from_its_start_to_its_end_and_other_zones_are_left_out() {
+        let events = [
+            ev("events/excursion", json!({"zone": "rear", "excursion_id": "X", "phase": "started",
+                "started_at": "1970-01-01T00:00:10Z", "ended_at": null, "sensor_id": "s", "quantity": "temperature", "direction": "high"})),
+            ev("events/door", json!({"zone": "rear", "door_id": "D", "phase": "opened",
+                "opened_at": "1970-01-01T00:00:20Z", "closed_at": null})),
+            ev("events/excursion", json!({"zone": "rear", "excursion_id": "X", "phase": "ended",
+                "started_at": "1970-01-01T00:00:10Z", "ended_at": "1970-01-01T00:00:50Z"})),
+            ev("events/excursion", json!({"zone": "front", "excursion_id": "Y",
+                "started_at": "1970-01-01T00:00:10Z"})),
+            ev("events/sensor", json!({"zone": "rear"})),
+        ];
+        let m = marks(&events, "rear", 0, 100_000);
+        assert_eq!(m.len(), 2);
+        assert!(matches!(m[0].kind, MarkKind::Excursion));
+        assert_eq!((m[0].from_ms, m[0].to_ms), (10_000, Some(50_000)));
+        assert_eq!(m[0].label, "s temperature high");
+        assert!(matches!(m[1].kind, MarkKind::Door));
+        assert_eq!((m[1].from_ms, m[1].to_ms), (20_000, None));
+        assert!(marks(&events, "rear", 60_000, 100_000).len() == 1, "only the open door");
+    }
+
+    #[test]
+    fn the_band_is_the_narrowest_of_the_zone_profiles_rules() {
+        let config = crate::config::parse(
+            r#"
+gateway_id = "g"
+[[profiles]]
+id = "p"
+limits = [{ quantity = "temperature", high = 8.0 }, { quantity = "temperature", low = 2.0, high = 9.0 }]
+[[zones]]
+id = "z"
+profile = "p"
+"#,
+            "t",
+        )
+        .unwrap();
+        let l = limits(&config, "z", Quantity::Temperature).unwrap();
+        assert_eq!((l.low, l.high), (Some(2.0), Some(8.0)));
+        assert!(limits(&config, "z", Quantity::Humidity).is_none());
+        assert!(limits(&config, "nowhere", Quantity::Temperature).is_none());
+    }
+}

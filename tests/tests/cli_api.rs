@@ -1,0 +1,192 @@
+//! The technician's commands against a real `coldgate run`: tables, `--json`,
+//! manifest load/show/unload, `scan` from piped stdin, `lot`, and the one
+//! line a technician gets when the daemon is not running.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use coldgate_tests::{free_port, start_gateway, wait_for_port, wait_until, TestConfig};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
+
+fn coldgate(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("coldgate starts");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn a_daemon_that_is_not_running_is_one_line_and_exit_69() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    for args in [
+        vec!["status"],
+        vec!["sensors", "--json"],
+        vec!["events", "--since", "1h"],
+        vec!["manifest", "show"],
+        vec!["lot", "L1"],
+    ] {
+        let mut a = args.clone();
+        a.extend(["--url", &url]);
+        let out = coldgate(&a, None);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(69), "{args:?}: {err}");
+        assert_eq!(
+            err,
+            format!("coldgate is not running at {url} (connection refused); start it with systemctl start coldgate\n"),
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // The URL also comes from the configuration's [http].
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("[http]\nlisten = \"0.0.0.0:{port}\"\n")).unwrap();
+    let out = coldgate(&["status", "--config", config.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(69));
+    assert!(text(&out.stderr).starts_with(&format!("coldgate is not running at {url} ")));
+}
+
+fn start(dir: &Path) -> (coldgate_tests::Proc, String) {
+    let mut cfg = TestConfig::new(dir);
+    cfg.sensors = 2;
+    cfg.failure = r#"{ zone = "rear", after = "1m", lasts = "20m", every = "60m" }"#;
+    let port = free_port();
+    cfg.http_port = Some(port);
+    let path = cfg.write();
+    let gw = start_gateway(BIN, &path, &dir.join("gateway.log"));
+    wait_for_port(port, Duration::from_secs(20));
+    (gw, format!("http://127.0.0.1:{port}"))
+}
+
+#[test]
+fn status_sensors_events_manifest_and_lot_print_tables_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_gw, url) = start(dir.path());
+    let u = ["--url", url.as_str()];
+    let run = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend(u);
+        coldgate(&a, None)
+    };
+
+    let out = run(&["status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("test-gw") && s.contains("uplink") && s.contains("disabled"), "{s}");
+    assert!(s.contains("outbox") && s.contains("sensors"), "{s}");
+
+    let rows = wait_until(Duration::from_secs(20), "both sensors in the table", || {
+        let s = text(&run(&["sensors"]).stdout);
+        let rows: Vec<String> = s.lines().filter(|l| l.starts_with("rear-")).map(str::to_string).collect();
+        (rows.len() == 2 && rows.iter().all(|r| r.contains(" ok ") && !r.contains("never"))).then_some(s)
+    });
+    assert!(rows.starts_with("SENSOR"), "{rows}");
+    let json: Value = serde_json::from_slice(&run(&["sensors", "--json"]).stdout).unwrap();
+    assert_eq!(json["sensors"].as_array().unwrap().len(), 2);
+
+    let table = wait_until(Duration::from_secs(30), "an excursion in the events", || {
+        let s = text(&run(&["events", "--since", "3650d", "--kind", "excursion"]).stdout);
+        s.contains("excursion").then_some(s)
+    });
+    assert!(table.starts_with("SEQ"), "{table}");
+    assert!(table.contains("temperature high"), "{table}");
+    let json: Value =
+        serde_json::from_slice(&run(&["events", "--since", "3650d", "--json", "--limit", "1"]).stdout).unwrap();
+    assert_eq!(json["events"].as_array().unwrap().len(), 1);
+
+    // manifest load FILE / show / unload, and a refusal listing its problems.
+    let pallet = dir.path().join("pallet.json");
+    std::fs::write(
+        &pallet,
+        r#"{"sscc":"106141412345678908","zone":"rear","loaded_at":"2020-01-01T00:00:00Z",
+            "items":[{"gtin":"09520123456788","lot":"CLI-LOT","expiry":"2030-12-31"}]}"#,
+    )
+    .unwrap();
+    let out = run(&["manifest", "load", pallet.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("loaded pallet 106141412345678908"));
+    let shown = text(&run(&["manifest", "show"]).stdout);
+    assert!(shown.contains("106141412345678908") && shown.contains("09520123456788/CLI-LOT"), "{shown}");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"sscc":"106141412345678909","zone":"hold","items":[{"gtin":"09520123456788","lot":"X"}]}"#,
+    )
+    .unwrap();
+    let out = run(&["manifest", "load", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("refused") && err.contains("sscc:") && err.contains("zone: unknown zone `hold`"), "{err}");
+
+    let lot = run(&["lot", "CLI-LOT"]);
+    assert!(lot.status.success(), "{}", text(&lot.stderr));
+    assert!(text(&lot.stdout).contains("lot CLI-LOT of GTIN 09520123456788"), "{}", text(&lot.stdout));
+    let missing = run(&["lot", "NO-SUCH"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("never been on board"));
+
+    let out = run(&["manifest", "unload", "106141412345678908"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&run(&["manifest", "show"]).stdout).contains("no pallet on board"));
+}
+
+#[test]
+fn scan_loads_pallets_from_piped_labels_and_reports_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_gw, url) = start(dir.path());
+    let input = [
+        "rear",                                         // 1: a zone before any pallet
+        "(00)106141412345678909",                       // 2: bad check digit
+        "(00)106141412345678908(01)09520123456788(10)SCAN-A(17)301231", // 3: pallet + item
+        "(01)09520123456795(10)SCAN-B(21)S1",           // 4: a second item
+        "hold",                                         // 5: unknown zone: refused
+        "rear",                                         // 6: loaded
+        "",
+        "\u{1d}00106141412345678915\u{1d}0109520123456788\u{1d}10SCAN-C", // 9: raw scanner output
+        "front",                                        // 10: unknown zone
+        "rear",                                         // 11: loaded
+    ]
+    .join("\n");
+    let out = coldgate(&["scan", "--url", &url], Some(&format!("{input}\n")));
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "bad lines make the exit code 1\n{so}\n{se}");
+    assert!(so.contains("loaded pallet 106141412345678908 into zone rear"), "{so}\n{se}");
+    assert!(so.contains("loaded pallet 106141412345678915 into zone rear"), "{so}\n{se}");
+    assert!(se.contains("line 1: `rear` is not a GS1 label and no pallet waits for a zone"), "{se}");
+    assert!(se.contains("line 2: `(00)106141412345678909` is not a valid GS1 label"), "{se}");
+    assert!(se.contains("line 5: pallet 106141412345678908 refused: zone: unknown zone `hold`"), "{se}");
+    assert!(se.contains("line 10: pallet 106141412345678915 refused"), "{se}");
+    assert!(se.contains("scan: 2 pallet(s) loaded, 4 line(s) not used"), "{se}");
+
+    let m = coldgate(&["manifest", "show", "--json", "--url", &url], None);
+    let v: Value = serde_json::from_slice(&m.stdout).unwrap();
+    let pallets = v["pallets"].as_array().unwrap();
+    assert_eq!(pallets.len(), 2, "{v}");
+    let first = pallets.iter().find(|p| p["sscc"] == "106141412345678908").unwrap();
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{first}");
+    assert_eq!(items[0]["lot"], "SCAN-A");
+    assert_eq!(items[0]["expiry"], "2030-12-31");
+    assert_eq!(items[1]["serials"][0], "S1");
+}
