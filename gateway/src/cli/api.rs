@@ -24,17 +24,17 @@ const DEFAULT_CONFIG: &str = "/etc/coldgate/coldgate.toml";
 pub struct Conn {
     /// The API's base URL. Default: from the configuration's `[http]`
     /// (`listen`), else http://127.0.0.1:8080.
-    #[arg(long)]
+    #[arg(long, global = true)]
     url: Option<String>,
     /// A file holding the bearer token. Default: the configuration's
     /// `http.token_file`, if it is readable.
-    #[arg(long)]
+    #[arg(long, global = true)]
     token_file: Option<PathBuf>,
     /// The configuration the URL and token are taken from.
-    #[arg(long, default_value = DEFAULT_CONFIG)]
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG)]
     config: PathBuf,
     /// Print the API's JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: bool,
 }
 
