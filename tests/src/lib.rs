@@ -322,8 +322,7 @@ pub struct HttpAnswer {
 impl HttpAnswer {
     /// The body as JSON; panics with the body when it is not.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
 

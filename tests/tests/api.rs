@@ -70,7 +70,11 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert_eq!((h.status, h.body.as_str()), (200, "ok\n"));
     let page = get("/");
     assert_eq!(page.status, 200);
-    assert!(page.content_type.starts_with("text/html"), "{}", page.content_type);
+    assert!(
+        page.content_type.starts_with("text/html"),
+        "{}",
+        page.content_type
+    );
     assert!(page.body.contains("id=\"sensors\""));
 
     // A pallet first, so the coming excursion names it.
@@ -86,8 +90,11 @@ fn every_endpoint_answers_from_a_running_gateway() {
     let sensors = wait_until(Duration::from_secs(20), "both sensors with values", || {
         let v = get("/api/sensors").json();
         let all = v["sensors"].as_array()?.clone();
-        (all.len() == 2 && all.iter().all(|s| s["values"]["temperature"]["value"].is_f64()))
-            .then_some(all)
+        (all.len() == 2
+            && all
+                .iter()
+                .all(|s| s["values"]["temperature"]["value"].is_f64()))
+        .then_some(all)
     });
     for s in &sensors {
         assert_eq!(s["zone"], "rear");
@@ -99,11 +106,18 @@ fn every_endpoint_answers_from_a_running_gateway() {
     }
 
     // The excursion, found by kind, phase, pallet and lot.
-    let found = wait_until(Duration::from_secs(30), "an excursion naming the pallet", || {
-        let v = get(&format!("/api/events?kind=excursion&phase=started&sscc={SSCC}")).json();
-        let e = v["events"].as_array()?.first()?.clone();
-        Some(e)
-    });
+    let found = wait_until(
+        Duration::from_secs(30),
+        "an excursion naming the pallet",
+        || {
+            let v = get(&format!(
+                "/api/events?kind=excursion&phase=started&sscc={SSCC}"
+            ))
+            .json();
+            let e = v["events"].as_array()?.first()?.clone();
+            Some(e)
+        },
+    );
     assert_eq!(found["topic"], "events/excursion");
     assert_eq!(found["payload"]["affected"][0]["sscc"], SSCC);
     let by_lot = get("/api/events?lot=LOT-A&kind=excursion").json();
@@ -114,7 +128,11 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert_eq!(limited["events"].as_array().unwrap().len(), 1);
     let bad = get("/api/events?from=yesterday");
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["error"].as_str().unwrap().starts_with("from:"), "{}", bad.body);
+    assert!(
+        bad.json()["error"].as_str().unwrap().starts_with("from:"),
+        "{}",
+        bad.body
+    );
     let unknown = get("/api/events?colour=red");
     assert_eq!(unknown.status, 400, "{}", unknown.body);
 
@@ -123,7 +141,10 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert_eq!(st["gateway_id"], "test-gw");
     assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(st["uplink"]["enabled"], false);
-    assert!(st["outbox"]["depth"].as_u64().unwrap() >= 1, "MQTT is off: {st}");
+    assert!(
+        st["outbox"]["depth"].as_u64().unwrap() >= 1,
+        "MQTT is off: {st}"
+    );
     assert!(st["outbox"]["oldest_at"].is_string());
     assert!(st["storage"]["readings"].as_u64().unwrap() > 0);
     assert!(st["storage"]["file_bytes"].as_u64().unwrap() > 0);
@@ -142,10 +163,17 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert!(!pts.is_empty() && pts.len() <= 20, "{} points", pts.len());
     assert!(pts.windows(2).all(|w| w[0][0].as_i64() <= w[1][0].as_i64()));
     let both = get("/api/sensors/rear-0/readings").json();
-    assert_eq!(both["series"].as_array().unwrap().len(), 2, "temperature and humidity");
+    assert_eq!(
+        both["series"].as_array().unwrap().len(),
+        2,
+        "temperature and humidity"
+    );
     assert_eq!(get("/api/sensors/nope/readings").status, 404);
     assert_eq!(get("/api/sensors/rear-0/readings?points=0").status, 400);
-    assert_eq!(get("/api/sensors/rear-0/readings?from=2000&to=1000").status, 400);
+    assert_eq!(
+        get("/api/sensors/rear-0/readings?from=2000&to=1000").status,
+        400
+    );
 
     // Manifest, unload, lot ledger.
     let m = get("/api/manifest").json();
@@ -153,8 +181,14 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert_eq!(m["pallets"][0]["profile"], "refrigerated");
     let lot = get("/api/lots/LOT-A").json();
     assert_eq!(lot["lots"][0]["gtin"], GTIN);
-    assert!(lot["lots"][0]["pallets"].as_array().unwrap().contains(&Value::from(SSCC)));
-    assert!(!lot["lots"][0]["excursions"].as_array().unwrap().is_empty(), "{lot}");
+    assert!(lot["lots"][0]["pallets"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from(SSCC)));
+    assert!(
+        !lot["lots"][0]["excursions"].as_array().unwrap().is_empty(),
+        "{lot}"
+    );
     assert_eq!(get(&format!("/api/lots/LOT-A?gtin={GTIN}")).status, 200);
     assert_eq!(get("/api/lots/LOT-A?gtin=00000000000000").status, 404);
     assert_eq!(get("/api/lots/NO-SUCH-LOT").status, 404);
@@ -164,7 +198,13 @@ fn every_endpoint_answers_from_a_running_gateway() {
         None,
     );
     assert_eq!(un.status, 200, "{}", un.body);
-    assert_eq!(get("/api/manifest").json()["pallets"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        get("/api/manifest").json()["pallets"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     let all = get("/api/manifest?all=true").json();
     assert!(all["pallets"][0]["unloaded_at"].is_string(), "{all}");
     let again = http_post(
@@ -202,10 +242,20 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert!(metric(&m.body, "coldgate_events_raised_total") >= 1.0);
     assert!(metric(&m.body, "coldgate_outbox_depth") >= 1.0);
     assert_eq!(metric(&m.body, "coldgate_publish_errors_total"), 0.0);
-    assert_eq!(metric(&m.body, "coldgate_ble_advertisements_seen_total"), 0.0);
-    assert_eq!(metric(&m.body, "coldgate_ble_advertisements_rejected_total"), 0.0);
-    assert!(m.body.contains("# TYPE coldgate_modbus_errors_total counter"));
-    assert!(m.body.contains("coldgate_sensor_value{sensor=\"rear-0\",quantity=\"temperature\"}"));
+    assert_eq!(
+        metric(&m.body, "coldgate_ble_advertisements_seen_total"),
+        0.0
+    );
+    assert_eq!(
+        metric(&m.body, "coldgate_ble_advertisements_rejected_total"),
+        0.0
+    );
+    assert!(m
+        .body
+        .contains("# TYPE coldgate_modbus_errors_total counter"));
+    assert!(m
+        .body
+        .contains("coldgate_sensor_value{sensor=\"rear-0\",quantity=\"temperature\"}"));
     assert_eq!(get("/api/nothing").status, 404);
 
     // The technician's commands are in the audit trail.
@@ -216,7 +266,10 @@ fn every_endpoint_answers_from_a_running_gateway() {
         .output()
         .unwrap();
     let trail = String::from_utf8_lossy(&out.stdout);
-    assert!(trail.contains("manifest_loaded") && trail.contains(SSCC), "{trail}");
+    assert!(
+        trail.contains("manifest_loaded") && trail.contains(SSCC),
+        "{trail}"
+    );
     assert!(trail.contains("manifest_unloaded"), "{trail}");
     assert!(trail.contains("http:127.0.0.1"), "{trail}");
     let _ = &gw.log;
@@ -239,7 +292,10 @@ fn manifest_commands_are_refused_with_every_problem_named() {
     let bad_digit = post(&load_body("106141412345678909", "rear", None, "L1"));
     assert_eq!(bad_digit.status, 422, "{}", bad_digit.body);
     let e = errors(&bad_digit);
-    assert!(e.len() == 1 && e[0].starts_with("sscc:") && e[0].contains("check digit"), "{e:?}");
+    assert!(
+        e.len() == 1 && e[0].starts_with("sscc:") && e[0].contains("check digit"),
+        "{e:?}"
+    );
 
     let zone = post(&load_body(SSCC, "hold", None, "L1"));
     assert_eq!(zone.status, 422);
@@ -247,28 +303,49 @@ fn manifest_commands_are_refused_with_every_problem_named() {
 
     let profile = post(&load_body(SSCC, "rear", Some("deep-frozen"), "L1"));
     assert_eq!(profile.status, 422);
-    assert_eq!(errors(&profile), vec!["profile: unknown profile `deep-frozen`".to_string()]);
+    assert_eq!(
+        errors(&profile),
+        vec!["profile: unknown profile `deep-frozen`".to_string()]
+    );
 
-    let all = post(&load_body("106141412345678909", "hold", Some("deep-frozen"), "L1"));
+    let all = post(&load_body(
+        "106141412345678909",
+        "hold",
+        Some("deep-frozen"),
+        "L1",
+    ));
     assert_eq!(errors(&all).len(), 3, "{:?}", errors(&all));
 
     let bad_gtin = post(
         r#"{"sscc":"106141412345678908","zone":"rear","items":[{"gtin":"09520123456789","lot":"L"}]}"#,
     );
     assert_eq!(bad_gtin.status, 422);
-    assert!(errors(&bad_gtin)[0].starts_with("items[0].gtin:"), "{:?}", errors(&bad_gtin));
+    assert!(
+        errors(&bad_gtin)[0].starts_with("items[0].gtin:"),
+        "{:?}",
+        errors(&bad_gtin)
+    );
 
     let not_json = post("{sscc");
     assert_eq!(not_json.status, 400);
     assert!(errors(&not_json)[0].contains("not JSON"));
-    let unknown_field = post(r#"{"sscc":"106141412345678908","zone":"rear","items":[],"colour":"red"}"#);
+    let unknown_field =
+        post(r#"{"sscc":"106141412345678908","zone":"rear","items":[],"colour":"red"}"#);
     assert_eq!(unknown_field.status, 400);
-    assert!(errors(&unknown_field)[0].contains("colour"), "{:?}", errors(&unknown_field));
+    assert!(
+        errors(&unknown_field)[0].contains("colour"),
+        "{:?}",
+        errors(&unknown_field)
+    );
     let bad_time = post(
         r#"{"sscc":"106141412345678908","zone":"rear","loaded_at":"soon","items":[{"gtin":"09520123456788","lot":"L"}]}"#,
     );
     assert_eq!(bad_time.status, 400);
-    assert!(errors(&bad_time)[0].contains("loaded_at"), "{:?}", errors(&bad_time));
+    assert!(
+        errors(&bad_time)[0].contains("loaded_at"),
+        "{:?}",
+        errors(&bad_time)
+    );
 
     // Nothing was loaded by any of them.
     let m = http_get(&format!("{}/api/manifest", gw.base), None).json();
@@ -300,10 +377,17 @@ fn a_non_loopback_bind_needs_a_token_and_requests_without_it_get_401() {
     // Without a token file: refused by check-config and at start, with the key.
     let open = config_on(dir.path(), &listen, None);
     for cmd in ["check-config", "run"] {
-        let out = Command::new(BIN).args([cmd, "--config"]).arg(&open).output().unwrap();
+        let out = Command::new(BIN)
+            .args([cmd, "--config"])
+            .arg(&open)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(78), "{cmd}: {err}");
-        assert!(err.contains("http.token_file") && err.contains("not a loopback address"), "{cmd}: {err}");
+        assert!(
+            err.contains("http.token_file") && err.contains("not a loopback address"),
+            "{cmd}: {err}"
+        );
     }
 
     // With one: 401 without it or with a wrong one, 200 with it.
@@ -314,19 +398,45 @@ fn a_non_loopback_bind_needs_a_token_and_requests_without_it_get_401() {
     let _gw = start_gateway(BIN, &path, &dir.path().join("gateway.log"));
     wait_for_port(port, Duration::from_secs(20));
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
-    for p in ["/api/status", "/api/sensors", "/metrics", "/api/manifest", "/api/zones/rear/chart.svg"] {
+    for p in [
+        "/api/status",
+        "/api/sensors",
+        "/metrics",
+        "/api/manifest",
+        "/api/zones/rear/chart.svg",
+    ] {
         let a = http_get(&url(p), None);
         assert_eq!(a.status, 401, "{p}: {}", a.body);
         assert!(a.json()["error"].as_str().unwrap().contains("Bearer"));
-        assert_eq!(http_get(&url(p), Some("wrong-token-0123456789")).status, 401, "{p}");
+        assert_eq!(
+            http_get(&url(p), Some("wrong-token-0123456789")).status,
+            401,
+            "{p}"
+        );
         assert_eq!(http_get(&url(p), Some(token)).status, 200, "{p}");
     }
-    let post = http_post(&url("/api/manifest/load"), &load_body(SSCC, "rear", None, "L"), None);
+    let post = http_post(
+        &url("/api/manifest/load"),
+        &load_body(SSCC, "rear", None, "L"),
+        None,
+    );
     assert_eq!(post.status, 401);
-    let post = http_post(&url("/api/manifest/load"), &load_body(SSCC, "rear", None, "L"), Some(token));
+    let post = http_post(
+        &url("/api/manifest/load"),
+        &load_body(SSCC, "rear", None, "L"),
+        Some(token),
+    );
     assert_eq!(post.status, 200, "{}", post.body);
-    assert_eq!(http_get(&url("/healthz"), None).status, 200, "healthz stays open");
-    assert_eq!(http_get(&url("/"), None).status, 200, "the page holds no data");
+    assert_eq!(
+        http_get(&url("/healthz"), None).status,
+        200,
+        "healthz stays open"
+    );
+    assert_eq!(
+        http_get(&url("/"), None).status,
+        200,
+        "the page holds no data"
+    );
 }
 
 #[test]
@@ -335,7 +445,11 @@ fn a_port_that_cannot_be_bound_stops_the_start_with_the_key_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let path = config_on(dir.path(), &format!("127.0.0.1:{port}"), None);
-    let out = Command::new(BIN).args(["run", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(

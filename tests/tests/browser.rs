@@ -139,7 +139,11 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
         let dom = headless(
             &chromium,
             &profile,
-            &["--virtual-time-budget=15000", "--window-size=1366,768", "--dump-dom"],
+            &[
+                "--virtual-time-budget=15000",
+                "--window-size=1366,768",
+                "--dump-dom",
+            ],
             &url,
         );
         let rows = sensor_rows(&dom);
@@ -165,16 +169,31 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
             .unwrap_or_else(|_| panic!("{id}: temperature cell `{temp}` is not a value"));
         assert!((-30.0..60.0).contains(&value), "{id}: {value}");
     }
-    assert!(dom.contains("class=\"state state-ok\""), "state colour classes");
+    assert!(
+        dom.contains("class=\"state state-ok\""),
+        "state colour classes"
+    );
     assert!(dom.contains("data-zone=\"front\"") && dom.contains("data-zone=\"rear\""));
     assert!(dom.contains("cg-limits"), "the profile's limits are shaded");
     assert!(dom.contains("cg-mark-excursion"), "the excursion is marked");
-    assert!(dom.contains("data-sscc=\"106141412345678908\""), "the pallet on board");
-    assert!(dom.contains("/report?sscc=106141412345678908"), "its trip report link");
-    assert!(dom.contains("id=\"uplink\" class=\"up\">connected"), "the uplink state");
+    assert!(
+        dom.contains("data-sscc=\"106141412345678908\""),
+        "the pallet on board"
+    );
+    assert!(
+        dom.contains("/report?sscc=106141412345678908"),
+        "its trip report link"
+    );
+    assert!(
+        dom.contains("id=\"uplink\" class=\"up\">connected"),
+        "the uplink state"
+    );
 
     let out = out_dir();
-    for (name, size) in [("dashboard-1366x768.png", "1366,768"), ("dashboard-375x812.png", "375,812")] {
+    for (name, size) in [
+        ("dashboard-1366x768.png", "1366,768"),
+        ("dashboard-375x812.png", "375,812"),
+    ] {
         let file = out.join(name);
         let _ = std::fs::remove_file(&file);
         headless(
@@ -188,7 +207,11 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
             &url,
         );
         let png = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}: {} bytes", png.len());
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{name}: {} bytes",
+            png.len()
+        );
         println!("screenshot: {}", file.display());
     }
 }

@@ -15,7 +15,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
 fn coldgate(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("coldgate starts");
@@ -92,26 +96,43 @@ fn status_sensors_events_manifest_and_lot_print_tables_and_json() {
     let out = run(&["status"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    assert!(s.contains("test-gw") && s.contains("uplink") && s.contains("disabled"), "{s}");
+    assert!(
+        s.contains("test-gw") && s.contains("uplink") && s.contains("disabled"),
+        "{s}"
+    );
     assert!(s.contains("outbox") && s.contains("sensors"), "{s}");
 
     let rows = wait_until(Duration::from_secs(20), "both sensors in the table", || {
         let s = text(&run(&["sensors"]).stdout);
-        let rows: Vec<String> = s.lines().filter(|l| l.starts_with("rear-")).map(str::to_string).collect();
-        (rows.len() == 2 && rows.iter().all(|r| r.contains(" ok ") && !r.contains("never"))).then_some(s)
+        let rows: Vec<String> = s
+            .lines()
+            .filter(|l| l.starts_with("rear-"))
+            .map(str::to_string)
+            .collect();
+        (rows.len() == 2
+            && rows
+                .iter()
+                .all(|r| r.contains(" ok ") && !r.contains("never")))
+        .then_some(s)
     });
     assert!(rows.starts_with("SENSOR"), "{rows}");
     let json: Value = serde_json::from_slice(&run(&["sensors", "--json"]).stdout).unwrap();
     assert_eq!(json["sensors"].as_array().unwrap().len(), 2);
 
-    let table = wait_until(Duration::from_secs(30), "an excursion in the events", || {
-        let s = text(&run(&["events", "--since", "3650d", "--kind", "excursion"]).stdout);
-        s.contains("excursion").then_some(s)
-    });
+    let table = wait_until(
+        Duration::from_secs(30),
+        "an excursion in the events",
+        || {
+            let s = text(&run(&["events", "--since", "3650d", "--kind", "excursion"]).stdout);
+            s.contains("excursion").then_some(s)
+        },
+    );
     assert!(table.starts_with("SEQ"), "{table}");
     assert!(table.contains("temperature high"), "{table}");
-    let json: Value =
-        serde_json::from_slice(&run(&["events", "--since", "3650d", "--json", "--limit", "1"]).stdout).unwrap();
+    let json: Value = serde_json::from_slice(
+        &run(&["events", "--since", "3650d", "--json", "--limit", "1"]).stdout,
+    )
+    .unwrap();
     assert_eq!(json["events"].as_array().unwrap().len(), 1);
 
     // manifest load FILE / show / unload, and a refusal listing its problems.
@@ -126,7 +147,10 @@ fn status_sensors_events_manifest_and_lot_print_tables_and_json() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("loaded pallet 106141412345678908"));
     let shown = text(&run(&["manifest", "show"]).stdout);
-    assert!(shown.contains("106141412345678908") && shown.contains("09520123456788/CLI-LOT"), "{shown}");
+    assert!(
+        shown.contains("106141412345678908") && shown.contains("09520123456788/CLI-LOT"),
+        "{shown}"
+    );
 
     let bad = dir.path().join("bad.json");
     std::fs::write(
@@ -137,11 +161,20 @@ fn status_sensors_events_manifest_and_lot_print_tables_and_json() {
     let out = run(&["manifest", "load", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains("refused") && err.contains("sscc:") && err.contains("zone: unknown zone `hold`"), "{err}");
+    assert!(
+        err.contains("refused")
+            && err.contains("sscc:")
+            && err.contains("zone: unknown zone `hold`"),
+        "{err}"
+    );
 
     let lot = run(&["lot", "CLI-LOT"]);
     assert!(lot.status.success(), "{}", text(&lot.stderr));
-    assert!(text(&lot.stdout).contains("lot CLI-LOT of GTIN 09520123456788"), "{}", text(&lot.stdout));
+    assert!(
+        text(&lot.stdout).contains("lot CLI-LOT of GTIN 09520123456788"),
+        "{}",
+        text(&lot.stdout)
+    );
     let missing = run(&["lot", "NO-SUCH"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("never been on board"));
@@ -156,34 +189,62 @@ fn scan_loads_pallets_from_piped_labels_and_reports_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
     let (_gw, url) = start(dir.path());
     let input = [
-        "rear",                                         // 1: a zone before any pallet
-        "(00)106141412345678909",                       // 2: bad check digit
+        "rear",                                                         // 1: a zone before any pallet
+        "(00)106141412345678909",                                       // 2: bad check digit
         "(00)106141412345678908(01)09520123456788(10)SCAN-A(17)301231", // 3: pallet + item
-        "(01)09520123456795(10)SCAN-B(21)S1",           // 4: a second item
-        "hold",                                         // 5: unknown zone: refused
-        "rear",                                         // 6: loaded
-        "",                                             // 7: blank, skipped
+        "(01)09520123456795(10)SCAN-B(21)S1",                           // 4: a second item
+        "hold",                                                         // 5: unknown zone: refused
+        "rear",                                                         // 6: loaded
+        "",                                                             // 7: blank, skipped
         "\u{1d}00106141412345678915\u{1d}0109520123456788\u{1d}10SCAN-C", // 8: raw scanner output
-        "front",                                        // 9: unknown zone
-        "rear",                                         // 10: loaded
+        "front",                                                        // 9: unknown zone
+        "rear",                                                         // 10: loaded
     ]
     .join("\n");
     let out = coldgate(&["scan", "--url", &url], Some(&format!("{input}\n")));
     let (so, se) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(out.status.code(), Some(1), "bad lines make the exit code 1\n{so}\n{se}");
-    assert!(so.contains("loaded pallet 106141412345678908 into zone rear"), "{so}\n{se}");
-    assert!(so.contains("loaded pallet 106141412345678915 into zone rear"), "{so}\n{se}");
-    assert!(se.contains("line 1: `rear` is not a GS1 label and no pallet waits for a zone"), "{se}");
-    assert!(se.contains("line 2: `(00)106141412345678909` is not a valid GS1 label"), "{se}");
-    assert!(se.contains("line 5: pallet 106141412345678908 refused: zone: unknown zone `hold`"), "{se}");
-    assert!(se.contains("line 9: pallet 106141412345678915 refused: zone: unknown zone `front`"), "{se}");
-    assert!(se.contains("scan: 2 pallet(s) loaded, 4 line(s) not used"), "{se}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad lines make the exit code 1\n{so}\n{se}"
+    );
+    assert!(
+        so.contains("loaded pallet 106141412345678908 into zone rear"),
+        "{so}\n{se}"
+    );
+    assert!(
+        so.contains("loaded pallet 106141412345678915 into zone rear"),
+        "{so}\n{se}"
+    );
+    assert!(
+        se.contains("line 1: `rear` is not a GS1 label and no pallet waits for a zone"),
+        "{se}"
+    );
+    assert!(
+        se.contains("line 2: `(00)106141412345678909` is not a valid GS1 label"),
+        "{se}"
+    );
+    assert!(
+        se.contains("line 5: pallet 106141412345678908 refused: zone: unknown zone `hold`"),
+        "{se}"
+    );
+    assert!(
+        se.contains("line 9: pallet 106141412345678915 refused: zone: unknown zone `front`"),
+        "{se}"
+    );
+    assert!(
+        se.contains("scan: 2 pallet(s) loaded, 4 line(s) not used"),
+        "{se}"
+    );
 
     let m = coldgate(&["manifest", "show", "--json", "--url", &url], None);
     let v: Value = serde_json::from_slice(&m.stdout).unwrap();
     let pallets = v["pallets"].as_array().unwrap();
     assert_eq!(pallets.len(), 2, "{v}");
-    let first = pallets.iter().find(|p| p["sscc"] == "106141412345678908").unwrap();
+    let first = pallets
+        .iter()
+        .find(|p| p["sscc"] == "106141412345678908")
+        .unwrap();
     let items = first["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{first}");
     assert_eq!(items[0]["lot"], "SCAN-A");

@@ -139,7 +139,8 @@ pub struct Client {
 
 impl Client {
     pub fn new(conn: &Conn) -> anyhow::Result<Client> {
-        let (listen, token_file) = from_config(&conn.config, conn.config != Path::new(DEFAULT_CONFIG))?;
+        let (listen, token_file) =
+            from_config(&conn.config, conn.config != Path::new(DEFAULT_CONFIG))?;
         let base = match &conn.url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => base_url(listen),
@@ -206,9 +207,12 @@ impl Client {
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| {
-                body.get("errors")
-                    .and_then(Value::as_array)
-                    .map(|e| e.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
+                body.get("errors").and_then(Value::as_array).map(|e| {
+                    e.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
             })
             .unwrap_or_else(|| text.chars().take(200).collect());
         match status {
@@ -275,9 +279,12 @@ fn from_config(
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     let http = v.get("http");
     let listen = match http.and_then(|h| h.get("listen")).and_then(|l| l.as_str()) {
-        Some(l) => l
-            .parse()
-            .with_context(|| format!("{}: http.listen `{l}` is not an address:port", path.display()))?,
+        Some(l) => l.parse().with_context(|| {
+            format!(
+                "{}: http.listen `{l}` is not an address:port",
+                path.display()
+            )
+        })?,
         None => defaults.listen,
     };
     let token = http
@@ -295,7 +302,9 @@ fn base_url(listen: std::net::SocketAddr) -> String {
         std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
             format!("http://127.0.0.1:{}", listen.port())
         }
-        std::net::IpAddr::V6(v6) if v6.is_unspecified() => format!("http://[::1]:{}", listen.port()),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+            format!("http://[::1]:{}", listen.port())
+        }
         std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{}", listen.port()),
         std::net::IpAddr::V4(v4) => format!("http://{v4}:{}", listen.port()),
     }
@@ -392,20 +401,53 @@ pub fn status(conn: &Conn) -> anyhow::Result<ExitCode> {
         )
     };
     let st = &v["storage"];
-    let mib = |x: &Value| x.as_f64().map_or("?".into(), |b| format!("{:.1} MiB", b / 1048576.0));
+    let mib = |x: &Value| {
+        x.as_f64()
+            .map_or("?".into(), |b| format!("{:.1} MiB", b / 1048576.0))
+    };
     let cert = match v["certificate"]["client_cert_expires_at"].as_str() {
         Some(at) => format!("expires {at} ({} days)", v["certificate"]["days_left"]),
         None => "none (no mutual TLS)".to_string(),
     };
     let sn = &v["sensors"];
     let rows = [
-        ("gateway", format!("{} (coldgate {}), up {}", s(&v, "gateway_id"), s(&v, "version"), age(v["uptime_s"].as_i64()))),
-        ("clock", if v["clock_synchronised"] == true { "synchronised".into() } else { "NOT known to be synchronised".into() }),
+        (
+            "gateway",
+            format!(
+                "{} (coldgate {}), up {}",
+                s(&v, "gateway_id"),
+                s(&v, "version"),
+                age(v["uptime_s"].as_i64())
+            ),
+        ),
+        (
+            "clock",
+            if v["clock_synchronised"] == true {
+                "synchronised".into()
+            } else {
+                "NOT known to be synchronised".into()
+            },
+        ),
         ("uplink", uplink),
         ("outbox", outbox),
-        ("storage", format!("{} of {}, {} readings ({})", mib(&st["file_bytes"]), mib(&st["max_bytes"]), st["readings"], s(st, "path"))),
+        (
+            "storage",
+            format!(
+                "{} of {}, {} readings ({})",
+                mib(&st["file_bytes"]),
+                mib(&st["max_bytes"]),
+                st["readings"],
+                s(st, "path")
+            ),
+        ),
         ("client cert", cert),
-        ("sensors", format!("{} ok, {} stale, {} silent", sn["ok"], sn["stale"], sn["silent"])),
+        (
+            "sensors",
+            format!(
+                "{} ok, {} stale, {} silent",
+                sn["ok"], sn["stale"], sn["silent"]
+            ),
+        ),
     ];
     for (k, val) in rows {
         println!("{k:<12} {val}");
@@ -430,11 +472,17 @@ pub fn sensors(conn: &Conn) -> anyhow::Result<ExitCode> {
         .flatten()
         .map(|r| {
             let modbus_errors = r["modbus"].as_object().map(|m| {
-                ["timeouts", "crc_errors", "framing_errors", "exceptions", "link_errors"]
-                    .iter()
-                    .filter_map(|k| m.get(*k).and_then(Value::as_u64))
-                    .sum::<u64>()
-                    .to_string()
+                [
+                    "timeouts",
+                    "crc_errors",
+                    "framing_errors",
+                    "exceptions",
+                    "link_errors",
+                ]
+                .iter()
+                .filter_map(|k| m.get(*k).and_then(Value::as_u64))
+                .sum::<u64>()
+                .to_string()
             });
             vec![
                 s(r, "id"),
@@ -443,8 +491,12 @@ pub fn sensors(conn: &Conn) -> anyhow::Result<ExitCode> {
                 s(r, "state"),
                 value(r, "temperature", 1),
                 value(r, "humidity", 0),
-                r["battery"].as_f64().map_or("-".into(), |b| format!("{b:.0} %")),
-                r["rssi"].as_i64().map_or("-".into(), |x| format!("{x} dBm")),
+                r["battery"]
+                    .as_f64()
+                    .map_or("-".into(), |b| format!("{b:.0} %")),
+                r["rssi"]
+                    .as_i64()
+                    .map_or("-".into(), |x| format!("{x} dBm")),
                 modbus_errors.unwrap_or_else(|| "-".into()),
                 age(r["age_s"].as_i64()),
             ]
@@ -453,7 +505,10 @@ pub fn sensors(conn: &Conn) -> anyhow::Result<ExitCode> {
     println!(
         "{}",
         table(
-            &["SENSOR", "ZONE", "KIND", "STATE", "TEMP °C", "RH %", "BATTERY", "SIGNAL", "ERRORS", "AGE"],
+            &[
+                "SENSOR", "ZONE", "KIND", "STATE", "TEMP °C", "RH %", "BATTERY", "SIGNAL",
+                "ERRORS", "AGE"
+            ],
             &rows
         )
     );
@@ -506,7 +561,11 @@ pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
         .flatten()
         .map(|e| {
             let p = &e["payload"];
-            let kind = e["topic"].as_str().unwrap_or("").trim_start_matches("events/").to_string();
+            let kind = e["topic"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches("events/")
+                .to_string();
             let detail = match kind.as_str() {
                 "excursion" => format!(
                     "{} {} limit {} max {} ({} s)",
@@ -537,7 +596,10 @@ pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!(
             "{}",
-            table(&["SEQ", "AT", "KIND", "PHASE", "ZONE", "SENSOR", "DETAIL"], &rows)
+            table(
+                &["SEQ", "AT", "KIND", "PHASE", "ZONE", "SENSOR", "DETAIL"],
+                &rows
+            )
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -547,7 +609,11 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<ExitCode> {
     let c = Client::new(&a.conn)?;
     match &a.action {
         ManifestAction::Show { all } => {
-            let v = c.get(if *all { "/api/manifest?all=true" } else { "/api/manifest" })?;
+            let v = c.get(if *all {
+                "/api/manifest?all=true"
+            } else {
+                "/api/manifest"
+            })?;
             if a.conn.json {
                 return print_json(&v);
             }
@@ -577,7 +643,10 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<ExitCode> {
             } else {
                 println!(
                     "{}",
-                    table(&["SSCC", "ZONE", "PROFILE", "LOADED", "UNLOADED", "GTIN/LOT"], &rows)
+                    table(
+                        &["SSCC", "ZONE", "PROFILE", "LOADED", "UNLOADED", "GTIN/LOT"],
+                        &rows
+                    )
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -604,16 +673,30 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Sends a manifest command; a refusal lists every reason, exit code 1.
-fn command(c: &Client, path: &str, body: &Value, json: bool, done: &str) -> anyhow::Result<ExitCode> {
+fn command(
+    c: &Client,
+    path: &str,
+    body: &Value,
+    json: bool,
+    done: &str,
+) -> anyhow::Result<ExitCode> {
     match c.post(path, body) {
         Ok(v) => {
             if json {
                 return print_json(&v);
             }
-            println!("{done} pallet {} (command {})", s(body, "sscc"), s(&v, "command_id"));
+            println!(
+                "{done} pallet {} (command {})",
+                s(body, "sscc"),
+                s(&v, "command_id")
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Err(ApiError::Status { status: 400 | 422, body: answer, .. }) => {
+        Err(ApiError::Status {
+            status: 400 | 422,
+            body: answer,
+            ..
+        }) => {
             if json {
                 println!("{answer}");
             } else {
@@ -637,7 +720,11 @@ pub fn lot(a: &LotArgs) -> anyhow::Result<ExitCode> {
     );
     let v = match c.get(&path) {
         Ok(v) => v,
-        Err(ApiError::Status { status: 404, message, .. }) => {
+        Err(ApiError::Status {
+            status: 404,
+            message,
+            ..
+        }) => {
             eprintln!("{message}");
             return Ok(ExitCode::FAILURE);
         }
@@ -647,8 +734,18 @@ pub fn lot(a: &LotArgs) -> anyhow::Result<ExitCode> {
         return print_json(&v);
     }
     for l in v["lots"].as_array().into_iter().flatten() {
-        println!("lot {} of GTIN {} (expiry {})", s(l, "lot"), s(l, "gtin"), s(l, "expiry"));
-        let pallets: Vec<String> = l["pallets"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(str::to_string)).collect();
+        println!(
+            "lot {} of GTIN {} (expiry {})",
+            s(l, "lot"),
+            s(l, "gtin"),
+            s(l, "expiry")
+        );
+        let pallets: Vec<String> = l["pallets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect();
         println!("  pallets:     {}", pallets.join(", "));
         let excursions = l["excursions"].as_array().map_or(0, Vec::len);
         println!("  excursions:  {excursions}");
@@ -658,7 +755,12 @@ pub fn lot(a: &LotArgs) -> anyhow::Result<ExitCode> {
         for (rule, acc) in l["out_of_range"].as_object().into_iter().flatten() {
             println!("  out of range ({rule}): {}", acc);
         }
-        let exhausted: Vec<&str> = l["exhausted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        let exhausted: Vec<&str> = l["exhausted"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
         if !exhausted.is_empty() {
             println!("  EXHAUSTED:   {}", exhausted.join(", "));
         }
@@ -715,7 +817,10 @@ pub fn scan(a: &ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<ExitCode> {
-    eprintln!("scan: the pallet label, then the zone (Ctrl-D ends); loading into {}", c.base());
+    eprintln!(
+        "scan: the pallet label, then the zone (Ctrl-D ends); loading into {}",
+        c.base()
+    );
     let mut pending: Option<Pending> = None;
     let (mut loaded, mut rejected) = (0u32, 0u32);
     for (n, line) in input.lines().enumerate() {
@@ -730,25 +835,45 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
             let d = match gs1::parse(line) {
                 Ok(d) => d,
                 Err(e) => {
-                    eprintln!("line {n}: `{}` is not a valid GS1 label: {e}; scan it again", line.escape_debug());
+                    eprintln!(
+                        "line {n}: `{}` is not a valid GS1 label: {e}; scan it again",
+                        line.escape_debug()
+                    );
                     rejected += 1;
                     continue;
                 }
             };
             if let Some(sscc) = &d.sscc {
                 if let Some(p) = pending.take() {
-                    eprintln!("line {n}: pallet {} was not loaded (no zone scanned); now scanning {sscc}", p.sscc);
+                    eprintln!(
+                        "line {n}: pallet {} was not loaded (no zone scanned); now scanning {sscc}",
+                        p.sscc
+                    );
                     rejected += 1;
                 }
                 let mut items = Vec::new();
                 add_item(&mut items, &d);
-                eprintln!("pallet {sscc}: now scan {}the zone", if items.is_empty() { "a product label (GTIN + lot), then " } else { "" });
-                pending = Some(Pending { sscc: sscc.clone(), items });
+                eprintln!(
+                    "pallet {sscc}: now scan {}the zone",
+                    if items.is_empty() {
+                        "a product label (GTIN + lot), then "
+                    } else {
+                        ""
+                    }
+                );
+                pending = Some(Pending {
+                    sscc: sscc.clone(),
+                    items,
+                });
             } else if d.gtin.is_some() && d.lot.is_some() {
                 match pending.as_mut() {
                     Some(p) => {
                         add_item(&mut p.items, &d);
-                        eprintln!("pallet {}: {} item(s); scan the zone", p.sscc, p.items.len());
+                        eprintln!(
+                            "pallet {}: {} item(s); scan the zone",
+                            p.sscc,
+                            p.items.len()
+                        );
                     }
                     None => {
                         eprintln!("line {n}: a product label, but no pallet is being scanned: scan the pallet's SSCC label first");
@@ -756,7 +881,9 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
                     }
                 }
             } else {
-                eprintln!("line {n}: the label has neither an SSCC (00) nor a GTIN (01) with a lot (10)");
+                eprintln!(
+                    "line {n}: the label has neither an SSCC (00) nor a GTIN (01) with a lot (10)"
+                );
                 rejected += 1;
             }
             continue;
@@ -776,16 +903,32 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
         match c.post("/api/manifest/load", &body) {
             Ok(v) => {
                 if json {
-                    println!("{}", json!({ "sscc": p.sscc, "zone": line, "ok": true, "command_id": v["command_id"] }));
+                    println!(
+                        "{}",
+                        json!({ "sscc": p.sscc, "zone": line, "ok": true, "command_id": v["command_id"] })
+                    );
                 } else {
                     println!("loaded pallet {} into zone {line}", p.sscc);
                 }
                 loaded += 1;
                 pending = None;
             }
-            Err(ApiError::Status { status: 400 | 422, body: answer, .. }) => {
-                let errors: Vec<&str> = answer["errors"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-                eprintln!("line {n}: pallet {} refused: {}; scan the zone again or the next pallet", p.sscc, errors.join("; "));
+            Err(ApiError::Status {
+                status: 400 | 422,
+                body: answer,
+                ..
+            }) => {
+                let errors: Vec<&str> = answer["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                eprintln!(
+                    "line {n}: pallet {} refused: {}; scan the zone again or the next pallet",
+                    p.sscc,
+                    errors.join("; ")
+                );
                 rejected += 1;
             }
             Err(e) => return Err(e.into()),
@@ -796,7 +939,11 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
         rejected += 1;
     }
     eprintln!("scan: {loaded} pallet(s) loaded, {rejected} line(s) not used");
-    Ok(if rejected == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]
@@ -805,16 +952,26 @@ mod tests {
 
     #[test]
     fn an_unspecified_listen_address_is_reached_over_loopback() {
-        assert_eq!(base_url("0.0.0.0:8080".parse().unwrap()), "http://127.0.0.1:8080");
+        assert_eq!(
+            base_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
         assert_eq!(base_url("[::]:9000".parse().unwrap()), "http://[::1]:9000");
-        assert_eq!(base_url("10.1.2.3:80".parse().unwrap()), "http://10.1.2.3:80");
+        assert_eq!(
+            base_url("10.1.2.3:80".parse().unwrap()),
+            "http://10.1.2.3:80"
+        );
     }
 
     #[test]
     fn the_http_section_is_read_without_the_rest_of_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "gateway_id = 1\n[http]\nlisten = \"0.0.0.0:9090\"\ntoken_file = \"/t\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "gateway_id = 1\n[http]\nlisten = \"0.0.0.0:9090\"\ntoken_file = \"/t\"\n",
+        )
+        .unwrap();
         let (listen, token) = from_config(&p, true).unwrap();
         assert_eq!(listen.port(), 9090);
         assert_eq!(token.as_deref(), Some(Path::new("/t")));
@@ -835,7 +992,10 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(
-            query(&[("from", Some("2026-11-25T18:00:00+01:00".into())), ("kind", None)]),
+            query(&[
+                ("from", Some("2026-11-25T18:00:00+01:00".into())),
+                ("kind", None)
+            ]),
             "?from=2026-11-25T18%3A00%3A00%2B01%3A00"
         );
         assert_eq!(query(&[("a", None)]), "");

@@ -123,9 +123,7 @@ impl Gateway {
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let live = crate::diag::Live::new();
-        let ingest = ingest
-            .with_commands(commands_rx)
-            .with_live(live.clone());
+        let ingest = ingest.with_commands(commands_rx).with_live(live.clone());
         let http_commands = commands_tx.clone();
         let heartbeat = ingest.heartbeat();
         let ingest = tokio::spawn(ingest.run(IngestChannels {
@@ -194,14 +192,14 @@ impl Gateway {
         let http = http
             .map(|bound| {
                 bound.serve(crate::diag::Ctx {
-                config: std::sync::Arc::new(config.clone()),
-                store: store.clone(),
-                live: live.clone(),
-                link: link.clone(),
-                modbus: modbus_health.clone(),
-                ble: ble_diagnostics.clone(),
-                commands: http_commands,
-                audit: audit.clone(),
+                    config: std::sync::Arc::new(config.clone()),
+                    store: store.clone(),
+                    live: live.clone(),
+                    link: link.clone(),
+                    modbus: modbus_health.clone(),
+                    ble: ble_diagnostics.clone(),
+                    commands: http_commands,
+                    audit: audit.clone(),
                 })
             })
             .transpose()?;

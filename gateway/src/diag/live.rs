@@ -81,7 +81,9 @@ impl Live {
 
     fn observe_at(&self, r: &Reading, received_ms: i64) {
         self.0.readings_received.fetch_add(1, Ordering::Relaxed);
-        self.0.newest_reading_ms.fetch_max(r.at_ms, Ordering::Relaxed);
+        self.0
+            .newest_reading_ms
+            .fetch_max(r.at_ms, Ordering::Relaxed);
         let mut last = self.0.last.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = match last.get_mut(&*r.sensor) {
             Some(e) => e,
@@ -182,7 +184,12 @@ mod tests {
         live.commit_failed();
         let c = live.counters();
         assert_eq!(
-            (c.readings_committed, c.events_committed, c.commits, c.commit_failures),
+            (
+                c.readings_committed,
+                c.events_committed,
+                c.commits,
+                c.commit_failures
+            ),
             (15, 1, 2, 1)
         );
     }

@@ -17,7 +17,10 @@ pub async fn metrics(State(ctx): State<Ctx>) -> Response {
         Err(r) => return r,
     };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         render(&ctx, outbox),
     )
         .into_response()

@@ -76,6 +76,9 @@ mod tests {
         assert!(matches!(read_token(&p), Err(DiagError::TokenWeak { .. })));
         let missing = dir.path().join("missing");
         let e = read_token(&missing).unwrap_err().to_string();
-        assert!(e.contains("http.token_file") && e.contains("missing"), "{e}");
+        assert!(
+            e.contains("http.token_file") && e.contains("missing"),
+            "{e}"
+        );
     }
 }

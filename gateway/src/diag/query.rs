@@ -80,7 +80,11 @@ impl EventFilter {
         if self.phase.as_deref().is_some_and(|p| s("phase") != Some(p)) {
             return false;
         }
-        if self.sensor.as_deref().is_some_and(|x| s("sensor_id") != Some(x)) {
+        if self
+            .sensor
+            .as_deref()
+            .is_some_and(|x| s("sensor_id") != Some(x))
+        {
             return false;
         }
         if self.zone.as_deref().is_some_and(|x| s("zone") != Some(x)) {
@@ -163,13 +167,18 @@ mod tests {
             "affected": [{"sscc": "106141412345678908", "items": [{"lot": "ABC123"}]}]});
         let lot = json!({"phase": "exhausted", "lot": "L9", "pallets": ["106141412345678915"]});
         let f = |q: serde_json::Value| serde_json::from_value::<EventFilter>(q).unwrap();
-        assert!(f(json!({"kind": "excursion", "phase": "started"})).matches("events/excursion", &exc));
+        assert!(
+            f(json!({"kind": "excursion", "phase": "started"})).matches("events/excursion", &exc)
+        );
         assert!(!f(json!({"kind": "door"})).matches("events/excursion", &exc));
         assert!(!f(json!({"phase": "ended"})).matches("events/excursion", &exc));
         assert!(f(json!({"sscc": "106141412345678908"})).matches("events/excursion", &exc));
         assert!(!f(json!({"sscc": "106141412345678915"})).matches("events/excursion", &exc));
         assert!(f(json!({"sscc": "106141412345678915"})).matches("events/lot", &lot));
-        assert!(f(json!({"lot": "ABC123", "zone": "rear", "sensor": "rear-1"})).matches("events/excursion", &exc));
+        assert!(
+            f(json!({"lot": "ABC123", "zone": "rear", "sensor": "rear-1"}))
+                .matches("events/excursion", &exc)
+        );
         assert!(f(json!({"lot": "L9"})).matches("events/lot", &lot));
         assert!(!f(json!({"lot": "L9"})).matches("events/excursion", &exc));
     }

@@ -240,14 +240,26 @@ mod tests {
     #[test]
     fn an_excursion_is_one_mark_from_its_start_to_its_end_and_other_zones_are_left_out() {
         let events = [
-            ev("events/excursion", json!({"zone": "rear", "excursion_id": "X", "phase": "started",
-                "started_at": "1970-01-01T00:00:10Z", "ended_at": null, "sensor_id": "s", "quantity": "temperature", "direction": "high"})),
-            ev("events/door", json!({"zone": "rear", "door_id": "D", "phase": "opened",
-                "opened_at": "1970-01-01T00:00:20Z", "closed_at": null})),
-            ev("events/excursion", json!({"zone": "rear", "excursion_id": "X", "phase": "ended",
-                "started_at": "1970-01-01T00:00:10Z", "ended_at": "1970-01-01T00:00:50Z"})),
-            ev("events/excursion", json!({"zone": "front", "excursion_id": "Y",
-                "started_at": "1970-01-01T00:00:10Z"})),
+            ev(
+                "events/excursion",
+                json!({"zone": "rear", "excursion_id": "X", "phase": "started",
+                "started_at": "1970-01-01T00:00:10Z", "ended_at": null, "sensor_id": "s", "quantity": "temperature", "direction": "high"}),
+            ),
+            ev(
+                "events/door",
+                json!({"zone": "rear", "door_id": "D", "phase": "opened",
+                "opened_at": "1970-01-01T00:00:20Z", "closed_at": null}),
+            ),
+            ev(
+                "events/excursion",
+                json!({"zone": "rear", "excursion_id": "X", "phase": "ended",
+                "started_at": "1970-01-01T00:00:10Z", "ended_at": "1970-01-01T00:00:50Z"}),
+            ),
+            ev(
+                "events/excursion",
+                json!({"zone": "front", "excursion_id": "Y",
+                "started_at": "1970-01-01T00:00:10Z"}),
+            ),
             ev("events/sensor", json!({"zone": "rear"})),
         ];
         let m = marks(&events, "rear", 0, 100_000);
@@ -257,7 +269,10 @@ mod tests {
         assert_eq!(m[0].label, "s temperature high");
         assert!(matches!(m[1].kind, MarkKind::Door));
         assert_eq!((m[1].from_ms, m[1].to_ms), (20_000, None));
-        assert!(marks(&events, "rear", 60_000, 100_000).len() == 1, "only the open door");
+        assert!(
+            marks(&events, "rear", 60_000, 100_000).len() == 1,
+            "only the open door"
+        );
     }
 
     #[test]
