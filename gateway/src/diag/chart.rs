@@ -215,10 +215,20 @@ fn draw(
             [(from, y.end), (to, y.start)],
             fill.filled(),
         )))?;
+        // Label inside the plot: left-aligned at the start, or right-aligned
+        // at the end when the mark starts in the right part of the chart.
+        let (at, h_pos) = if from - spec.from_ms > span / 10 * 7 {
+            (to, HPos::Right)
+        } else {
+            (from, HPos::Left)
+        };
         chart.draw_series(std::iter::once(Text::new(
             mark.label.clone(),
-            (from, y.end),
-            ("sans-serif", 11).into_font().color(&BLACK),
+            (at, y.end),
+            ("sans-serif", 11)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(h_pos, VPos::Top)),
         )))?;
         end(&root)?;
     }
@@ -366,13 +376,16 @@ fn value_range(series: &[(&str, Vec<(i64, f64)>)], limits: Option<Limits>) -> Ra
     (lo - pad)..(hi + pad)
 }
 
-/// Axis label: `HH:MM` within a day, `MM-DD HH:MM` beyond, UTC.
+/// Axis label: `HH:MM` within a day, `MM-DD HH:MM` beyond, `YYYY-MM-DD`
+/// beyond 300 days; UTC.
 fn format_time(ms: i64, span_ms: i64) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
         return ms.to_string();
     };
     if span_ms <= 24 * 3600 * 1000 {
         format!("{:02}:{:02}", t.hour(), t.minute())
+    } else if span_ms > 300 * 24 * 3600 * 1000 {
+        format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
     } else {
         format!(
             "{:02}-{:02} {:02}:{:02}",
