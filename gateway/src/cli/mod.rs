@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod demo;
 mod export;
+mod report;
 mod sensors;
 
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ enum Command {
         #[arg(long)]
         lot: Option<String>,
     },
+    /// The printable trip report (HTML) of a pallet or a lot, from a
+    /// database file no daemon is using.
+    Report(report::ReportArgs),
     /// The hash-chained audit trail (starts, stops, configuration changes)
     /// of a database file no daemon is using.
     #[command(subcommand)]
@@ -237,6 +241,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Lot(args) => api::run(|| api::lot(&args)),
         Command::Export(args) => {
             export::export(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            report::report(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Lots { db, gtin, lot } => {

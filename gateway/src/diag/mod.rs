@@ -11,6 +11,7 @@ mod api;
 pub mod chart;
 mod live;
 mod metrics;
+pub mod report;
 pub mod query;
 mod server;
 mod zone_chart;

@@ -1,0 +1,717 @@
+//! The trip report of one pallet (SSCC) or one lot: identity, route of stays,
+//! temperature chart, excursions, MKT, time out of range against the budget
+//! and a plain verdict, as one printable HTML document.
+//!
+//! Design: a pure function of the database contents, the configuration, the
+//! subject and the time it is asked (`now_ms`), so the CLI (offline, reading
+//! a database file) and the HTTP API produce the same document. [`build`]
+//! gathers the facts into a [`TripReport`]; [`html::render`] only lays them
+//! out. Nothing here writes to the store. See `docs/report.md`.
+
+mod html;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use coldgate_sensor_drivers::Quantity;
+use serde::Deserialize;
+
+use super::chart::{self, ChartError, ChartSpec, Limits, Mark, MarkKind, Series};
+use crate::config::{Config, ProfileConfig};
+use crate::event::parse_rfc3339;
+use crate::excursion::mkt::{MktAccumulator, DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL};
+use crate::excursion::EngineState;
+use crate::manifest::{Item, Pallet};
+use crate::store::{Store, StoreError};
+
+/// Points per sensor line on the report's chart (min/max kept per bucket).
+pub const CHART_POINTS: usize = 1200;
+const CHART_WIDTH: u32 = 900;
+const CHART_HEIGHT: u32 = 340;
+
+/// What the report is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportSubject {
+    /// One pallet, by its SSCC (all its stays on this gateway).
+    Sscc(String),
+    /// One lot; `gtin` is needed only when two GTINs share the lot number.
+    Lot { gtin: Option<String>, lot: String },
+}
+
+impl std::fmt::Display for ReportSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReportSubject::Sscc(s) => write!(f, "pallet SSCC {s}"),
+            ReportSubject::Lot { gtin: Some(g), lot } => write!(f, "lot {lot} of GTIN {g}"),
+            ReportSubject::Lot { gtin: None, lot } => write!(f, "lot {lot}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0} is not in the manifest of this database (never loaded on this gateway)")]
+    NotFound(ReportSubject),
+    #[error("lot {lot} exists under several GTINs ({}); name one with --gtin", gtins.join(", "))]
+    AmbiguousLot { lot: String, gtins: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine state in {path} cannot be decoded: {source}")]
+    State {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Chart(#[from] ChartError),
+}
+
+/// The one-line conclusion. Exactly one applies; see `docs/report.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No excursion affected the subject and no limit was exhausted.
+    WithinProfile,
+    /// Excursions happened, each under a rule with a budget, and no budget
+    /// or MKT limit was exhausted.
+    ExcursionWithinBudget,
+    /// A budget or MKT limit of a lot was exhausted, or an excursion
+    /// happened under a rule without a budget (which allows none).
+    BudgetExceeded,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::WithinProfile => "Within profile",
+            Verdict::ExcursionWithinBudget => "Excursion within budget",
+            Verdict::BudgetExceeded => "Budget exceeded",
+        }
+    }
+}
+
+/// One pallet stay on the route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stay {
+    pub sscc: String,
+    pub zone: String,
+    /// The profile judging it (the pallet's, or the zone's).
+    pub profile: String,
+    pub loaded_at_ms: i64,
+    pub unloaded_at_ms: Option<i64>,
+    /// Where the report ends the stay: its unload, or for a pallet still on
+    /// board the last reading of its zone (the time the report is "as of").
+    pub end_ms: i64,
+}
+
+/// One excursion that affected the subject, as its latest stored event says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Excursion {
+    pub id: String,
+    pub sensor: String,
+    pub zone: String,
+    pub quantity: String,
+    pub unit: String,
+    pub direction: String,
+    pub limit: f64,
+    pub profile: String,
+    pub started_ms: i64,
+    /// None while it is still open.
+    pub ended_ms: Option<i64>,
+    /// To its end, or to the report's "as of" time while open.
+    pub duration_ms: i64,
+    pub min: f64,
+    pub max: f64,
+    /// The cumulative budget of its rule; None when the rule has none.
+    pub budget_ms: Option<i64>,
+}
+
+/// A door opening in a zone and time the subject was in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoorOpening {
+    pub zone: String,
+    pub opened_ms: i64,
+    pub closed_ms: Option<i64>,
+}
+
+/// Time out of range of one lot under one rule, against its budget.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleExposure {
+    /// `profile/quantity/index`, the ledger's name of the rule.
+    pub rule: String,
+    pub total_ms: i64,
+    pub budget_ms: Option<i64>,
+}
+
+/// One lot's exposure as the engine's ledger recorded it (over all pallets
+/// and stays of the lot on this gateway).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LotSummary {
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: Option<String>,
+    pub pallets: Vec<String>,
+    pub rules: Vec<RuleExposure>,
+    /// MKT over everything the lot saw on board (°C), per the ledger.
+    pub mkt: Option<f64>,
+    /// Limits reported exhausted (`budget:<rule>`, `mkt_stay`, `mkt_window`).
+    pub exhausted: Vec<String>,
+}
+
+/// Everything the report shows, gathered from the store and the config.
+#[derive(Debug, Clone)]
+pub struct TripReport {
+    pub subject: ReportSubject,
+    pub gateway_id: String,
+    pub generated_ms: i64,
+    /// Identity lines: (SSCC, item) for every item of the subject.
+    pub items: Vec<(String, Item)>,
+    pub stays: Vec<Stay>,
+    pub excursions: Vec<Excursion>,
+    pub doors: Vec<DoorOpening>,
+    pub lots: Vec<LotSummary>,
+    /// MKT over the readings of the subject's zones during its stays, °C.
+    pub mkt: Option<f64>,
+    /// The profile's MKT limit, °C.
+    pub mkt_limit: Option<f64>,
+    pub verdict: Verdict,
+    /// Why the verdict is what it is, one sentence each.
+    pub reasons: Vec<String>,
+    /// Temperature readings on the chart (after downsampling).
+    pub chart_svg: String,
+}
+
+/// The report as one self-contained, printable HTML document.
+pub fn render_html(
+    store: &Store,
+    config: &Config,
+    subject: &ReportSubject,
+    now_ms: i64,
+) -> Result<String, ReportError> {
+    Ok(html::render(&build(store, config, subject, now_ms)?))
+}
+
+/// A profile by id: the file's own, or a preset of that id.
+fn profile<'a>(config: &'a Config, id: &str) -> Option<&'a ProfileConfig> {
+    config.profile(id)
+}
+
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Gathers the report's facts.
+pub fn build(
+    store: &Store,
+    config: &Config,
+    subject: &ReportSubject,
+    now_ms: i64,
+) -> Result<TripReport, ReportError> {
+    let state: EngineState = match store.state(crate::ingest::ENGINE_STATE)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| ReportError::State {
+            path: store.path().display().to_string(),
+            source,
+        })?,
+        None => EngineState::default(),
+    };
+    let zone_profile: BTreeMap<&str, &str> = config
+        .zones
+        .iter()
+        .map(|z| (z.id.as_str(), z.profile.as_str()))
+        .collect();
+
+    // Which stays, items and lots the subject covers.
+    let (pallets, lot_keys): (Vec<&Pallet>, BTreeSet<(String, String)>) = match subject {
+        ReportSubject::Sscc(sscc) => {
+            let stays: Vec<&Pallet> = state
+                .manifest
+                .stays
+                .iter()
+                .filter(|p| &p.sscc == sscc)
+                .collect();
+            let lots = stays
+                .iter()
+                .flat_map(|p| &p.items)
+                .map(|i| (i.gtin.clone(), i.lot.clone()))
+                .collect();
+            (stays, lots)
+        }
+        ReportSubject::Lot { gtin, lot } => {
+            let mut gtins: BTreeSet<String> = state
+                .manifest
+                .stays
+                .iter()
+                .flat_map(|p| &p.items)
+                .filter(|i| &i.lot == lot && gtin.as_ref().is_none_or(|g| *g == i.gtin))
+                .map(|i| i.gtin.clone())
+                .collect();
+            gtins.extend(
+                state
+                    .ledger
+                    .lots
+                    .values()
+                    .filter(|l| &l.lot == lot && gtin.as_ref().is_none_or(|g| *g == l.gtin))
+                    .map(|l| l.gtin.clone()),
+            );
+            if gtins.len() > 1 {
+                return Err(ReportError::AmbiguousLot {
+                    lot: lot.clone(),
+                    gtins: gtins.into_iter().collect(),
+                });
+            }
+            let Some(g) = gtins.into_iter().next() else {
+                return Err(ReportError::NotFound(subject.clone()));
+            };
+            let stays = state
+                .manifest
+                .stays
+                .iter()
+                .filter(|p| p.items.iter().any(|i| i.gtin == g && &i.lot == lot))
+                .collect();
+            (stays, BTreeSet::from([(g, lot.clone())]))
+        }
+    };
+    if pallets.is_empty() {
+        return Err(ReportError::NotFound(subject.clone()));
+    }
+    let items: Vec<(String, Item)> = pallets
+        .iter()
+        .flat_map(|p| p.items.iter().map(|i| (p.sscc.clone(), i.clone())))
+        .filter(|(_, i)| lot_keys.contains(&(i.gtin.clone(), i.lot.clone())))
+        .collect();
+
+    // Temperature sensors per zone, and the readings of each during the
+    // subject's stays in its zone.
+    let temp_sensors = |zone: &str| -> Vec<String> {
+        config
+            .sensors
+            .iter()
+            .filter(|s| s.zone == zone && s.quantities.contains(&Quantity::Temperature))
+            .map(|s| s.id.clone())
+            .collect()
+    };
+    let mut stays = Vec::new();
+    let mut series_points: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for p in &pallets {
+        let profile_id = p
+            .profile
+            .clone()
+            .or_else(|| zone_profile.get(p.zone.as_str()).map(|s| s.to_string()))
+            .unwrap_or_default();
+        let until = p.unloaded_at_ms.unwrap_or(i64::MAX);
+        let mut last_seen = None;
+        for sensor in temp_sensors(&p.zone) {
+            let points = series_points.entry(sensor.clone()).or_default();
+            store.for_each_reading(Some(&sensor), p.loaded_at_ms, until, |r| {
+                if r.quantity == Quantity::Temperature && r.value.is_finite() {
+                    points.push((r.at_ms, r.value));
+                    last_seen = Some(last_seen.map_or(r.at_ms, |l: i64| l.max(r.at_ms)));
+                }
+                true
+            })?;
+        }
+        let end_ms = match p.unloaded_at_ms {
+            Some(u) => u,
+            None => last_seen.unwrap_or(now_ms).max(p.loaded_at_ms),
+        };
+        stays.push(Stay {
+            sscc: p.sscc.clone(),
+            zone: p.zone.clone(),
+            profile: profile_id,
+            loaded_at_ms: p.loaded_at_ms,
+            unloaded_at_ms: p.unloaded_at_ms,
+            end_ms,
+        });
+    }
+    for points in series_points.values_mut() {
+        // Two stays of one lot in one zone at once read the same readings.
+        points.sort_by_key(|(t, _)| *t);
+        points.dedup_by_key(|(t, _)| *t);
+    }
+    let from_ms = stays.iter().map(|s| s.loaded_at_ms).min().unwrap_or(now_ms);
+    let to_ms = stays
+        .iter()
+        .map(|s| s.end_ms)
+        .max()
+        .unwrap_or(now_ms)
+        .max(from_ms + 60_000);
+    let as_of_ms = to_ms;
+
+    // The main profile: the first stay's (a lot on pallets of different
+    // profiles is charted against the first; each excursion names its own).
+    let main_profile = stays.first().and_then(|s| profile(config, &s.profile));
+
+    // Events: excursions naming the subject, doors in its zones and times.
+    let mut excursions: BTreeMap<String, Excursion> = BTreeMap::new();
+    let mut doors: BTreeMap<String, DoorOpening> = BTreeMap::new();
+    // A lot's ledger also lists the excursions of its other pallets; a
+    // pallet's report keeps to the excursions that named the pallet.
+    let ledger_ids: BTreeSet<&String> = match subject {
+        ReportSubject::Sscc(_) => BTreeSet::new(),
+        ReportSubject::Lot { .. } => lot_keys
+            .iter()
+            .filter_map(|(g, l)| state.ledger.lot(g, l))
+            .flat_map(|l| &l.excursions)
+            .collect(),
+    };
+    for ev in store.events_between(i64::MIN, i64::MAX)? {
+        match ev.topic.as_str() {
+            "events/excursion" => {
+                let Ok(e) = serde_json::from_slice::<ExcursionPayload>(&ev.payload) else {
+                    continue;
+                };
+                let names_subject = ledger_ids.contains(&e.excursion_id)
+                    || e.affected.iter().any(|a| match subject {
+                        ReportSubject::Sscc(s) => &a.sscc == s,
+                        ReportSubject::Lot { .. } => a
+                            .items
+                            .iter()
+                            .any(|i| lot_keys.contains(&(i.gtin.clone(), i.lot.clone()))),
+                    });
+                let Some(started_ms) = parse_rfc3339(&e.started_at) else {
+                    continue;
+                };
+                if !names_subject {
+                    continue;
+                }
+                let ended_ms = e.ended_at.as_deref().and_then(parse_rfc3339);
+                let duration_ms = match ended_ms {
+                    Some(end) => end - started_ms,
+                    None => (as_of_ms - started_ms).max(e.duration_s.saturating_mul(1000)),
+                };
+                let budget_ms = rule_budget(config, &e);
+                let row = Excursion {
+                    id: e.excursion_id.clone(),
+                    sensor: e.sensor_id,
+                    zone: e.zone,
+                    quantity: e.quantity,
+                    unit: e.unit,
+                    direction: e.direction,
+                    limit: e.limit,
+                    profile: e.profile,
+                    started_ms,
+                    ended_ms,
+                    duration_ms,
+                    min: e.min,
+                    max: e.max,
+                    budget_ms,
+                };
+                // The latest event of an excursion (its `ended`) wins.
+                excursions.insert(e.excursion_id, row);
+            }
+            "events/door" => {
+                let Ok(d) = serde_json::from_slice::<DoorPayload>(&ev.payload) else {
+                    continue;
+                };
+                let Some(opened_ms) = parse_rfc3339(&d.opened_at) else {
+                    continue;
+                };
+                let closed_ms = d.closed_at.as_deref().and_then(parse_rfc3339);
+                let during_a_stay = stays.iter().any(|s| {
+                    s.zone == d.zone
+                        && opened_ms <= s.end_ms
+                        && closed_ms.is_none_or(|c| c >= s.loaded_at_ms)
+                });
+                if during_a_stay {
+                    doors.insert(
+                        d.door_id,
+                        DoorOpening {
+                            zone: d.zone,
+                            opened_ms,
+                            closed_ms,
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut excursions: Vec<Excursion> = excursions.into_values().collect();
+    excursions.sort_by(|a, b| (a.started_ms, &a.id).cmp(&(b.started_ms, &b.id)));
+    let mut doors: Vec<DoorOpening> = doors.into_values().collect();
+    doors.sort_by_key(|d| d.opened_ms);
+
+    // The lots' ledger entries.
+    let lots: Vec<LotSummary> = lot_keys
+        .iter()
+        .map(|(g, l)| lot_summary(config, &state, g, l))
+        .collect();
+
+    // MKT over the trip: every temperature reading of the subject's zones
+    // during its stays, in time order, sample-and-hold up to the profile's
+    // silence limit (the ledger's method, over this subject only).
+    let (ea, mkt_limit, hold) = match main_profile {
+        Some(p) => (
+            p.mkt
+                .as_ref()
+                .map_or(DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL, |m| {
+                    m.activation_energy
+                }),
+            p.mkt.as_ref().map(|m| m.limit),
+            p.silence.map(ms),
+        ),
+        None => (DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL, None, None),
+    };
+    let mut all: Vec<(i64, f64)> = series_points.values().flatten().copied().collect();
+    all.sort_by_key(|(t, _)| *t);
+    let mkt = MktAccumulator::new(ea).ok().and_then(|mut acc| {
+        for (t, v) in all {
+            // Two sensors at the same instant: the first counts.
+            let _ = acc.push_held(t, v, hold);
+        }
+        acc.value()
+    });
+
+    let (verdict, reasons) = judge(&excursions, &lots);
+
+    // The chart spans the readings (a pallet loaded long before its zone
+    // reported would leave the line a sliver at the right edge), or the
+    // stays when there are none.
+    let first = series_points
+        .values()
+        .filter_map(|p| p.first())
+        .map(|p| p.0)
+        .min();
+    let last = series_points
+        .values()
+        .filter_map(|p| p.last())
+        .map(|p| p.0)
+        .max();
+    let (chart_from, chart_to) = match (first, last) {
+        (Some(a), Some(b)) => (a, b.max(a + 60_000) + 1),
+        _ => (from_ms, to_ms + 1),
+    };
+    let chart_svg = chart::render_svg(&ChartSpec {
+        title: "Temperature during the stays".to_string(),
+        unit: "°C".to_string(),
+        from_ms: chart_from,
+        to_ms: chart_to,
+        width: CHART_WIDTH,
+        height: CHART_HEIGHT,
+        series: series_points
+            .iter()
+            .map(|(sensor, pts)| Series {
+                label: sensor.clone(),
+                points: chart::downsample(pts, chart_from, chart_to, CHART_POINTS),
+            })
+            .collect(),
+        limits: main_profile.and_then(temperature_band),
+        marks: excursions
+            .iter()
+            .filter(|e| e.quantity == "temperature")
+            .map(|e| Mark {
+                kind: MarkKind::Excursion,
+                from_ms: e.started_ms,
+                to_ms: e.ended_ms,
+                label: format!("excursion {}", e.zone),
+            })
+            .chain(doors.iter().map(|d| Mark {
+                kind: MarkKind::Door,
+                from_ms: d.opened_ms,
+                to_ms: d.closed_ms,
+                label: "door".to_string(),
+            }))
+            .collect(),
+    })?;
+
+    Ok(TripReport {
+        subject: subject.clone(),
+        gateway_id: config.gateway_id.clone(),
+        generated_ms: now_ms,
+        items,
+        stays,
+        excursions,
+        doors,
+        lots,
+        mkt,
+        mkt_limit,
+        verdict,
+        reasons,
+        chart_svg,
+    })
+}
+
+/// The shaded band: the tightest temperature limits of the profile.
+fn temperature_band(p: &ProfileConfig) -> Option<Limits> {
+    let rules = p
+        .limits
+        .iter()
+        .filter(|l| l.quantity == Quantity::Temperature);
+    let low = rules.clone().filter_map(|l| l.low).reduce(f64::max);
+    let high = rules.filter_map(|l| l.high).reduce(f64::min);
+    (low.is_some() || high.is_some()).then_some(Limits { low, high })
+}
+
+/// The budget of the rule an excursion was raised under.
+fn rule_budget(config: &Config, e: &ExcursionPayload) -> Option<i64> {
+    let p = profile(config, &e.profile)?;
+    p.limits
+        .iter()
+        .find(|l| {
+            l.quantity.as_str() == e.quantity
+                && match e.direction.as_str() {
+                    "high" => l.high == Some(e.limit),
+                    _ => l.low == Some(e.limit),
+                }
+        })
+        .and_then(|l| l.budget)
+        .map(ms)
+}
+
+fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> LotSummary {
+    let Some(l) = state.ledger.lot(gtin, lot) else {
+        return LotSummary {
+            gtin: gtin.to_string(),
+            lot: lot.to_string(),
+            expiry: None,
+            pallets: Vec::new(),
+            rules: Vec::new(),
+            mkt: None,
+            exhausted: Vec::new(),
+        };
+    };
+    let rules = l
+        .out_of_range
+        .iter()
+        .map(|(label, accrued)| {
+            // `profile/quantity/index`
+            let mut parts = label.rsplitn(3, '/');
+            let index = parts.next().and_then(|i| i.parse::<usize>().ok());
+            let _quantity = parts.next();
+            let budget_ms = parts
+                .next()
+                .and_then(|p| profile(config, p))
+                .zip(index)
+                .and_then(|(p, i)| p.limits.get(i))
+                .and_then(|r| r.budget)
+                .map(ms);
+            RuleExposure {
+                rule: label.clone(),
+                total_ms: accrued.total_ms,
+                budget_ms,
+            }
+        })
+        .collect();
+    LotSummary {
+        gtin: l.gtin.clone(),
+        lot: l.lot.clone(),
+        expiry: l.expiry.clone(),
+        pallets: l.pallets.iter().cloned().collect(),
+        rules,
+        mkt: l.mkt_stay(),
+        exhausted: l.exhausted.iter().cloned().collect(),
+    }
+}
+
+/// The verdict and its reasons; see [`Verdict`].
+pub fn judge(excursions: &[Excursion], lots: &[LotSummary]) -> (Verdict, Vec<String>) {
+    let mut exceeded = Vec::new();
+    for lot in lots {
+        for flag in &lot.exhausted {
+            let what = match flag.as_str() {
+                "mkt_stay" => "its MKT limit over the stay".to_string(),
+                "mkt_window" => "its MKT limit over the window".to_string(),
+                f => match f.strip_prefix("budget:") {
+                    Some(rule) => format!("the time-out-of-range budget of {rule}"),
+                    None => f.to_string(),
+                },
+            };
+            exceeded.push(format!("Lot {} ({}) exhausted {what}.", lot.lot, lot.gtin));
+        }
+        for r in &lot.rules {
+            let flagged = lot.exhausted.contains(&format!("budget:{}", r.rule));
+            if let Some(b) = r.budget_ms {
+                if r.total_ms >= b && !flagged {
+                    exceeded.push(format!(
+                        "Lot {} ({}) spent {} out of range under {}, budget {}.",
+                        lot.lot,
+                        lot.gtin,
+                        format_duration(r.total_ms),
+                        r.rule,
+                        format_duration(b)
+                    ));
+                }
+            }
+        }
+    }
+    for e in excursions.iter().filter(|e| e.budget_ms.is_none()) {
+        exceeded.push(format!(
+            "Excursion {} ({} {} {}) is under a rule without a budget, which allows none.",
+            e.id, e.quantity, e.direction, e.limit
+        ));
+    }
+    if !exceeded.is_empty() {
+        return (Verdict::BudgetExceeded, exceeded);
+    }
+    if !excursions.is_empty() {
+        let n = excursions.len();
+        return (
+            Verdict::ExcursionWithinBudget,
+            vec![format!(
+                "{n} excursion{} affected it; every budget and MKT limit still holds.",
+                if n == 1 { "" } else { "s" }
+            )],
+        );
+    }
+    (
+        Verdict::WithinProfile,
+        vec!["No excursion affected it and no limit was exhausted.".to_string()],
+    )
+}
+
+/// `2 h 05 min 30 s`, `4 min 10 s`, `12 s`.
+pub fn format_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d} d {h:02} h {m:02} min")
+    } else if h > 0 {
+        format!("{h} h {m:02} min {s:02} s")
+    } else if m > 0 {
+        format!("{m} min {s:02} s")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// The fields of a stored `events/excursion` payload the report reads.
+#[derive(Debug, Deserialize)]
+struct ExcursionPayload {
+    excursion_id: String,
+    sensor_id: String,
+    zone: String,
+    quantity: String,
+    unit: String,
+    direction: String,
+    limit: f64,
+    profile: String,
+    started_at: String,
+    ended_at: Option<String>,
+    duration_s: i64,
+    min: f64,
+    max: f64,
+    #[serde(default)]
+    affected: Vec<Affected>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Affected {
+    sscc: String,
+    #[serde(default)]
+    items: Vec<AffectedItem>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AffectedItem {
+    gtin: String,
+    lot: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct DoorPayload {
+    door_id: String,
+    zone: String,
+    opened_at: String,
+    closed_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests;
