@@ -86,15 +86,16 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdict() {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs the gateway until the rear zone's excursion has ended (checking on
+/// the way that a report on the database in use is refused plainly), stops
+/// it, and returns the config and database paths.
+async fn run_trip(dir: &Path) -> (PathBuf, PathBuf) {
     let port = free_port();
     let _broker = start_broker(BIN, port);
     let mut sub = Subscriber::connect(port, "coldgate/v1/report-gw/events/excursion").await;
-    let cfg = config(dir.path(), port);
-    let db = dir.path().join("coldgate.redb");
-    let mut gw = start_gateway(BIN, &cfg, &dir.path().join("gw.log"));
+    let cfg = config(dir, port);
+    let db = dir.join("coldgate.redb");
+    let mut gw = start_gateway(BIN, &cfg, &dir.join("gw.log"));
 
     let mut ended = None;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -113,6 +114,13 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
     assert!(stderr(&busy).contains("in use"), "{}", stderr(&busy));
 
     assert!(gw.terminate(Duration::from_secs(20)).success());
+    (cfg, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, db) = run_trip(dir.path()).await;
 
     // The truth, from the database itself.
     let (excursion, state) = {
@@ -231,4 +239,83 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
     let o = report(&cfg, &db, &["--sscc", "12345"], None);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--sscc"), "{}", stderr(&o));
+}
+
+fn chromium() -> PathBuf {
+    for name in ["chromium", "chromium-browser"] {
+        if let Ok(out) = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .output()
+        {
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !path.is_empty() {
+                return PathBuf::from(path);
+            }
+        }
+    }
+    panic!("chromium is not installed: this test needs it (apt-get install chromium); .ci/run installs it");
+}
+
+/// Needs Debian's chromium, so `cargo test --workspace` leaves it out and
+/// `.ci/run` runs it with `--ignored`; without chromium it FAILS.
+/// The PDF is kept in `target/report-test/` for a human to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium; .ci/run runs it"]
+async fn the_trip_report_prints_to_one_a4_page_with_headless_chromium() {
+    let chromium = chromium();
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, db) = run_trip(dir.path()).await;
+    let html = dir.path().join("trip.html");
+    let o = report(&cfg, &db, &["--sscc", REAR_SSCC], Some(&html));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/report-test");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let pdf = out_dir.join("trip.pdf");
+    let _ = std::fs::remove_file(&pdf);
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--no-pdf-header-footer",
+    ])
+    .arg(format!(
+        "--user-data-dir={}",
+        dir.path().join("profile").display()
+    ))
+    .arg(format!("--print-to-pdf={}", pdf.display()))
+    .arg(format!("file://{}", html.display()))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let status = coldgate_tests::Proc::spawn("chromium", cmd).wait(Duration::from_secs(90));
+    assert!(status.success(), "chromium --print-to-pdf failed: {status}");
+
+    let bytes = std::fs::read(&pdf).expect("chromium wrote the PDF");
+    assert!(bytes.starts_with(b"%PDF-"), "not a PDF");
+    let text = String::from_utf8_lossy(&bytes);
+    // Page size from each page's MediaBox, in points: A4 is 595.3 × 841.9.
+    let boxes: Vec<(f64, f64)> = text
+        .split("/MediaBox [")
+        .skip(1)
+        .filter_map(|rest| {
+            let nums: Vec<f64> = rest
+                .split(']')
+                .next()?
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            (nums.len() == 4).then(|| (nums[2] - nums[0], nums[3] - nums[1]))
+        })
+        .collect();
+    assert!(!boxes.is_empty(), "no page in the PDF");
+    for (w, h) in &boxes {
+        assert!(
+            (w - 595.3).abs() < 2.0 && (h - 841.9).abs() < 2.0,
+            "page {w}×{h} pt is not A4"
+        );
+    }
+    assert_eq!(boxes.len(), 1, "a one-excursion report fits one A4 page");
 }

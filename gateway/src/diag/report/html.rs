@@ -15,7 +15,7 @@ const CSS: &str = r#"
 body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; font-size: 10.5pt;
        color: #111; margin: 0 auto; padding: 16px; max-width: 210mm; }
 h1 { font-size: 17pt; margin: 0 0 2px; }
-h2 { font-size: 12pt; margin: 18px 0 6px; border-bottom: 1px solid #999; padding-bottom: 2px; }
+h2 { font-size: 12pt; margin: 14px 0 5px; border-bottom: 1px solid #999; padding-bottom: 2px; }
 .sub { color: #444; margin: 0 0 10px; }
 .verdict { font-size: 14pt; font-weight: bold; padding: 8px 12px; border: 2px solid;
            border-radius: 4px; margin: 10px 0 4px; }
@@ -26,7 +26,8 @@ ul.reasons { margin: 4px 0 0 18px; padding: 0; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0; }
 th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-align: top; }
 th { background: #f0f0f0; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.time { min-width: 6.5em; }
 .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 9.5pt; }
 .chart svg { width: 100%; height: auto; display: block; }
 .legend-note { color: #444; font-size: 9pt; }
@@ -34,7 +35,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 footer { margin-top: 18px; color: #555; font-size: 8.5pt; }
 @page { size: A4; margin: 14mm 12mm; }
 @media print {
-  body { padding: 0; max-width: none; font-size: 9.5pt; }
+  body { padding: 0; max-width: none; font-size: 9pt; }
+  h2 { margin: 10px 0 4px; }
+  .verdict { margin: 6px 0 2px; padding: 5px 10px; }
   h2 { break-after: avoid; }
   table, tr, .chart, .verdict { break-inside: avoid; }
   th { background: #f0f0f0 !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
@@ -54,6 +57,17 @@ fn time(ms: i64) -> String {
             t.second()
         ),
         Err(_) => ms.to_string(),
+    }
+}
+
+/// The UN/CEFACT unit codes of the payloads, as people write them.
+fn unit(code: &str) -> &str {
+    match code {
+        "CEL" => "°C",
+        "P1" => "%",
+        "LUX" => "lx",
+        "MVO" => "mV",
+        other => other,
     }
 }
 
@@ -145,7 +159,7 @@ pub fn render(r: &TripReport) -> String {
         };
         let _ = writeln!(
             h,
-            "<tr class=\"stay\"><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            "<tr class=\"stay\"><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"time\">{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
             esc(&r.gateway_id),
             esc(&s.sscc),
             esc(&s.zone),
@@ -175,14 +189,14 @@ pub fn render(r: &TripReport) -> String {
             };
             let _ = writeln!(
                 h,
-                "<tr class=\"excursion\" data-excursion-id=\"{id}\" data-duration-s=\"{dur_s}\"><td class=\"mono\">{id}</td><td>{zone} / {sensor}</td><td>{dir} {limit} {unit}</td><td>{start}</td><td>{end}</td><td class=\"num duration\">{dur}</td><td class=\"num\">{min} {unit}</td><td class=\"num\">{max} {unit}</td></tr>",
+                "<tr class=\"excursion\" data-excursion-id=\"{id}\" data-duration-s=\"{dur_s}\"><td class=\"mono\">{id}</td><td>{zone} / {sensor}</td><td>{dir} {limit} {unit}</td><td class=\"time\">{start}</td><td class=\"time\">{end}</td><td class=\"num duration\">{dur}</td><td class=\"num\">{min} {unit}</td><td class=\"num\">{max} {unit}</td></tr>",
                 id = esc(&e.id),
                 dur_s = e.duration_ms / 1000,
                 zone = esc(&e.zone),
                 sensor = esc(&e.sensor),
                 dir = esc(&e.direction),
                 limit = num(e.limit),
-                unit = esc(&e.unit),
+                unit = esc(unit(&e.unit)),
                 start = time(e.started_ms),
                 end = end,
                 dur = format_duration(e.duration_ms),
