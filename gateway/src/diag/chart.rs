@@ -69,11 +69,18 @@ pub struct ChartSpec {
 pub enum ChartError {
     #[error("chart time range is empty: from {from_ms} ms is not before to {to_ms} ms")]
     EmptyRange { from_ms: i64, to_ms: i64 },
+    #[error("chart time range from {from_ms} ms to {to_ms} ms is longer than {MAX_SPAN_MS} ms (100 years)")]
+    RangeTooLong { from_ms: i64, to_ms: i64 },
     #[error("chart size {width}×{height} is outside {MIN_SIZE}..={MAX_SIZE} pixels per side")]
     Size { width: u32, height: u32 },
     #[error("cannot draw the chart: {0}")]
     Draw(String),
 }
+
+/// Longest time axis drawn: 100 years (a wider one is a caller's mistake).
+pub const MAX_SPAN_MS: i64 = 100 * 366 * 24 * 3_600_000;
+/// Values beyond this magnitude are drawn at it, so the axis stays finite.
+const MAX_ABS_VALUE: f64 = 1e12;
 
 /// Smallest and largest accepted width/height in pixels.
 pub const MIN_SIZE: u32 = 120;
@@ -106,6 +113,12 @@ pub fn render_svg(spec: &ChartSpec) -> Result<String, ChartError> {
             to_ms: spec.to_ms,
         });
     }
+    if i128::from(spec.to_ms) - i128::from(spec.from_ms) > i128::from(MAX_SPAN_MS) {
+        return Err(ChartError::RangeTooLong {
+            from_ms: spec.from_ms,
+            to_ms: spec.to_ms,
+        });
+    }
     let sizes = MIN_SIZE..=MAX_SIZE;
     if !sizes.contains(&spec.width) || !sizes.contains(&spec.height) {
         return Err(ChartError::Size {
@@ -122,6 +135,7 @@ pub fn render_svg(spec: &ChartSpec) -> Result<String, ChartError> {
                 .iter()
                 .copied()
                 .filter(|(t, v)| (spec.from_ms..spec.to_ms).contains(t) && v.is_finite())
+                .map(|(t, v)| (t, v.clamp(-MAX_ABS_VALUE, MAX_ABS_VALUE)))
                 .collect();
             (s.label.as_str(), pts)
         })
@@ -171,8 +185,9 @@ fn draw(
 
     // Limits band under everything else.
     if let Some(limits) = spec.limits {
-        let low = limits.low.filter(|v| v.is_finite()).unwrap_or(y.start);
-        let high = limits.high.filter(|v| v.is_finite()).unwrap_or(y.end);
+        let in_axis = |v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| v.clamp(y.start, y.end));
+        let low = in_axis(limits.low).unwrap_or(y.start);
+        let high = in_axis(limits.high).unwrap_or(y.end);
         let mut label = String::new();
         if let Some(l) = limits.low {
             label.push_str(&format!("low {l}"));
@@ -188,13 +203,14 @@ fn draw(
             [(spec.from_ms, high), (spec.to_ms, low)],
             LIMITS_FILL.mix(0.12).filled(),
         )))?;
-        for edge in [limits.low, limits.high].into_iter().flatten() {
-            if edge.is_finite() {
-                chart.draw_series(std::iter::once(PathElement::new(
-                    vec![(spec.from_ms, edge), (spec.to_ms, edge)],
-                    LIMITS_LINE.mix(0.8).stroke_width(1),
-                )))?;
-            }
+        for edge in [in_axis(limits.low), in_axis(limits.high)]
+            .into_iter()
+            .flatten()
+        {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(spec.from_ms, edge), (spec.to_ms, edge)],
+                LIMITS_LINE.mix(0.8).stroke_width(1),
+            )))?;
         }
         end(&root)?;
     }
@@ -368,7 +384,8 @@ fn value_range(series: &[(&str, Vec<(i64, f64)>)], limits: Option<Limits>) -> Ra
         .into_iter()
         .flat_map(|l| [l.low, l.high])
         .flatten()
-        .filter(|v| v.is_finite());
+        .filter(|v| v.is_finite())
+        .map(|v| v.clamp(-MAX_ABS_VALUE, MAX_ABS_VALUE));
     for v in values.chain(limit_values) {
         lo = lo.min(v);
         hi = hi.max(v);
@@ -656,6 +673,30 @@ mod tests {
         let mut s = spec(vec![], None, vec![]);
         s.width = 0;
         assert!(matches!(render_svg(&s), Err(ChartError::Size { .. })));
+        let mut s = spec(vec![], None, vec![]);
+        (s.from_ms, s.to_ms) = (i64::MIN, i64::MAX);
+        assert!(matches!(
+            render_svg(&s),
+            Err(ChartError::RangeTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn values_at_the_ends_of_f64_still_draw_on_a_finite_axis() {
+        let svg = render_svg(&spec(
+            vec![Series {
+                label: "s".into(),
+                points: vec![(0, -f64::MAX), (H, f64::MAX), (2 * H, 5.0)],
+            }],
+            Some(Limits {
+                low: Some(f64::MIN),
+                high: Some(f64::MAX),
+            }),
+            vec![],
+        ))
+        .unwrap();
+        assert!(svg.contains("data-point-count=\"3\""));
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
     }
 
     #[test]
