@@ -215,6 +215,24 @@ fn every_endpoint_answers_from_a_running_gateway() {
     assert_eq!(again.status, 422);
     assert!(again.body.contains("not on board"), "{}", again.body);
 
+    // The pallet's trip report (docs/report.md), from the page's link.
+    let report = get(&format!("/report?sscc={SSCC}"));
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert!(report.content_type.starts_with("text/html"));
+    assert!(
+        report.body.contains(SSCC) && report.body.contains("class=\"verdict"),
+        "{}",
+        report.body
+    );
+    assert!(
+        !report.body.contains("Within profile"),
+        "it went through an excursion"
+    );
+    let lot_report = get("/report?lot=LOT-A");
+    assert_eq!(lot_report.status, 200, "{}", lot_report.body);
+    assert_eq!(get("/report?sscc=106141412345678915").status, 404);
+    assert_eq!(get("/report").status, 400);
+
     // The zone chart: data, limits, the excursion marked.
     let svg = get("/api/zones/rear/chart.svg?from=7d");
     assert_eq!(svg.status, 200, "{}", svg.body);

@@ -189,6 +189,16 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
         "the uplink state"
     );
 
+    // The pallet's trip report, as its link opens it.
+    let report = headless(
+        &chromium,
+        &profile,
+        &["--virtual-time-budget=5000", "--dump-dom"],
+        &format!("{url}report?sscc=106141412345678908"),
+    );
+    assert!(report.contains("class=\"verdict"), "{report}");
+    assert!(report.contains("106141412345678908"), "{report}");
+
     let out = out_dir();
     for (name, size) in [
         ("dashboard-1366x768.png", "1366,768"),

@@ -544,3 +544,57 @@ pub async fn lot(
     }
     Json(json!({ "lots": lots })).into_response()
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    sscc: Option<String>,
+    lot: Option<String>,
+    gtin: Option<String>,
+}
+
+/// `GET /report?sscc=…` or `?lot=…[&gtin=…]`: the printable trip report
+/// (see `docs/report.md`), the same document `coldgate report` writes.
+pub async fn report(
+    State(ctx): State<Ctx>,
+    q: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use super::report::{render_html, ReportError, ReportSubject};
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let subject = match (q.sscc, q.lot) {
+        (Some(sscc), None) if q.gtin.is_none() => ReportSubject::Sscc(sscc),
+        (None, Some(lot)) => ReportSubject::Lot { gtin: q.gtin, lot },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give either sscc, or lot (with gtin if needed)",
+            )
+        }
+    };
+    let c = ctx.clone();
+    let made =
+        tokio::task::spawn_blocking(move || render_html(&c.store, &c.config, &subject, now_ms()))
+            .await;
+    match made {
+        Ok(Ok(html)) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (axum::http::header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Ok(Err(e @ ReportError::NotFound(_))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        Ok(Err(e @ ReportError::AmbiguousLot { .. })) => {
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the report failed: {e}"),
+        ),
+    }
+}

@@ -11,8 +11,8 @@ mod api;
 pub mod chart;
 mod live;
 mod metrics;
-pub mod report;
 pub mod query;
+pub mod report;
 mod server;
 mod zone_chart;
 

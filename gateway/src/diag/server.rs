@@ -156,6 +156,7 @@ fn router(ctx: Ctx, guard: Guard) -> Router {
         .route("/api/manifest/unload", post(api::unload))
         .route("/api/lots/{lot}", get(api::lot))
         .route("/api/zones/{zone}/chart.svg", get(zone_chart::chart))
+        .route("/report", get(api::report))
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, guarded));
