@@ -136,11 +136,15 @@ impl Bound {
 impl HttpServer {
     /// Stops accepting, lets open requests finish for a moment, and
     /// releases the port (a reload binds it again).
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.send_replace(true);
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_GRACE, self.task).await.is_err() {
-            abort.abort();
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            // Awaited after the abort, so the listener is closed on return.
+            self.task.abort();
+            let _ = self.task.await;
         }
     }
 }
