@@ -592,7 +592,7 @@ pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if rows.is_empty() {
-        println!("no events since {}", a.since);
+        println!("no matching events (since {})", a.since);
     } else {
         println!(
             "{}",
