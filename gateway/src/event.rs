@@ -41,6 +41,8 @@ pub enum EventKind {
     Sensor,
     Lot,
     Gateway,
+    /// An audit trail entry (see `crate::audit`), published as it is committed.
+    Audit,
 }
 
 impl EventKind {
@@ -51,6 +53,7 @@ impl EventKind {
             EventKind::Sensor => "sensor",
             EventKind::Lot => "lot",
             EventKind::Gateway => "gateway",
+            EventKind::Audit => "audit",
         }
     }
 

@@ -7,20 +7,40 @@
 //! The publisher never writes: it sends the seqs the broker acknowledged
 //! here, and they leave the outbox in the next commit. Audit records (see
 //! [`crate::audit`]) arrive the same way and are committed at once, chained
-//! in the same transaction as the batch they join.
+//! in the same transaction as the batch they join, each with its `audit`
+//! event.
+//!
+//! Time (docs/time.md): ingest looks at the wall and monotonic clocks with
+//! every reading and timer turn; when the wall clock jumps, the engine's
+//! state is moved with it (durations stay monotonic), and a clock record and
+//! a `gateway` event `clock_jump` mark the readings taken before it.
+//!
+//! A failing disk (docs/install.md, "Disk full"): a commit that fails keeps
+//! its batch in memory, raises a `gateway` event (`disk_full` or
+//! `storage_error`), and is retried every timer turn after reopening the
+//! file; readings beyond [`OUTAGE_BUFFER_READINGS`] are judged but not kept,
+//! and counted. The first commit that succeeds adds a `recovered` event.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use coldgate_sensor_drivers::Reading;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, MissedTickBehavior};
-use tracing::{debug, info, warn};
+use serde_json::json;
+use tracing::{debug, error, info, warn};
 
-use crate::audit::AuditRecord;
-use crate::event::now_ms;
+use crate::audit::{AuditKind, AuditRecord};
+use crate::clock::{Jump, SyncState, SystemClock, Timeline, WallClock};
+use crate::event::{rfc3339, Event, EventKind};
 use crate::excursion::Engine;
 use crate::publish::{ManifestCommand, ManifestRequest};
 use crate::store::{StoreError, StoredEvent, Trim, Writer};
+
+/// While commits fail, at most this many readings are held in memory
+/// (about 4 MB); later ones are still judged by the engine but not stored,
+/// and counted in the `recovered` event.
+pub const OUTAGE_BUFFER_READINGS: usize = 100_000;
 
 /// The engine's state blob in the store.
 pub const ENGINE_STATE: &str = "engine";
@@ -79,7 +99,30 @@ pub struct Ingest {
     /// Last values and counters for the HTTP API (kept in memory, so a
     /// status page never scans the database).
     live: Option<crate::diag::Live>,
+    clock: Arc<dyn WallClock>,
+    timeline: Timeline,
+    /// The clock state last recorded in the store.
+    recorded_sync: Option<SyncState>,
+    /// Set while commits fail.
+    outage: Option<Outage>,
 }
+
+/// A run of failed commits.
+#[derive(Debug, Clone)]
+struct Outage {
+    since_ms: i64,
+    disk_full: bool,
+    failures: u64,
+    dropped: u64,
+    /// Monotonic ms before which no retry is made: reopening a database
+    /// after an I/O error makes redb check it, which costs, so retries back
+    /// off from one batch interval to [`OUTAGE_RETRY_MAX`].
+    retry_at_ms: i64,
+    retry_every_ms: i64,
+}
+
+/// The longest wait between two retries of a failing disk.
+const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl Ingest {
     pub fn new(writer: Writer, engine: Engine, opts: IngestOptions) -> Ingest {
@@ -98,7 +141,77 @@ impl Ingest {
             last_state: Vec::new(),
             commands: None,
             live: None,
+            clock: Arc::new(SystemClock::new()),
+            timeline: Timeline::new(),
+            recorded_sync: None,
+            outage: None,
         }
+    }
+
+    /// Reads time from `clock` instead of the machine's (tests make it jump).
+    pub fn with_clock(mut self, clock: Arc<dyn WallClock>) -> Ingest {
+        self.clock = clock;
+        self
+    }
+
+    /// Looks at the clocks; on a jump moves the engine with it and marks
+    /// the readings taken before it. `sync` is asked of the clock on timer
+    /// turns only (a system call), and reused for readings.
+    fn watch_clock(&mut self, ask_sync: bool) {
+        let sync = match (ask_sync, self.timeline.sync()) {
+            (false, Some(known)) => known,
+            _ => self.clock.sync(),
+        };
+        let (wall, mono) = (self.clock.wall_ms(), self.clock.mono_ms());
+        if let Some(jump) = self.timeline.observe(wall, mono, sync) {
+            self.on_jump(jump);
+        }
+        if self.recorded_sync != Some(sync) {
+            match sync {
+                SyncState::Synchronised => info!("The system clock is synchronised."),
+                _ => warn!(
+                    clock = sync.as_str(),
+                    "The system clock is not known to be synchronised: reading times may be off until it is."
+                ),
+            }
+            let record = json!({ "record": "state", "at": rfc3339(wall), "synchronised": sync.as_option() });
+            self.writer
+                .stage_clock_record(wall, serde_json::to_vec(&record).unwrap_or_default());
+            self.recorded_sync = Some(sync);
+        }
+    }
+
+    fn on_jump(&mut self, jump: Jump) {
+        warn!(
+            offset_ms = jump.offset_ms,
+            affected_from = %rfc3339(jump.affected_from_ms),
+            affected_to = %rfc3339(jump.affected_to_ms),
+            "The system clock jumped: readings taken before it are marked; excursion durations follow monotonic time."
+        );
+        self.engine.shift_times(jump.offset_ms);
+        if self.newest_ms != i64::MIN {
+            self.newest_ms = self.newest_ms.saturating_add(jump.offset_ms);
+        }
+        let fields = json!({
+            "phase": "clock_jump",
+            "offset_ms": jump.offset_ms,
+            "affected_from": rfc3339(jump.affected_from_ms),
+            "affected_to": rfc3339(jump.affected_to_ms),
+            "synchronised": jump.sync.as_option(),
+        });
+        let mut record = fields.clone();
+        record["record"] = json!("jump");
+        record["at"] = json!(rfc3339(jump.at_ms));
+        self.writer
+            .stage_clock_record(jump.at_ms, serde_json::to_vec(&record).unwrap_or_default());
+        if let serde_json::Value::Object(map) = fields {
+            self.push_events(vec![Event::new(EventKind::Gateway, jump.at_ms, map)]);
+        }
+    }
+
+    /// Whether commits are failing (the disk is full or broken).
+    pub fn in_outage(&self) -> bool {
+        self.outage.is_some()
     }
 
     /// Audit records to commit; ingest stays the only writer of the store.
@@ -134,7 +247,11 @@ impl Ingest {
     /// Applies one command and answers after the commit that stores it, so
     /// an `ok` survives a power cut.
     fn apply(&mut self, req: ManifestRequest, committed: &watch::Sender<u64>) {
-        let outcome = match req.command {
+        let (action, sscc) = match &req.command {
+            ManifestCommand::Load(cmd) => ("load", cmd.sscc.clone()),
+            ManifestCommand::Unload { sscc, .. } => ("unload", sscc.clone()),
+        };
+        let outcome: Result<Vec<Event>, Vec<String>> = match req.command {
             ManifestCommand::Load(cmd) => self
                 .engine
                 .load_pallet(cmd)
@@ -144,6 +261,18 @@ impl Ingest {
                 .unload_pallet(&sscc, at_ms)
                 .map_err(|e| vec![e.to_string()]),
         };
+        // Every command received is in the audit trail, refused ones too.
+        self.push_audit(AuditRecord {
+            at_ms: self.clock.wall_ms(),
+            kind: AuditKind::ManifestCommand,
+            actor: "mqtt:cmd/manifest".into(),
+            details: json!({
+                "action": action,
+                "sscc": sscc,
+                "accepted": outcome.is_ok(),
+                "problems": outcome.as_ref().err(),
+            }),
+        });
         let answer = match outcome {
             Ok(events) => {
                 self.push_events(events);
@@ -152,7 +281,12 @@ impl Ingest {
                     vec![format!("applied but not yet stored ({error}); it will be stored with the next commit")]
                 })
             }
-            Err(errors) => Err(errors),
+            Err(errors) => {
+                if self.outage.is_none() {
+                    self.commit(committed);
+                }
+                Err(errors)
+            }
         };
         let _ = req.reply.send(answer);
     }
@@ -170,7 +304,7 @@ impl Ingest {
         loop {
             tokio::select! {
                 biased;
-                r = ch.readings.recv(), if self.readings.len() < self.opts.batch_size * 4 => {
+                r = ch.readings.recv(), if self.readings.len() < self.opts.batch_size * 4 || self.outage.is_some() => {
                     let Some(r) = r else { break };
                     self.accept(r);
                     // Take what is already queued without going round the select.
@@ -180,7 +314,9 @@ impl Ingest {
                             Err(_) => break,
                         }
                     }
-                    if !self.events.is_empty() || self.readings.len() >= self.opts.batch_size {
+                    let due = !self.events.is_empty() || self.readings.len() >= self.opts.batch_size;
+                    // While the disk fails, only the timer retries.
+                    if due && self.outage.is_none() {
                         self.commit(&ch.committed);
                         // A full interval from now: at high rates the size
                         // trigger alone paces commits.
@@ -199,26 +335,31 @@ impl Ingest {
                     // Who changed what must not wait for the batch timer: a
                     // power cut right after a reload would lose it.
                     Some(record) => {
-                        self.audit.push(record);
+                        self.push_audit(record);
                         // Records sent together (start: config, then
                         // gateway) share one commit.
                         if let Some(rx) = audit_rx.as_mut() {
                             while let Ok(record) = rx.try_recv() {
-                                self.audit.push(record);
+                                self.push_audit(record);
                             }
                         }
-                        self.commit(&ch.committed);
+                        if self.outage.is_none() {
+                            self.commit(&ch.committed);
+                        }
                     }
                     None => audit_open = false,
                 },
                 _ = tick.tick() => {
                     self.heartbeat.send_replace(std::time::Instant::now());
+                    self.watch_clock(true);
                     // The engine's clock for silence and delays that run
                     // out between readings: the newest of the wall clock and
                     // the readings (a simulator may run ahead of the wall).
-                    let events = self.engine.tick(self.newest_ms.max(now_ms()));
+                    let events = self.engine.tick(self.newest_ms.max(self.clock.wall_ms()));
                     self.push_events(events);
-                    if !self.idle() {
+                    if self.outage.is_some() {
+                        self.retry(&ch.committed);
+                    } else if !self.idle() {
                         self.commit(&ch.committed);
                     }
                 }
@@ -229,19 +370,32 @@ impl Ingest {
         }
         if let Some(rx) = audit_rx.as_mut() {
             while let Ok(record) = rx.try_recv() {
-                self.audit.push(record);
+                self.push_audit(record);
             }
         }
         // Shutting down: a failed commit is retried a few times, then reported.
         for attempt in 0..5 {
-            if self.idle() {
+            if self.idle() && self.outage.is_none() {
                 break;
             }
-            if let Err(error) = self.try_commit(&ch.committed) {
-                if attempt == 4 {
-                    return Err(error);
+            if self.outage.is_some() {
+                if let Err(error) = self.writer.reopen() {
+                    debug!(%error, "Database not reopened yet.");
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            match self.try_commit(&ch.committed) {
+                Ok(()) => self.end_outage(&ch.committed),
+                Err(error) => {
+                    if attempt == 4 {
+                        error!(
+                            %error,
+                            pending_readings = self.readings.len(),
+                            "Stopping with a batch that could not be committed; it is lost."
+                        );
+                        return Err(error);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
         info!(
@@ -254,13 +408,140 @@ impl Ingest {
     }
 
     fn accept(&mut self, r: Reading) {
+        self.watch_clock(false);
         self.newest_ms = self.newest_ms.max(r.at_ms);
         if let Some(live) = &self.live {
             live.observe(&r);
         }
         let events = self.engine.on_reading(&r);
         self.push_events(events);
-        self.readings.push(r);
+        match &mut self.outage {
+            Some(o) if self.readings.len() >= OUTAGE_BUFFER_READINGS => o.dropped += 1,
+            _ => self.readings.push(r),
+        }
+    }
+
+    /// Queues an audit record and its `audit` event (and, for a rejected
+    /// configuration, a `gateway` event), committed together.
+    fn push_audit(&mut self, record: AuditRecord) {
+        let audit_seq = self.writer.next_audit_seq() + self.audit.len() as u64;
+        let mut f = serde_json::Map::new();
+        f.insert("phase".into(), json!(record.kind.as_str()));
+        f.insert("audit_seq".into(), json!(audit_seq));
+        f.insert("actor".into(), json!(record.actor));
+        f.insert("details".into(), record.details.clone());
+        let mut events = vec![Event::new(EventKind::Audit, record.at_ms, f)];
+        if record.kind == AuditKind::ConfigRejected {
+            let mut g = serde_json::Map::new();
+            g.insert("phase".into(), json!("config_rejected"));
+            g.insert("actor".into(), json!(record.actor));
+            for key in ["path", "problems"] {
+                g.insert(key.into(), record.details[key].clone());
+            }
+            events.push(Event::new(EventKind::Gateway, record.at_ms, g));
+        }
+        self.push_events(events);
+        self.audit.push(record);
+    }
+
+    /// During an outage, on each timer turn: reopen the file (redb needs it
+    /// after an I/O error) and try the held batch again.
+    fn retry(&mut self, committed: &watch::Sender<u64>) {
+        let now = self.clock.mono_ms();
+        let max = i64::try_from(OUTAGE_RETRY_MAX.as_millis()).unwrap_or(i64::MAX);
+        match &mut self.outage {
+            Some(o) if now < o.retry_at_ms => return,
+            Some(o) => {
+                o.retry_every_ms = o.retry_every_ms.saturating_mul(2).min(max);
+                o.retry_at_ms = now.saturating_add(o.retry_every_ms);
+            }
+            None => {}
+        }
+        match self.writer.reopen() {
+            Ok(false) => {}
+            Ok(true) => {
+                // The commit reported failed had reached the disk: what it
+                // held is stored; drop it rather than store it twice.
+                warn!(
+                    readings = self.readings.len(),
+                    "A commit reported as failed was found stored after reopening; its batch is not committed again."
+                );
+                self.readings.clear();
+                self.events.clear();
+                self.acked.clear();
+                self.audit.clear();
+            }
+            Err(error) => {
+                debug!(%error, "Database not reopened yet; retrying at the next turn.");
+                return;
+            }
+        }
+        self.commit(committed);
+    }
+
+    /// After the first successful commit of an outage: the `recovered` event.
+    fn end_outage(&mut self, committed: &watch::Sender<u64>) {
+        let Some(o) = self.outage.take() else {
+            return;
+        };
+        let now = self.clock.wall_ms();
+        info!(
+            failures = o.failures,
+            dropped_readings = o.dropped,
+            "Storage recovered; the readings held in memory are committed."
+        );
+        let mut f = serde_json::Map::new();
+        f.insert("phase".into(), json!("recovered"));
+        f.insert(
+            "reason".into(),
+            json!(if o.disk_full { "disk_full" } else { "storage_error" }),
+        );
+        f.insert("since".into(), json!(rfc3339(o.since_ms)));
+        f.insert(
+            "outage_s".into(),
+            json!(now.saturating_sub(o.since_ms) / 1000),
+        );
+        f.insert("failed_commits".into(), json!(o.failures));
+        f.insert("dropped_readings".into(), json!(o.dropped));
+        self.push_events(vec![Event::new(EventKind::Gateway, now, f)]);
+        if let Err(error) = self.try_commit(committed) {
+            warn!(%error, "The recovered event is kept for the next commit.");
+        }
+    }
+
+    /// A commit failed: the first failure of a run raises the event.
+    fn on_commit_failed(&mut self, error: &StoreError) {
+        if let Some(o) = &mut self.outage {
+            o.failures += 1;
+            debug!(%error, failures = o.failures, "Commit failed again.");
+            return;
+        }
+        let disk_full = error.is_disk_full();
+        let now = self.clock.wall_ms();
+        error!(
+            %error,
+            disk_full,
+            pending = self.readings.len(),
+            "Commit failed; readings are held in memory and the commit is retried every batch interval."
+        );
+        let mut f = serde_json::Map::new();
+        f.insert(
+            "phase".into(),
+            json!(if disk_full { "disk_full" } else { "storage_error" }),
+        );
+        f.insert("error".into(), json!(error.to_string()));
+        f.insert("held_readings".into(), json!(self.readings.len()));
+        f.insert("buffer_limit".into(), json!(OUTAGE_BUFFER_READINGS));
+        self.push_events(vec![Event::new(EventKind::Gateway, now, f)]);
+        let first = i64::try_from(self.opts.batch_interval.as_millis()).unwrap_or(1000);
+        self.outage = Some(Outage {
+            since_ms: now,
+            disk_full,
+            failures: 1,
+            dropped: 0,
+            retry_at_ms: self.clock.mono_ms().saturating_add(first),
+            retry_every_ms: first.max(1),
+        });
     }
 
     /// Numbers the engine's events after those already held; they are
@@ -287,17 +568,20 @@ impl Ingest {
             }
             _ => self.try_commit(committed),
         };
-        if let Err(error) = result {
-            if let Some(live) = &self.live {
-                live.commit_failed();
+        match result {
+            Ok(()) => self.end_outage(committed),
+            Err(error) => {
+                if let Some(live) = &self.live {
+                    live.commit_failed();
+                }
+                self.on_commit_failed(&error)
             }
-            warn!(%error, pending = self.readings.len(), "Commit failed; the batch is kept and retried.");
         }
     }
 
     fn try_commit(&mut self, committed: &watch::Sender<u64>) -> Result<(), StoreError> {
         let state = serde_json::to_vec(self.engine.state()).unwrap_or_default();
-        let newest = self.newest_ms.max(now_ms());
+        let newest = self.newest_ms.max(self.clock.wall_ms());
         let retention = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
         let trim = Trim {
             before_ms: newest.saturating_sub(retention),
@@ -372,6 +656,7 @@ mod tests {
     use coldgate_sensor_drivers::Quantity;
 
     use super::*;
+    use crate::event::now_ms;
     use crate::excursion::EngineState;
     use crate::store::Store;
 

@@ -374,3 +374,132 @@ fn run_with_a_broken_config_exits_78_so_systemd_does_not_restart_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78), "{out:?}");
 }
+
+/// Collects messages until one on a topic ending in `suffix` matches `pred`.
+async fn wait_for_event(
+    sub: &mut coldgate_tests::Subscriber,
+    suffix: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+    within: Duration,
+) -> serde_json::Value {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match sub.next(left).await {
+            Some((topic, v)) if topic.ends_with(suffix) && pred(&v) => return v,
+            Some((topic, v)) => seen.push(format!("{topic}: {v}")),
+            None => break,
+        }
+    }
+    panic!("no matching {suffix} event within {within:?}; saw {seen:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_config_publishes_the_rejection_and_every_audit_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = coldgate_tests::free_port();
+    let _broker = coldgate_tests::start_broker(BIN, port);
+    let mut sub = coldgate_tests::Subscriber::connect(port, "coldgate/v1/test-gw/events/#").await;
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 1;
+    cfg.failure = NO_FAILURE;
+    cfg.mqtt_port = Some(port);
+    let config = cfg.write();
+    let good = std::fs::read_to_string(&config).unwrap();
+    let log = dir.path().join("run.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+
+    // The start's audit entries arrive as `audit` events, numbered like the
+    // trail and like every other event.
+    let loaded = wait_for_event(
+        &mut sub,
+        "/events/audit",
+        |v| v["phase"] == "config_loaded",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(loaded["schema"], "coldgate.audit/1");
+    assert_eq!(loaded["audit_seq"], 1);
+    assert!(loaded["seq"].as_u64().is_some_and(|s| s >= 1));
+    assert_eq!(
+        loaded["details"]["sha256"].as_str().map(str::len),
+        Some(64),
+        "{loaded}"
+    );
+    let started = wait_for_event(
+        &mut sub,
+        "/events/audit",
+        |v| v["phase"] == "gateway_started",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(started["audit_seq"], 2);
+
+    // A broken file on SIGHUP: logged, kept running, and published.
+    std::fs::write(&config, good.replace("[ingest]", "[ingest\n")).unwrap();
+    gw.signal(1);
+    let rejected = wait_for_event(
+        &mut sub,
+        "/events/gateway",
+        |v| v["phase"] == "config_rejected",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(rejected["schema"], "coldgate.gateway/1");
+    assert_eq!(rejected["actor"], "signal:SIGHUP");
+    assert!(
+        rejected["problems"][0]
+            .as_str()
+            .is_some_and(|p| !p.is_empty()),
+        "{rejected}"
+    );
+    assert_eq!(
+        rejected["path"].as_str(),
+        Some(config.display().to_string().as_str())
+    );
+    let audit = wait_for_event(
+        &mut sub,
+        "/events/audit",
+        |v| v["phase"] == "config_rejected",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(audit["audit_seq"], 3);
+    assert!(log_text(&log).contains("Configuration reload rejected"));
+    assert!(
+        gw.child.try_wait().unwrap().is_none(),
+        "the gateway exited on a broken config"
+    );
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn run_with_a_corrupt_database_names_the_file_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TestConfig::new(dir.path());
+    let config = cfg.write();
+    // Not a database at all: what a half-written card or a wrong file gives.
+    let garbage: Vec<u8> = (0..65_536u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(cfg.db(), &garbage).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        !stderr.contains("panicked"),
+        "a corrupt file must be an error, not a panic: {stderr}"
+    );
+    assert!(
+        stderr.contains(&cfg.db().display().to_string()),
+        "the error names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains("left untouched") && stderr.contains("move it aside"),
+        "the error says what to do: {stderr}"
+    );
+    assert_eq!(std::fs::read(cfg.db()).unwrap(), garbage, "never modified");
+}

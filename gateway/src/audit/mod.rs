@@ -38,6 +38,8 @@ pub enum AuditKind {
     ManifestLoaded,
     /// A technician unloaded a pallet through the HTTP API.
     ManifestUnloaded,
+    /// An operator's manifest command (load or unload a pallet), accepted or not.
+    ManifestCommand,
 }
 
 impl AuditKind {
@@ -50,6 +52,7 @@ impl AuditKind {
             AuditKind::ConfigRejected => "config_rejected",
             AuditKind::ManifestLoaded => "manifest_loaded",
             AuditKind::ManifestUnloaded => "manifest_unloaded",
+            AuditKind::ManifestCommand => "manifest_command",
         }
     }
 }

@@ -119,6 +119,14 @@ pub async fn run(
         }),
     );
     info!(gateway_id = %config.gateway_id, db = %config.storage.path.display(), "coldgate is running.");
+    if config.mqtt.enabled && config.mqtt.tls.is_some() {
+        if let Some(clock) = crate::clock::tls_clock_warning() {
+            warn!(
+                clock,
+                "Clock not synchronised; TLS certificate validity cannot be checked until it is."
+            );
+        }
+    }
     // A slow fsync is not a hang: at least 10 s, and never less than the
     // watchdog timeout, before ingest counts as stuck.
     let stuck_grace = notifier

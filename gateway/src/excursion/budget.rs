@@ -70,6 +70,16 @@ impl Accrued {
         added
     }
 
+    /// Moves the counted spans and the floor by `delta_ms` (the wall clock
+    /// jumped), so time after the jump is neither counted twice nor lost.
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        self.floor_ms = self.floor_ms.saturating_add(delta_ms);
+        for (a, b) in &mut self.spans {
+            *a = a.saturating_add(delta_ms);
+            *b = b.saturating_add(delta_ms);
+        }
+    }
+
     /// A budget is exhausted once the total reaches it: none of it is left.
     pub fn exhausts(&self, budget_ms: i64) -> bool {
         self.total_ms >= budget_ms

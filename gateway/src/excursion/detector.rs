@@ -192,6 +192,23 @@ pub struct Step {
 }
 
 impl Tracker {
+    /// Moves every remembered time by `delta_ms`: the wall clock jumped and
+    /// the engine keeps durations on monotonic time (see `crate::clock`).
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        if let Some((t, _)) = &mut self.last {
+            *t = t.saturating_add(delta_ms);
+        }
+        if let Some(n) = &mut self.newest_ms {
+            *n = n.saturating_add(delta_ms);
+        }
+        if let Some(o) = &mut self.out {
+            o.since_ms = o.since_ms.saturating_add(delta_ms);
+            if let Some(m) = &mut o.mkt {
+                m.shift_times(delta_ms);
+            }
+        }
+    }
+
     /// Whether nothing is pending or open.
     pub fn is_idle(&self) -> bool {
         self.out.is_none()

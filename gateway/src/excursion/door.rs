@@ -36,6 +36,13 @@ pub enum DoorTransition {
 }
 
 impl Door {
+    /// Moves the open door's start by `delta_ms` (the wall clock jumped).
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        if let Some(o) = &mut self.open {
+            o.since_ms = o.since_ms.saturating_add(delta_ms);
+        }
+    }
+
     pub fn on_lux(&mut self, at_ms: i64, lux: f64, rule: &LightRule) -> Option<DoorTransition> {
         match &mut self.open {
             None if lux >= rule.threshold => {

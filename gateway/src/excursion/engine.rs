@@ -165,6 +165,27 @@ impl Engine {
         engine
     }
 
+    /// The wall clock jumped by `delta_ms` (positive forward) while
+    /// monotonic time went on: moves every time the engine remembers by the
+    /// same amount, so open excursions, delays, monitoring gaps and budgets
+    /// measure monotonic time, and later readings (stamped with the new
+    /// clock) continue them. The manifest's load and unload times are the
+    /// operator's and stay as given. See docs/time.md.
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        let st = &mut self.state;
+        for t in st.trackers.values_mut() {
+            t.shift_times(delta_ms);
+        }
+        for d in st.doors.values_mut() {
+            d.shift_times(delta_ms);
+        }
+        for p in st.presence.values_mut() {
+            p.shift_times(delta_ms);
+        }
+        st.ledger.shift_times(delta_ms);
+        info!(delta_ms, "Engine times moved with the wall clock's jump.");
+    }
+
     pub fn state(&self) -> &EngineState {
         &self.state
     }

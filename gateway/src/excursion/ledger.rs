@@ -116,6 +116,25 @@ impl LotExposure {
 }
 
 impl Ledger {
+    /// Moves the times the ledger remembers by `delta_ms` (the wall clock
+    /// jumped): out-of-range spans, and the MKTs' latest samples. A rolling
+    /// MKT window's past buckets stay where they were (docs/time.md).
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        for lot in self.lots.values_mut() {
+            for accrued in lot.out_of_range.values_mut() {
+                accrued.shift_times(delta_ms);
+            }
+            if let Some(m) = &mut lot.mkt {
+                m.first_ms = m.first_ms.saturating_add(delta_ms);
+                m.last_ms = m.last_ms.saturating_add(delta_ms);
+                m.stay.shift_times(delta_ms);
+                if let Some(w) = &mut m.window {
+                    w.shift_times(delta_ms);
+                }
+            }
+        }
+    }
+
     fn entry(&mut self, item: &Item, sscc: &str) -> &mut LotExposure {
         let lot = self
             .lots

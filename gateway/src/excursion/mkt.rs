@@ -169,6 +169,14 @@ impl MktAccumulator {
         self.push_held(at_ms, celsius, None)
     }
 
+    /// Moves the latest sample's time by `delta_ms` (the wall clock jumped):
+    /// the next sample is then weighted by the monotonic time between them.
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        if let Some((t, _)) = &mut self.last {
+            *t = t.saturating_add(delta_ms);
+        }
+    }
+
     /// Like [`push`](Self::push), but the previous sample holds at most `hold_ms`: time
     /// beyond it (a sensor's monitoring gap, a lot off board) is unknown and carries no
     /// weight, as in the excursion engine's out-of-range time.
@@ -243,6 +251,13 @@ pub struct WindowedMkt {
 }
 
 impl WindowedMkt {
+    /// Moves the latest sample's time by `delta_ms` (the wall clock jumped).
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        if let Some((t, _)) = &mut self.last {
+            *t = t.saturating_add(delta_ms);
+        }
+    }
+
     /// One-minute buckets, the granularity of the profiles' MKT limits.
     pub const DEFAULT_BUCKET_MS: i64 = 60_000;
     /// Upper bound on buckets per window: `bucket_ms` is raised if needed (a 7-day window

@@ -39,6 +39,18 @@ impl Presence {
         }
     }
 
+    /// Moves every time by `delta_ms` (the wall clock jumped), so a gap is
+    /// measured in monotonic time.
+    pub fn shift_times(&mut self, delta_ms: i64) {
+        self.last_seen_ms = self.last_seen_ms.saturating_add(delta_ms);
+        if let Some(t) = &mut self.silent_at_ms {
+            *t = t.saturating_add(delta_ms);
+        }
+        if let Some(t) = &mut self.exact_ms {
+            *t = t.saturating_add(delta_ms);
+        }
+    }
+
     /// The newest reading's time as well as it is known.
     pub fn seen_ms(&self) -> i64 {
         self.exact_ms

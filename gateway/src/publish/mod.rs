@@ -236,6 +236,10 @@ impl Publisher {
                 outbox_depth: depth,
                 oldest_unsent_ms: oldest,
                 client_cert_expires_ms: self.client_cert_expires_ms,
+                clock_last_jump: self.store.last_clock_jump().ok().flatten().and_then(|j| {
+                    let at = crate::event::parse_rfc3339(j["at"].as_str()?)?;
+                    Some((at, j["offset_ms"].as_i64()?))
+                }),
             },
         )
     }

@@ -31,6 +31,8 @@ pub struct StatusFacts {
     pub outbox_depth: u64,
     pub oldest_unsent_ms: Option<i64>,
     pub client_cert_expires_ms: Option<i64>,
+    /// The last wall-clock jump recorded (docs/time.md): when, and by how much.
+    pub clock_last_jump: Option<(i64, i64)>,
 }
 
 /// `{prefix}/status`: online or offline (the Last Will), with what an
@@ -48,6 +50,10 @@ pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<
         "outbox_depth": facts.outbox_depth,
         "oldest_unsent_at": facts.oldest_unsent_ms.map(rfc3339),
         "clock_synced": crate::clock::is_synchronised(),
+        "clock_state": crate::clock::sync_state().as_str(),
+        "clock_last_jump": facts.clock_last_jump.map(|(at, offset)| json!({
+            "at": rfc3339(at), "offset_ms": offset,
+        })),
         "client_cert_expires_at": facts.client_cert_expires_ms.map(rfc3339),
     });
     serde_json::to_vec(&v).unwrap_or_default()
@@ -73,5 +79,27 @@ mod tests {
             serde_json::from_slice(&status_payload("g1", "online", StatusFacts::default()))
                 .unwrap();
         assert!(v["client_cert_expires_at"].is_null());
+        assert!(v["clock_last_jump"].is_null());
+    }
+
+    #[test]
+    fn the_status_shows_the_clock_state_and_its_last_jump() {
+        let v: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "online",
+            StatusFacts {
+                clock_last_jump: Some((1_800_000_000_000, -3_600_000)),
+                ..StatusFacts::default()
+            },
+        ))
+        .unwrap();
+        assert_eq!(v["clock_last_jump"]["at"], "2027-01-15T08:00:00.000Z");
+        assert_eq!(v["clock_last_jump"]["offset_ms"], -3_600_000);
+        let state = v["clock_state"].as_str().unwrap();
+        assert!(
+            ["synchronised", "unsynchronised", "unknown"].contains(&state),
+            "{state}"
+        );
+        assert_eq!(v["clock_synced"], json!(crate::clock::is_synchronised()));
     }
 }

@@ -355,6 +355,13 @@ pub fn explain(
     let (Some(e), Some(tls)) = (rustls_error, tls) else {
         return error.to_string();
     };
+    if let Some(clock) = crate::clock::tls_clock_warning() {
+        tracing::warn!(
+            clock,
+            tls_error = %e,
+            "Clock not synchronised; TLS certificate validity cannot be checked. The TLS error below may be the clock's, not the certificate's."
+        );
+    }
     let name = tls.server_name.as_deref().unwrap_or(host);
     match e {
         rustls::Error::InvalidCertificate(c) => match c {

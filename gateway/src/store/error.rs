@@ -29,6 +29,28 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the disk (or the file system's quota) is full: `ENOSPC` or
+    /// `EDQUOT` underneath.
+    pub fn is_disk_full(&self) -> bool {
+        let io = match self {
+            StoreError::Db { source, .. } => match source.as_ref() {
+                redb::Error::Io(e) => Some(e),
+                redb::Error::Backend(b) => b.downcast_ref::<std::io::Error>(),
+                _ => None,
+            },
+            StoreError::Open { source, .. } => match source.as_ref() {
+                redb::DatabaseError::Storage(redb::StorageError::Io(e)) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        };
+        io.is_some_and(|e| {
+            e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded
+                || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        })
+    }
+
     pub(crate) fn open(path: &Path, e: redb::DatabaseError) -> StoreError {
         match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
@@ -39,3 +61,4 @@ impl StoreError {
         }
     }
 }
+

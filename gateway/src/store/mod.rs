@@ -15,7 +15,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use coldgate_sensor_drivers::Quantity;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -49,22 +49,56 @@ pub struct StoredEvent {
     pub payload: Vec<u8>,
 }
 
+/// Opens the database file again (after an I/O error redb refuses every
+/// operation until the file is reopened, which also repairs it).
+type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// Shared by every handle, so a reopen after a storage error (a full
+    /// disk) reaches the publisher's and diagnostics' handles too.
+    db: Arc<RwLock<Arc<Database>>>,
     path: Arc<PathBuf>,
+    opener: Option<Opener>,
 }
 
 impl Store {
     /// Opens the database, creating it (and its tables) if it does not exist.
     pub fn open(path: &Path, cache_size: usize) -> Result<(Store, Writer), StoreError> {
-        let db = redb::Builder::new()
-            .set_cache_size(cache_size)
-            .create(path)
-            .map_err(|e| StoreError::open(path, e))?;
+        let file = path.to_path_buf();
+        Store::open_with(
+            path,
+            Arc::new(move || redb::Builder::new().set_cache_size(cache_size).create(&file)),
+        )
+    }
+
+    /// [`Store::open`] on a storage backend `make` builds, once per (re)open:
+    /// how tests put a disk that fails writes under the database.
+    pub fn open_with_backend<B, F>(
+        path: &Path,
+        cache_size: usize,
+        make: F,
+    ) -> Result<(Store, Writer), StoreError>
+    where
+        B: redb::StorageBackend,
+        F: Fn() -> B + Send + Sync + 'static,
+    {
+        Store::open_with(
+            path,
+            Arc::new(move || {
+                redb::Builder::new()
+                    .set_cache_size(cache_size)
+                    .create_with_backend(make())
+            }),
+        )
+    }
+
+    fn open_with(path: &Path, opener: Opener) -> Result<(Store, Writer), StoreError> {
+        let db = opener().map_err(|e| StoreError::open(path, e))?;
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Arc::new(db))),
             path: Arc::new(path.to_path_buf()),
+            opener: Some(opener),
         };
         store.init_schema()?;
         let writer = Writer::new(store.clone())?;
@@ -82,8 +116,9 @@ impl Store {
             .open(path)
             .map_err(|e| StoreError::open(path, e))?;
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(Arc::new(db))),
             path: Arc::new(path.to_path_buf()),
+            opener: None,
         };
         store.check_schema()?;
         Ok(store)
@@ -94,7 +129,7 @@ impl Store {
     }
 
     fn init_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_write().map_err(|e| self.err(e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let found = meta
@@ -122,13 +157,14 @@ impl Store {
             txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
             txn.open_table(STATE).map_err(|e| self.err(e))?;
             txn.open_table(AUDIT).map_err(|e| self.err(e))?;
+            txn.open_table(CLOCK).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
         Ok(())
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => {
@@ -147,8 +183,34 @@ impl Store {
         }
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    pub(crate) fn db(&self) -> Arc<Database> {
+        self.db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Closes and reopens the file: after a failed write redb answers every
+    /// operation with "previous I/O error" until then. Reopening runs redb's
+    /// repair, which rolls back to the last durable commit. `InUse` while
+    /// another handle is in the middle of a read: try again later.
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let Some(opener) = &self.opener else {
+            return Ok(());
+        };
+        let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if Arc::strong_count(&*guard) > 1 {
+            return Err(StoreError::InUse(self.path.to_path_buf()));
+        }
+        // Our handle must be dropped (releasing the file) before the new one
+        // opens; an empty in-memory database holds its place meanwhile.
+        let placeholder = redb::Builder::new()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StoreError::open(&self.path, e))?;
+        drop(std::mem::replace(&mut *guard, Arc::new(placeholder)));
+        let db = opener().map_err(|e| StoreError::open(&self.path, e))?;
+        *guard = Arc::new(db);
+        Ok(())
     }
 
     pub(crate) fn err(&self, e: impl Into<redb::Error>) -> StoreError {
@@ -181,7 +243,7 @@ impl Store {
         to_ms: i64,
         mut f: impl FnMut(StoredReading) -> bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let names = self.sensor_names(&txn)?;
         let wanted = match sensor {
             Some(s) => match names.iter().find(|(_, n)| &***n == s) {
@@ -224,7 +286,7 @@ impl Store {
 
     /// Number of stored readings.
     pub fn reading_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(READINGS).map_err(|e| self.err(e))?;
         table.len().map_err(|e| self.err(e))
     }
@@ -235,7 +297,7 @@ impl Store {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let outbox = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -263,7 +325,7 @@ impl Store {
 
     /// Events waiting for a PUBACK, and the time of the oldest.
     pub fn outbox_depth(&self) -> Result<(u64, Option<i64>), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let outbox = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let depth = outbox.len().map_err(|e| self.err(e))?;
@@ -279,7 +341,7 @@ impl Store {
 
     /// Events in `[from_ms, to_ms)` by time, oldest first.
     pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in events.iter().map_err(|e| self.err(e))? {
@@ -299,7 +361,7 @@ impl Store {
 
     /// A named state blob (the engine's), as last committed.
     pub fn state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(STATE).map_err(|e| self.err(e))?;
         let v = table.get(name).map_err(|e| self.err(e))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -308,7 +370,7 @@ impl Store {
     /// The audit entries as stored, in seq order: (seq, JSON bytes). A file
     /// written before the audit trail existed has none.
     pub fn audit_rows(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(AUDIT) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -337,9 +399,46 @@ impl Store {
         Ok(crate::audit::verify(self.audit_rows()?, self.audit_head()?))
     }
 
+    /// The clock records (docs/time.md), oldest first: (wall ms, JSON). A
+    /// file written before they existed has none.
+    pub fn clock_records(&self) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(CLOCK) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            if let Ok(json) = serde_json::from_slice(v.value()) {
+                out.push((k.value().0, json));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most recent clock jump recorded, for the status message.
+    pub fn last_clock_jump(&self) -> Result<Option<serde_json::Value>, StoreError> {
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(CLOCK) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        for row in table.iter().map_err(|e| self.err(e))?.rev() {
+            let (_, v) = row.map_err(|e| self.err(e))?;
+            let json: serde_json::Value = serde_json::from_slice(v.value()).unwrap_or_default();
+            if json["record"] == "jump" {
+                return Ok(Some(json));
+            }
+        }
+        Ok(None)
+    }
+
     /// The last event sequence number handed out (0 before the first).
     pub fn last_event_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let last = events.last().map_err(|e| self.err(e))?;
         Ok(last.map(|(k, _)| k.value()).unwrap_or(0))

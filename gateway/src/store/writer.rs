@@ -41,6 +41,8 @@ pub struct Writer {
     next_idx: u32,
     next_event_seq: u64,
     audit_head: Head,
+    /// Clock records waiting for the next commit (see [`Writer::stage_clock_record`]).
+    clock: Vec<(i64, Vec<u8>)>,
 }
 
 impl Writer {
@@ -70,7 +72,40 @@ impl Writer {
             next_idx,
             next_event_seq,
             audit_head,
+            clock: Vec::new(),
         })
+    }
+
+    /// Reopens the file (see [`Store::reopen`]) and reloads the counters
+    /// from it. Returns whether they changed: a commit reported as failed
+    /// had in fact reached the disk, and the caller must not commit its
+    /// batch a second time.
+    pub fn reopen(&mut self) -> Result<bool, StoreError> {
+        self.store.reopen()?;
+        let fresh = Writer::new(self.store.clone())?;
+        let same = fresh.next_event_seq == self.next_event_seq
+            && fresh.audit_head == self.audit_head
+            && fresh.sensors.len() == self.sensors.len()
+            && fresh.sensors.iter().all(|(k, v)| {
+                self.sensors
+                    .get(k)
+                    .is_some_and(|o| o.idx == v.idx && o.last_seq == v.last_seq)
+            });
+        let clock = std::mem::take(&mut self.clock);
+        *self = fresh;
+        self.clock = clock;
+        Ok(!same)
+    }
+
+    /// The seq the next audit entry will get.
+    pub fn next_audit_seq(&self) -> u64 {
+        self.audit_head.seq + 1
+    }
+
+    /// A clock record (JSON, see `tables::CLOCK`) to write with the next
+    /// successful commit, keyed by `at_ms`.
+    pub fn stage_clock_record(&mut self, at_ms: i64, record: Vec<u8>) {
+        self.clock.push((at_ms, record));
     }
 
     pub fn store(&self) -> &Store {
@@ -194,6 +229,15 @@ impl Writer {
                     .map_err(|x| e(x.into()))?;
                 done.audit = audit.len();
             }
+            if !self.clock.is_empty() {
+                let mut clock = txn.open_table(CLOCK).map_err(|x| e(x.into()))?;
+                for (i, (at_ms, record)) in self.clock.iter().enumerate() {
+                    let n = u32::try_from(i).unwrap_or(u32::MAX);
+                    clock
+                        .insert((*at_ms, n), record.as_slice())
+                        .map_err(|x| e(x.into()))?;
+                }
+            }
             if let Some(trim) = trim {
                 let before = table.len().map_err(|x| e(x.into()))?;
                 table
@@ -221,6 +265,7 @@ impl Writer {
         }
         self.next_event_seq += events.len() as u64;
         self.audit_head = audit_head;
+        self.clock.clear();
         Ok(done)
     }
 }
