@@ -176,7 +176,7 @@ impl Ingest {
             }
             let record = json!({ "record": "state", "at": rfc3339(wall), "synchronised": sync.as_option() });
             self.writer
-                .stage_clock_record(wall, serde_json::to_vec(&record).unwrap_or_default());
+                .stage_clock_record(serde_json::to_vec(&record).unwrap_or_default());
             self.recorded_sync = Some(sync);
         }
     }
@@ -203,7 +203,7 @@ impl Ingest {
         record["record"] = json!("jump");
         record["at"] = json!(rfc3339(jump.at_ms));
         self.writer
-            .stage_clock_record(jump.at_ms, serde_json::to_vec(&record).unwrap_or_default());
+            .stage_clock_record(serde_json::to_vec(&record).unwrap_or_default());
         if let serde_json::Value::Object(map) = fields {
             self.push_events(vec![Event::new(EventKind::Gateway, jump.at_ms, map)]);
         }

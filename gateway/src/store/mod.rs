@@ -399,9 +399,9 @@ impl Store {
         Ok(crate::audit::verify(self.audit_rows()?, self.audit_head()?))
     }
 
-    /// The clock records (docs/time.md), oldest first: (wall ms, JSON). A
-    /// file written before they existed has none.
-    pub fn clock_records(&self) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
+    /// The clock records (docs/time.md) in the order written: (record
+    /// number, JSON). A file written before they existed has none.
+    pub fn clock_records(&self) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
         let txn = self.db().begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(CLOCK) {
             Ok(t) => t,
@@ -412,10 +412,22 @@ impl Store {
         for row in table.iter().map_err(|e| self.err(e))? {
             let (k, v) = row.map_err(|e| self.err(e))?;
             if let Ok(json) = serde_json::from_slice(v.value()) {
-                out.push((k.value().0, json));
+                out.push((k.value(), json));
             }
         }
         Ok(out)
+    }
+
+    /// The number of the last clock record (0 before the first).
+    fn last_clock_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(CLOCK) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(self.err(e)),
+        };
+        let last = table.last().map_err(|e| self.err(e))?;
+        Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
     }
 
     /// The most recent clock jump recorded, for the status message.

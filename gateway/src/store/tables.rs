@@ -33,7 +33,8 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// written with every append, so removing the last entry shows.
 pub const AUDIT_HEAD_KEY: &str = "audit_head";
 
-/// (wall time ms, index within the commit) → a clock record as JSON: the
-/// clock's synchronisation state whenever it changes, and every jump with
-/// the range of reading times it affects (docs/time.md). Never trimmed.
-pub const CLOCK: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("clock");
+/// Record number (from 1, in the order written: the wall clock may go
+/// back) → a clock record as JSON with its time in `at`: the clock's
+/// synchronisation state whenever it changes, and every jump with the range
+/// of reading times it affects (docs/time.md). Never trimmed.
+pub const CLOCK: TableDefinition<u64, &[u8]> = TableDefinition::new("clock");

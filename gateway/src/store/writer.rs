@@ -42,7 +42,8 @@ pub struct Writer {
     next_event_seq: u64,
     audit_head: Head,
     /// Clock records waiting for the next commit (see [`Writer::stage_clock_record`]).
-    clock: Vec<(i64, Vec<u8>)>,
+    clock: Vec<Vec<u8>>,
+    next_clock_seq: u64,
 }
 
 impl Writer {
@@ -66,6 +67,7 @@ impl Writer {
         drop((names, seqs, txn));
         let next_event_seq = store.last_event_seq()? + 1;
         let audit_head = audit_head_to_continue(&store)?;
+        let next_clock_seq = store.last_clock_seq()? + 1;
         Ok(Writer {
             store,
             sensors,
@@ -73,6 +75,7 @@ impl Writer {
             next_event_seq,
             audit_head,
             clock: Vec::new(),
+            next_clock_seq,
         })
     }
 
@@ -103,9 +106,9 @@ impl Writer {
     }
 
     /// A clock record (JSON, see `tables::CLOCK`) to write with the next
-    /// successful commit, keyed by `at_ms`.
-    pub fn stage_clock_record(&mut self, at_ms: i64, record: Vec<u8>) {
-        self.clock.push((at_ms, record));
+    /// successful commit.
+    pub fn stage_clock_record(&mut self, record: Vec<u8>) {
+        self.clock.push(record);
     }
 
     pub fn store(&self) -> &Store {
@@ -231,10 +234,9 @@ impl Writer {
             }
             if !self.clock.is_empty() {
                 let mut clock = txn.open_table(CLOCK).map_err(|x| e(x.into()))?;
-                for (i, (at_ms, record)) in self.clock.iter().enumerate() {
-                    let n = u32::try_from(i).unwrap_or(u32::MAX);
+                for (i, record) in self.clock.iter().enumerate() {
                     clock
-                        .insert((*at_ms, n), record.as_slice())
+                        .insert(self.next_clock_seq + i as u64, record.as_slice())
                         .map_err(|x| e(x.into()))?;
                 }
             }
@@ -265,6 +267,7 @@ impl Writer {
         }
         self.next_event_seq += events.len() as u64;
         self.audit_head = audit_head;
+        self.next_clock_seq += self.clock.len() as u64;
         self.clock.clear();
         Ok(done)
     }
