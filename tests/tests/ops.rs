@@ -438,6 +438,15 @@ async fn sighup_with_a_broken_config_publishes_the_rejection_and_every_audit_ent
     // A broken file on SIGHUP: logged, kept running, and published.
     std::fs::write(&config, good.replace("[ingest]", "[ingest\n")).unwrap();
     gw.signal(1);
+    // The audit event first: it is queued before the gateway event.
+    let audit = wait_for_event(
+        &mut sub,
+        "/events/audit",
+        |v| v["phase"] == "config_rejected",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(audit["audit_seq"], 3);
     let rejected = wait_for_event(
         &mut sub,
         "/events/gateway",
@@ -457,14 +466,6 @@ async fn sighup_with_a_broken_config_publishes_the_rejection_and_every_audit_ent
         rejected["path"].as_str(),
         Some(config.display().to_string().as_str())
     );
-    let audit = wait_for_event(
-        &mut sub,
-        "/events/audit",
-        |v| v["phase"] == "config_rejected",
-        Duration::from_secs(10),
-    )
-    .await;
-    assert_eq!(audit["audit_seq"], 3);
     assert!(log_text(&log).contains("Configuration reload rejected"));
     assert!(
         gw.child.try_wait().unwrap().is_none(),
