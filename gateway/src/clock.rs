@@ -279,14 +279,18 @@ mod tests {
         let mut t = Timeline::new();
         t.observe(T, 0, SyncState::Unsynchronised);
         t.observe(T + 60_000, 60_000, SyncState::Unsynchronised);
-        let j = t.observe(T + 120_000 + H, 120_000, SyncState::Synchronised).unwrap();
+        let j = t
+            .observe(T + 120_000 + H, 120_000, SyncState::Synchronised)
+            .unwrap();
         assert_eq!(j.offset_ms, H);
         // Nothing was trusted since the first look.
         assert_eq!((j.affected_from_ms, j.affected_to_ms), (T, T + 120_000));
         assert_eq!(j.sync, SyncState::Synchronised);
         // Synchronised from here: the next jump affects only since the last look.
         t.observe(T + 180_000 + H, 180_000, SyncState::Synchronised);
-        let back = t.observe(T + 240_000, 240_000, SyncState::Unsynchronised).unwrap();
+        let back = t
+            .observe(T + 240_000, 240_000, SyncState::Unsynchronised)
+            .unwrap();
         assert_eq!(back.offset_ms, -H);
         assert_eq!(
             (back.affected_from_ms, back.affected_to_ms),

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coldgate_sensor_drivers::Reading;
+use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, MissedTickBehavior};
-use serde_json::json;
 use tracing::{debug, error, info, warn};
 
 use crate::audit::{AuditKind, AuditRecord};
@@ -174,7 +174,8 @@ impl Ingest {
                     "The system clock is not known to be synchronised: reading times may be off until it is."
                 ),
             }
-            let record = json!({ "record": "state", "at": rfc3339(wall), "synchronised": sync.as_option() });
+            let record =
+                json!({ "record": "state", "at": rfc3339(wall), "synchronised": sync.as_option() });
             self.writer
                 .stage_clock_record(serde_json::to_vec(&record).unwrap_or_default());
             self.recorded_sync = Some(sync);
@@ -457,7 +458,8 @@ impl Ingest {
             }
             None => {}
         }
-        match self.writer.reopen() {
+        // Reopening makes redb check the file: block this worker only.
+        match blocking(|| self.writer.reopen()) {
             Ok(false) => {}
             Ok(true) => {
                 // The commit reported failed had reached the disk: what it
@@ -494,7 +496,11 @@ impl Ingest {
         f.insert("phase".into(), json!("recovered"));
         f.insert(
             "reason".into(),
-            json!(if o.disk_full { "disk_full" } else { "storage_error" }),
+            json!(if o.disk_full {
+                "disk_full"
+            } else {
+                "storage_error"
+            }),
         );
         f.insert("since".into(), json!(rfc3339(o.since_ms)));
         f.insert(
@@ -527,7 +533,11 @@ impl Ingest {
         let mut f = serde_json::Map::new();
         f.insert(
             "phase".into(),
-            json!(if disk_full { "disk_full" } else { "storage_error" }),
+            json!(if disk_full {
+                "disk_full"
+            } else {
+                "storage_error"
+            }),
         );
         f.insert("error".into(), json!(error.to_string()));
         f.insert("held_readings".into(), json!(self.readings.len()));
@@ -560,14 +570,8 @@ impl Ingest {
     }
 
     fn commit(&mut self, committed: &watch::Sender<u64>) {
-        // A commit blocks on fsync; on the multi-threaded runtime let the
-        // worker's other tasks (sources, the publisher) move elsewhere.
-        let result = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
-                tokio::task::block_in_place(|| self.try_commit(committed))
-            }
-            _ => self.try_commit(committed),
-        };
+        // A commit blocks on fsync.
+        let result = blocking(|| self.try_commit(committed));
         match result {
             Ok(()) => self.end_outage(committed),
             Err(error) => {
@@ -627,6 +631,15 @@ impl Ingest {
         self.audit.clear();
         committed.send_replace(self.writer.next_event_seq() - 1);
         Ok(())
+    }
+}
+
+/// Runs `f`, which blocks on the disk; on the multi-threaded runtime the
+/// worker's other tasks (sources, the publisher) move elsewhere meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }
 
@@ -736,5 +749,123 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
             serde_json::from_slice(&store.state(ENGINE_STATE).unwrap().unwrap()).unwrap();
         assert_eq!(state.manifest.stays.len(), 2);
         assert!(state.presence["s"].silent_at_ms.is_some());
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::audit::AuditEntry;
+    use crate::event::now_ms;
+    use crate::excursion::EngineState;
+    use crate::store::Store;
+
+    const CONFIG: &str = r#"
+gateway_id = "g"
+[[profiles]]
+id = "p"
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0 }]
+[[zones]]
+id = "rear"
+profile = "p"
+[[sensors]]
+id = "s"
+zone = "rear"
+kind = "sim"
+[sim]
+[[pallets]]
+sscc = "106141412345678908"
+zone = "rear"
+loaded_at = "2026-01-01T00:00:00Z"
+items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
+"#;
+
+    #[tokio::test]
+    async fn manifest_commands_are_audited_and_published_as_audit_events_in_the_same_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse(CONFIG, "t").unwrap();
+        let (store, writer) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let ingest = Ingest::new(
+            writer,
+            Engine::new(&config, EngineState::default()),
+            IngestOptions {
+                gateway_id: "g".into(),
+                batch_interval: Duration::from_secs(3600),
+                batch_size: 100,
+                retention: Duration::from_secs(86400 * 3650),
+                max_bytes: 1 << 30,
+            },
+        )
+        .with_commands(cmd_rx);
+        let (_tx, readings) = mpsc::channel(8);
+        let (_acked_tx, acked) = mpsc::unbounded_channel();
+        let (committed, _rx) = watch::channel(0);
+        let task = tokio::spawn(ingest.run(IngestChannels {
+            readings,
+            acked,
+            committed,
+        }));
+        let send = |command| {
+            let cmd_tx = cmd_tx.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                cmd_tx
+                    .send(ManifestRequest { command, reply })
+                    .await
+                    .unwrap();
+                answer.await.unwrap()
+            }
+        };
+        let ok = send(ManifestCommand::Unload {
+            sscc: "106141412345678908".into(),
+            at_ms: now_ms(),
+        })
+        .await;
+        assert_eq!(ok, Ok(()));
+        // The answer comes after the commit: the entry and its event are stored.
+        assert_eq!(store.audit_rows().unwrap().len(), 1);
+        let refused = send(ManifestCommand::Unload {
+            sscc: "106141412345678915".into(),
+            at_ms: now_ms(),
+        })
+        .await;
+        assert!(refused.is_err());
+        task.abort();
+
+        let entries: Vec<AuditEntry> = store
+            .audit_rows()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| AuditEntry::decode(b).unwrap())
+            .collect();
+        assert_eq!(entries.len(), 2, "refused commands are audited too");
+        assert!(entries.iter().all(|e| e.kind == "manifest_command"));
+        let details: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| serde_json::from_str(&e.details).unwrap())
+            .collect();
+        assert_eq!(details[0]["accepted"], true);
+        assert_eq!(details[1]["accepted"], false);
+        assert_eq!(details[1]["sscc"], "106141412345678915");
+        assert!(store.verify_audit().unwrap().is_ok());
+
+        let events: Vec<serde_json::Value> = store
+            .events_between(i64::MIN, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.topic == "events/audit")
+            .map(|e| serde_json::from_slice(&e.payload).unwrap())
+            .collect();
+        assert_eq!(events.len(), 2);
+        for (i, ev) in events.iter().enumerate() {
+            assert_eq!(ev["schema"], "coldgate.audit/1");
+            assert_eq!(ev["phase"], "manifest_command");
+            assert_eq!(ev["audit_seq"], i as u64 + 1);
+            assert_eq!(ev["actor"], "mqtt:cmd/manifest");
+            assert_eq!(ev["details"], details[i]);
+        }
     }
 }

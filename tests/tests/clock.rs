@@ -126,9 +126,14 @@ async fn clock_jump_forward_and_back_during_an_excursion_leaves_its_duration_rig
         let tx = tx.clone();
         let at = clock.wall();
         async move {
-            tx.send(Reading::new(Arc::from("t1"), Quantity::Temperature, value, at))
-                .await
-                .unwrap();
+            tx.send(Reading::new(
+                Arc::from("t1"),
+                Quantity::Temperature,
+                value,
+                at,
+            ))
+            .await
+            .unwrap();
             // Let ingest judge and commit it.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -214,7 +219,10 @@ async fn clock_jump_forward_and_back_during_an_excursion_leaves_its_duration_rig
         .unwrap();
     assert_eq!(marked, 1, "the reading at T0 is in the first jump's range");
     // The second jump marks what was stamped since the first (new clock).
-    assert_eq!(range(&jumps[1]), (T0 + 5 * MIN + HOUR, T0 + 25 * MIN + HOUR));
+    assert_eq!(
+        range(&jumps[1]),
+        (T0 + 5 * MIN + HOUR, T0 + 25 * MIN + HOUR)
+    );
     let states: Vec<Value> = store
         .clock_records()
         .unwrap()

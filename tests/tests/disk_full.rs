@@ -199,17 +199,19 @@ async fn disk_full_raises_the_event_holds_readings_and_recovers_when_space_retur
     // Space returns: the held readings and both events are committed.
     full.store(false, Ordering::SeqCst);
     wait_until("the held readings committed", || {
-        store.reading_count().is_ok_and(|c| c == 50 + OUTAGE_BUFFER_READINGS as u64)
+        store
+            .reading_count()
+            .is_ok_and(|c| c == 50 + OUTAGE_BUFFER_READINGS as u64)
     })
     .await;
-    wait_until("the recovered event", || {
-        gateway_events(&store).len() == 2
-    })
-    .await;
+    wait_until("the recovered event", || gateway_events(&store).len() == 2).await;
     let events = gateway_events(&store);
     assert_eq!(events[0]["phase"], "disk_full", "{events:?}");
     assert!(
-        events[0]["error"].as_str().unwrap().contains("No space left"),
+        events[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("No space left"),
         "{events:?}"
     );
     assert_eq!(events[1]["phase"], "recovered");

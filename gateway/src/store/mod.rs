@@ -68,7 +68,11 @@ impl Store {
         let file = path.to_path_buf();
         Store::open_with(
             path,
-            Arc::new(move || redb::Builder::new().set_cache_size(cache_size).create(&file)),
+            Arc::new(move || {
+                redb::Builder::new()
+                    .set_cache_size(cache_size)
+                    .create(&file)
+            }),
         )
     }
 
