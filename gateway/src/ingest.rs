@@ -17,8 +17,8 @@
 //!
 //! A failing disk (docs/install.md, "Disk full"): a commit that fails keeps
 //! its batch in memory, raises a `gateway` event (`disk_full` or
-//! `storage_error`), and is retried every timer turn after reopening the
-//! file; readings beyond [`OUTAGE_BUFFER_READINGS`] are judged but not kept,
+//! `storage_error`), and is retried after reopening the file, backing off
+//! from one batch interval to 30 s; readings beyond [`OUTAGE_BUFFER_READINGS`] are judged but not kept,
 //! and counted. The first commit that succeeds adds a `recovered` event.
 
 use std::sync::Arc;
