@@ -19,6 +19,8 @@ pub enum StoreError {
         path: PathBuf,
         source: Box<redb::DatabaseError>,
     },
+    #[error("database {} is closed after a storage error and not yet reopened; it is retried", .0.display())]
+    Closed(PathBuf),
     #[error("event seq {found} given where {expected} was expected (a bug in the caller)")]
     EventOrder { found: u64, expected: u64 },
     #[error("database {}: {source}", .path.display())]

@@ -56,8 +56,10 @@ type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Syn
 #[derive(Clone)]
 pub struct Store {
     /// Shared by every handle, so a reopen after a storage error (a full
-    /// disk) reaches the publisher's and diagnostics' handles too.
-    db: Arc<RwLock<Arc<Database>>>,
+    /// disk) reaches the publisher's and diagnostics' handles too. `None`
+    /// between closing and a reopen that failed: every operation then fails
+    /// with [`StoreError::Closed`] until a reopen succeeds.
+    db: Arc<RwLock<Option<Arc<Database>>>>,
     path: Arc<PathBuf>,
     opener: Option<Opener>,
 }
@@ -100,7 +102,7 @@ impl Store {
     fn open_with(path: &Path, opener: Opener) -> Result<(Store, Writer), StoreError> {
         let db = opener().map_err(|e| StoreError::open(path, e))?;
         let store = Store {
-            db: Arc::new(RwLock::new(Arc::new(db))),
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: Arc::new(path.to_path_buf()),
             opener: Some(opener),
         };
@@ -120,7 +122,7 @@ impl Store {
             .open(path)
             .map_err(|e| StoreError::open(path, e))?;
         let store = Store {
-            db: Arc::new(RwLock::new(Arc::new(db))),
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: Arc::new(path.to_path_buf()),
             opener: None,
         };
@@ -133,7 +135,7 @@ impl Store {
     }
 
     fn init_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db().begin_write().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_write().map_err(|e| self.err(e))?;
         {
             let mut meta = txn.open_table(META).map_err(|e| self.err(e))?;
             let found = meta
@@ -168,7 +170,7 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let meta = match txn.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => {
@@ -187,11 +189,12 @@ impl Store {
         }
     }
 
-    pub(crate) fn db(&self) -> Arc<Database> {
+    pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
         self.db
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+            .ok_or_else(|| StoreError::Closed(self.path.to_path_buf()))
     }
 
     /// Closes and reopens the file: after a failed write redb answers every
@@ -203,17 +206,14 @@ impl Store {
             return Ok(());
         };
         let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
-        if Arc::strong_count(&*guard) > 1 {
+        if guard.as_ref().is_some_and(|db| Arc::strong_count(db) > 1) {
             return Err(StoreError::InUse(self.path.to_path_buf()));
         }
         // Our handle must be dropped (releasing the file) before the new one
-        // opens; an empty in-memory database holds its place meanwhile.
-        let placeholder = redb::Builder::new()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| StoreError::open(&self.path, e))?;
-        drop(std::mem::replace(&mut *guard, Arc::new(placeholder)));
+        // opens; if the open fails, the store stays closed until the next try.
+        drop(guard.take());
         let db = opener().map_err(|e| StoreError::open(&self.path, e))?;
-        *guard = Arc::new(db);
+        *guard = Some(Arc::new(db));
         Ok(())
     }
 
@@ -247,7 +247,7 @@ impl Store {
         to_ms: i64,
         mut f: impl FnMut(StoredReading) -> bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let names = self.sensor_names(&txn)?;
         let wanted = match sensor {
             Some(s) => match names.iter().find(|(_, n)| &***n == s) {
@@ -290,7 +290,7 @@ impl Store {
 
     /// Number of stored readings.
     pub fn reading_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(READINGS).map_err(|e| self.err(e))?;
         table.len().map_err(|e| self.err(e))
     }
@@ -301,7 +301,7 @@ impl Store {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let outbox = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -329,7 +329,7 @@ impl Store {
 
     /// Events waiting for a PUBACK, and the time of the oldest.
     pub fn outbox_depth(&self) -> Result<(u64, Option<i64>), StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let outbox = txn.open_table(OUTBOX).map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let depth = outbox.len().map_err(|e| self.err(e))?;
@@ -345,7 +345,7 @@ impl Store {
 
     /// Events in `[from_ms, to_ms)` by time, oldest first.
     pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<StoredEvent>, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in events.iter().map_err(|e| self.err(e))? {
@@ -365,7 +365,7 @@ impl Store {
 
     /// A named state blob (the engine's), as last committed.
     pub fn state(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = txn.open_table(STATE).map_err(|e| self.err(e))?;
         let v = table.get(name).map_err(|e| self.err(e))?;
         Ok(v.map(|v| v.value().to_vec()))
@@ -374,7 +374,7 @@ impl Store {
     /// The audit entries as stored, in seq order: (seq, JSON bytes). A file
     /// written before the audit trail existed has none.
     pub fn audit_rows(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(AUDIT) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -406,7 +406,7 @@ impl Store {
     /// The clock records (docs/time.md) in the order written: (record
     /// number, JSON). A file written before they existed has none.
     pub fn clock_records(&self) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(CLOCK) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -424,7 +424,7 @@ impl Store {
 
     /// The number of the last clock record (0 before the first).
     fn last_clock_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(CLOCK) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
@@ -436,7 +436,7 @@ impl Store {
 
     /// The most recent clock jump recorded, for the status message.
     pub fn last_clock_jump(&self) -> Result<Option<serde_json::Value>, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let table = match txn.open_table(CLOCK) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -454,7 +454,7 @@ impl Store {
 
     /// The last event sequence number handed out (0 before the first).
     pub fn last_event_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.db().begin_read().map_err(|e| self.err(e))?;
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
         let last = events.last().map_err(|e| self.err(e))?;
         Ok(last.map(|(k, _)| k.value()).unwrap_or(0))

@@ -268,7 +268,7 @@ fn audit_verify_names_an_entry_altered_in_the_file() {
     let records: Vec<_> = (1..=4).map(audit_record).collect();
     w.commit_with_audit(&[], &[], &[], &[], None, &records)
         .unwrap();
-    let txn = store.db().begin_write().unwrap();
+    let txn = store.db().unwrap().begin_write().unwrap();
     {
         let mut t = txn.open_table(tables::AUDIT).unwrap();
         let bytes = t.get(2).unwrap().unwrap().value().to_vec();
@@ -291,7 +291,7 @@ fn after_the_last_audit_entry_is_removed_the_next_append_leaves_a_visible_gap() 
         let records: Vec<_> = (1..=3).map(audit_record).collect();
         w.commit_with_audit(&[], &[], &[], &[], None, &records)
             .unwrap();
-        let txn = store.db().begin_write().unwrap();
+        let txn = store.db().unwrap().begin_write().unwrap();
         txn.open_table(tables::AUDIT).unwrap().remove(3).unwrap();
         txn.commit().unwrap();
         assert_eq!(

@@ -48,7 +48,7 @@ pub struct Writer {
 
 impl Writer {
     pub(super) fn new(store: Store) -> Result<Writer, StoreError> {
-        let txn = store.db().begin_read().map_err(|e| store.err(e))?;
+        let txn = store.db()?.begin_read().map_err(|e| store.err(e))?;
         let names = txn.open_table(SENSORS).map_err(|e| store.err(e))?;
         let seqs = txn.open_table(SENSOR_SEQ).map_err(|e| store.err(e))?;
         let mut sensors = HashMap::new();
@@ -163,7 +163,7 @@ impl Writer {
                 });
             }
         }
-        let mut txn = s.db().begin_write().map_err(|x| e(x.into()))?;
+        let mut txn = s.db()?.begin_write().map_err(|x| e(x.into()))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|x| e(x.into()))?;
         let mut touched: HashMap<Arc<str>, (u32, u64)> = HashMap::new();
