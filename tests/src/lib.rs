@@ -381,3 +381,64 @@ pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Op
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A TCP relay between a gateway and its broker whose link can be cut. While
+/// down it closes every relayed connection and refuses new ones, which is
+/// what a lost uplink looks like to the gateway. The broker keeps running, so
+/// a subscriber connected to it directly misses nothing the broker accepted.
+pub struct LinkCutter {
+    /// Where the gateway connects.
+    pub port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl LinkCutter {
+    pub async fn start(upstream: u16) -> LinkCutter {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("relay port");
+        let port = listener.local_addr().expect("relay address").port();
+        let (up, up_rx) = tokio::sync::watch::channel(true);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if !*up_rx.borrow() {
+                    continue; // dropped: the connection is refused
+                }
+                let mut cut = up_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        LinkCutter {
+            port,
+            up,
+            _task: task,
+        }
+    }
+
+    /// Cuts (`false`) or restores (`true`) the link.
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// Resident set size of a process in KiB, from `/proc/<pid>/status`.
+pub fn rss_kib(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
