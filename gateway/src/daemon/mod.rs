@@ -7,7 +7,7 @@ pub mod notify;
 
 use std::time::Duration;
 
-use coldgate_sensor_drivers::ble::{BleSource, Diagnostics as BleDiagnostics};
+use coldgate_sensor_drivers::ble::{BleSource, Diagnostics as BleDiagnostics, Scanner};
 use coldgate_sensor_drivers::modbus::HealthMap;
 use coldgate_sensor_drivers::{Reading, Source};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -71,6 +71,17 @@ impl Gateway {
     pub fn start(
         config: &Config,
         extra_sources: Vec<Box<dyn Source>>,
+    ) -> Result<Gateway, DaemonError> {
+        Self::start_with_ble_scanner(config, extra_sources, None)
+    }
+
+    /// [`Gateway::start`] with the BLE sensors fed by `ble_scanner` instead of
+    /// btleplug: there is no radio in CI, and the footprint benchmark drives
+    /// 50 BLE sensors through the same source, dedup and decoders.
+    pub fn start_with_ble_scanner(
+        config: &Config,
+        extra_sources: Vec<Box<dyn Source>>,
+        ble_scanner: Option<Box<dyn Scanner>>,
     ) -> Result<Gateway, DaemonError> {
         // First: a port that cannot be bound fails the start before
         // anything runs.
@@ -160,7 +171,11 @@ impl Gateway {
         }
         let ble_diagnostics = BleDiagnostics::new();
         if !config.ble.sensors.is_empty() {
-            match BleSource::with_btleplug(&config.ble, ble_diagnostics.clone()) {
+            let source = match ble_scanner {
+                Some(scanner) => BleSource::new(&config.ble, scanner, ble_diagnostics.clone()),
+                None => BleSource::with_btleplug(&config.ble, ble_diagnostics.clone()),
+            };
+            match source {
                 Ok(source) => all.push(Box::new(source)),
                 Err(problems) => {
                     return Err(DaemonError::Sources(
