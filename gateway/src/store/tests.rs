@@ -148,6 +148,36 @@ fn retention_trims_old_readings_but_never_the_outbox() {
 }
 
 #[test]
+fn the_file_never_grows_past_the_size_cap() {
+    // redb doubles its file when it runs out of pages; trimming must start
+    // before a doubling would pass the cap, not after.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+    let cap: u64 = 4 << 20;
+    let mut largest = 0;
+    for chunk in 0..60 {
+        let batch: Vec<Reading> = (0..5_000)
+            .map(|i| reading("a", chunk * 5_000 + i, 5.0))
+            .collect();
+        let trim = Trim {
+            before_ms: i64::MIN,
+            max_bytes: Some(cap),
+        };
+        w.commit(&batch, &[], &[], &[], Some(trim)).unwrap();
+        largest = largest.max(std::fs::metadata(&path).unwrap().len());
+    }
+    assert!(
+        largest <= cap,
+        "the file reached {largest} B, over the {cap} B cap"
+    );
+    // Well over a cap's worth was written, and a useful share of it is kept.
+    let kept = store.reading_count().unwrap();
+    assert!(kept < 300_000, "nothing was trimmed");
+    assert!(kept > 20_000, "only {kept} readings kept under a 4 MiB cap");
+}
+
+#[test]
 fn the_size_cap_trims_oldest_readings_first() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();

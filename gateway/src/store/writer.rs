@@ -249,14 +249,17 @@ impl Writer {
             }
         }
         if let Some(max) = trim.and_then(|t| t.max_bytes) {
-            // The file is never smaller than what it stores, so while it is
-            // under the cap there is nothing to measure: measuring walks the
-            // allocator and is too slow to do on every check.
+            // redb grows its file by doubling it (below 4 GiB) and never
+            // shrinks it. While one more doubling still fits under the cap
+            // there is nothing to do (and nothing to measure: measuring walks
+            // the allocator). Past that point the data must fit the file as
+            // it is, so trimming keeps it well inside.
             let file_len = std::fs::metadata(s.path())
                 .map(|m| m.len())
                 .unwrap_or(u64::MAX);
-            if file_len > max {
-                done.trimmed += trim_to_size(&txn, max).map_err(e)?;
+            if file_len.saturating_mul(2) > max {
+                let room = file_len.min(max);
+                done.trimmed += trim_to_size(&txn, room / 10 * 8, room / 10 * 6).map_err(e)?;
             }
         }
         txn.commit().map_err(|x| e(x.into()))?;
@@ -288,12 +291,20 @@ fn audit_head_to_continue(store: &Store) -> Result<Head, StoreError> {
         .unwrap_or_default())
 }
 
-/// Deletes the oldest readings, a tenth at a time, while the stored data is
-/// above `max_bytes`. Events and the outbox are never touched.
-fn trim_to_size(txn: &redb::WriteTransaction, max_bytes: u64) -> Result<u64, redb::Error> {
+/// When the pages in use exceed `high` bytes, deletes the oldest readings, a
+/// tenth at a time, until they are under `low`: the gap is room for the
+/// commits until the next check. Events and the outbox are never touched.
+fn trim_to_size(txn: &redb::WriteTransaction, high: u64, low: u64) -> Result<u64, redb::Error> {
+    let in_use = |txn: &redb::WriteTransaction| -> Result<u64, redb::Error> {
+        let stats = txn.stats()?;
+        Ok(stats.allocated_pages() * stats.page_size() as u64)
+    };
+    if in_use(txn)? <= high {
+        return Ok(0);
+    }
     let mut trimmed = 0;
     for _ in 0..20 {
-        if txn.stats()?.stored_bytes() <= max_bytes {
+        if in_use(txn)? <= low {
             break;
         }
         let mut table = txn.open_table(READINGS)?;
