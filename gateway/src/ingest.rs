@@ -45,10 +45,6 @@ pub const OUTAGE_BUFFER_READINGS: usize = 100_000;
 /// The engine's state blob in the store.
 pub const ENGINE_STATE: &str = "engine";
 
-/// Check the size cap once every this many commits: it costs a walk of the
-/// allocator, and data grows slowly relative to it.
-const SIZE_CHECK_EVERY: u64 = 64;
-
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub gateway_id: String,
@@ -589,7 +585,8 @@ impl Ingest {
         let retention = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
         let trim = Trim {
             before_ms: newest.saturating_sub(retention),
-            max_bytes: (self.totals.commits % SIZE_CHECK_EVERY == 0).then_some(self.opts.max_bytes),
+            // The writer decides when measuring is due.
+            max_bytes: Some(self.opts.max_bytes),
         };
         let changed = state != self.last_state;
         let named: &[(&str, &[u8])] = if changed {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use coldgate::event::{now_ms, rfc3339};
 use coldgate::store::Store;
-use coldgate_tests::{free_port, rss_kib, start_broker, start_gateway, LinkCutter, Subscriber};
+use coldgate_tests::{free_port, rss_kib, start_broker, LinkCutter, Subscriber};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::Value;
 
@@ -133,7 +133,7 @@ async fn simulated_days_with_outages_keep_memory_flat_and_deliver_every_event() 
     let log = dir.path().join("gateway.log");
     let sim_start_ms = now_ms();
     let started = Instant::now();
-    let mut gateway = start_gateway(BIN, &config(dir.path(), uplink.port, speed), &log);
+    let mut gateway = start_gateway_as_the_unit_does(&config(dir.path(), uplink.port, speed), &log);
     let sim_now = |at: Instant| {
         sim_start_ms + (at.duration_since(started).as_secs_f64() * speed * 1000.0) as i64
     };
@@ -270,9 +270,19 @@ async fn simulated_days_with_outages_keep_memory_flat_and_deliver_every_event() 
     let text = std::fs::read_to_string(&log).expect("log");
     let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
     let readings = store.reading_count().expect("count");
+    // How far the simulation really got: a loaded machine may lag behind.
+    let newest_event_ms = store
+        .events_between(i64::MIN, i64::MAX)
+        .expect("events")
+        .iter()
+        .map(|e| e.at_ms)
+        .max()
+        .unwrap_or(sim_start_ms);
+    let simulated_days = (newest_event_ms - sim_start_ms) as f64 / 86_400_000.0;
+    let engine_state = store.state("engine").expect("state").map_or(0, |s| s.len());
     println!(
-        "soak: {days} simulated days in {:.1} s; {last} events ({} delivered: {event_kinds:?}), {readings} readings kept; \
-         RSS after day 1 {rss_day_1} KiB, at the end {rss_end} KiB, peak {rss_peak} KiB; database {db_len} B (cap {MAX_SIZE} B)",
+        "soak: {days} simulated days planned, newest event at day {simulated_days:.2}, in {:.1} s; {last} events ({} delivered: {event_kinds:?}), {readings} readings kept; \
+         RSS after day 1 {rss_day_1} KiB, at the end {rss_end} KiB, peak {rss_peak} KiB; database {db_len} B (cap {MAX_SIZE} B), engine state {engine_state} B",
         started.elapsed().as_secs_f64(),
         seqs.len(),
     );
@@ -295,6 +305,34 @@ async fn simulated_days_with_outages_keep_memory_flat_and_deliver_every_event() 
         "database {db_len} B exceeds its cap {MAX_SIZE} B"
     );
     assert!(errors.is_empty(), "errors logged: {errors:#?}");
+}
+
+/// `coldgate run` with the environment `systemd/coldgate.service` sets
+/// (`Environment=` lines other than the log level), so the soak measures the
+/// memory behaviour production has.
+fn start_gateway_as_the_unit_does(config: &Path, log: &Path) -> coldgate_tests::Proc {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../systemd/coldgate.service"
+    ))
+    .expect("the unit file");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info,rumqttd=off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"));
+    for line in unit.lines() {
+        if let Some((key, value)) = line
+            .strip_prefix("Environment=")
+            .and_then(|kv| kv.split_once('='))
+        {
+            if key != "RUST_LOG" {
+                cmd.env(key, value);
+            }
+        }
+    }
+    coldgate_tests::Proc::spawn("coldgate run", cmd)
 }
 
 /// Files one message: an event's seq, a command result, a status's depth.

@@ -80,11 +80,13 @@ pub struct StorageConfig {
     /// Readings older than this are trimmed, oldest first. Default `90d`.
     #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// Readings are trimmed, oldest first, while the stored data exceeds this.
-    /// Un-sent events are never trimmed. Default `1GiB`.
+    /// The database file never grows past this: readings are trimmed, oldest
+    /// first, to stay inside it (redb doubles its file, so the readings kept
+    /// use between half and all of it). Un-sent events are never trimmed.
+    /// Default `1GiB`.
     pub max_size: ByteSize,
-    /// redb's page cache. Small on a Pi: the working set is the newest pages.
-    /// Default `4MiB`.
+    /// redb's page cache. Small on a Pi: appends touch only the newest
+    /// pages, and the cache is resident memory once full. Default `1MiB`.
     pub cache_size: ByteSize,
 }
 
@@ -94,7 +96,7 @@ impl Default for StorageConfig {
             path: PathBuf::from("/var/lib/coldgate/coldgate.redb"),
             retention: Duration::from_secs(90 * 24 * 3600),
             max_size: ByteSize(1 << 30),
-            cache_size: ByteSize(4 << 20),
+            cache_size: ByteSize(1 << 20),
         }
     }
 }

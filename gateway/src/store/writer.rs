@@ -44,7 +44,15 @@ pub struct Writer {
     /// Clock records waiting for the next commit (see [`Writer::stage_clock_record`]).
     clock: Vec<Vec<u8>>,
     next_clock_seq: u64,
+    /// Readings committed since the pages in use were last measured, and
+    /// how many may come before the next measurement.
+    readings_since_size_check: u64,
+    size_check_due_after: u64,
 }
+
+/// A generous estimate of the pages one reading takes in the readings table
+/// (key, value and B-tree overhead), used only to schedule measurements.
+const PAGE_BYTES_PER_READING: u64 = 128;
 
 impl Writer {
     pub(super) fn new(store: Store) -> Result<Writer, StoreError> {
@@ -76,6 +84,8 @@ impl Writer {
             audit_head,
             clock: Vec::new(),
             next_clock_seq,
+            readings_since_size_check: 0,
+            size_check_due_after: 0,
         })
     }
 
@@ -248,18 +258,26 @@ impl Writer {
                 done.trimmed = before - table.len().map_err(|x| e(x.into()))?;
             }
         }
+        let mut size_check_due_after = None;
         if let Some(max) = trim.and_then(|t| t.max_bytes) {
             // redb grows its file by doubling it (below 4 GiB) and never
             // shrinks it. While one more doubling still fits under the cap
-            // there is nothing to do (and nothing to measure: measuring walks
-            // the allocator). Past that point the data must fit the file as
-            // it is, so trimming keeps it well inside.
+            // there is nothing to do. Past that point the data must fit the
+            // file as it is: trimming keeps the pages in use between 60 % and
+            // 80 % of it. Measuring walks the allocator, so it is done only
+            // when the readings since the last measurement could have used
+            // half the free room.
             let file_len = std::fs::metadata(s.path())
                 .map(|m| m.len())
                 .unwrap_or(u64::MAX);
-            if file_len.saturating_mul(2) > max {
+            let since = self.readings_since_size_check + readings.len() as u64;
+            if file_len.saturating_mul(2) > max && since >= self.size_check_due_after {
                 let room = file_len.min(max);
-                done.trimmed += trim_to_size(&txn, room / 10 * 8, room / 10 * 6).map_err(e)?;
+                let (trimmed, in_use) =
+                    trim_to_size(&txn, room / 10 * 8, room / 10 * 6).map_err(e)?;
+                done.trimmed += trimmed;
+                let free = room.saturating_sub(in_use);
+                size_check_due_after = Some(free / 2 / PAGE_BYTES_PER_READING);
             }
         }
         txn.commit().map_err(|x| e(x.into()))?;
@@ -272,6 +290,13 @@ impl Writer {
         self.audit_head = audit_head;
         self.next_clock_seq += self.clock.len() as u64;
         self.clock.clear();
+        match size_check_due_after {
+            Some(due) => {
+                self.readings_since_size_check = 0;
+                self.size_check_due_after = due;
+            }
+            None => self.readings_since_size_check += readings.len() as u64,
+        }
         Ok(done)
     }
 }
@@ -294,17 +319,23 @@ fn audit_head_to_continue(store: &Store) -> Result<Head, StoreError> {
 /// When the pages in use exceed `high` bytes, deletes the oldest readings, a
 /// tenth at a time, until they are under `low`: the gap is room for the
 /// commits until the next check. Events and the outbox are never touched.
-fn trim_to_size(txn: &redb::WriteTransaction, high: u64, low: u64) -> Result<u64, redb::Error> {
+/// Returns the readings deleted and the bytes in use afterwards.
+fn trim_to_size(
+    txn: &redb::WriteTransaction,
+    high: u64,
+    low: u64,
+) -> Result<(u64, u64), redb::Error> {
     let in_use = |txn: &redb::WriteTransaction| -> Result<u64, redb::Error> {
         let stats = txn.stats()?;
         Ok(stats.allocated_pages() * stats.page_size() as u64)
     };
-    if in_use(txn)? <= high {
-        return Ok(0);
+    let mut now = in_use(txn)?;
+    if now <= high {
+        return Ok((0, now));
     }
     let mut trimmed = 0;
     for _ in 0..20 {
-        if in_use(txn)? <= low {
+        if now <= low {
             break;
         }
         let mut table = txn.open_table(READINGS)?;
@@ -319,6 +350,8 @@ fn trim_to_size(txn: &redb::WriteTransaction, high: u64, low: u64) -> Result<u64
         };
         table.retain_in(..cut, |_, _| false)?;
         trimmed += count - table.len()?;
+        drop(table);
+        now = in_use(txn)?;
     }
-    Ok(trimmed)
+    Ok((trimmed, now))
 }
