@@ -32,9 +32,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{Jump, SyncState, SystemClock, Timeline, WallClock};
-use crate::event::{rfc3339, Event, EventKind};
+use crate::event::{now_ms, rfc3339, Event, EventKind};
 use crate::excursion::Engine;
-use crate::publish::{ManifestCommand, ManifestRequest};
+use crate::manifest::Pallet;
+use crate::publish::telemetry::Aggregator;
+use crate::publish::{Answer, ManifestCommand, ManifestRequest};
 use crate::store::{StoreError, StoredEvent, Trim, Writer};
 
 /// While commits fail, at most this many readings are held in memory
@@ -101,6 +103,20 @@ pub struct Ingest {
     recorded_sync: Option<SyncState>,
     /// Set while commits fail.
     outage: Option<Outage>,
+    /// Pallet stays not yet unloaded, each with its effective profile, as
+    /// last committed: the publisher's retained `manifest`.
+    manifest: watch::Sender<Vec<Pallet>>,
+    /// Zone → its profile, to name a pallet's effective profile.
+    zone_profiles: std::collections::HashMap<String, String>,
+    /// Periodic telemetry, when enabled; its messages go to the telemetry
+    /// outbox, never numbered as events.
+    telemetry: Option<Aggregator>,
+    /// Telemetry ids the publisher has sent (QoS 0) or had acknowledged.
+    telemetry_sent: Option<mpsc::UnboundedReceiver<u64>>,
+    /// The outbox cap (events + telemetry), for the pressure event.
+    outbox_cap: Option<u64>,
+    /// Inside an outbox pressure episode: telemetry dropped in it so far.
+    pressure: Option<u64>,
 }
 
 /// A run of failed commits.
@@ -141,6 +157,12 @@ impl Ingest {
             timeline: Timeline::new(),
             recorded_sync: None,
             outage: None,
+            manifest: watch::channel(Vec::new()).0,
+            zone_profiles: Default::default(),
+            telemetry: None,
+            telemetry_sent: None,
+            outbox_cap: None,
+            pressure: None,
         }
     }
 
@@ -211,6 +233,61 @@ impl Ingest {
         self.outage.is_some()
     }
 
+    /// Summarises readings into periodic telemetry (see
+    /// [`crate::publish::telemetry`]); `sent` carries the ids the publisher
+    /// has sent, which leave the telemetry outbox.
+    pub fn with_telemetry(
+        mut self,
+        aggregator: Aggregator,
+        sent: mpsc::UnboundedReceiver<u64>,
+    ) -> Ingest {
+        self.telemetry = Some(aggregator);
+        self.telemetry_sent = Some(sent);
+        self
+    }
+
+    /// Caps the outbox (events + telemetry waiting): telemetry is dropped
+    /// first, events never; a `gateway` event reports each pressure episode.
+    pub fn with_outbox_cap(mut self, cap: u64) -> Ingest {
+        self.outbox_cap = Some(cap);
+        self.writer.set_outbox_cap(Some(cap));
+        self
+    }
+
+    /// Names each pallet's profile by its zone's when it has none of its own.
+    pub fn with_zone_profiles(
+        mut self,
+        zone_profiles: std::collections::HashMap<String, String>,
+    ) -> Ingest {
+        self.zone_profiles = zone_profiles;
+        self.manifest.send_replace(self.pallets_not_unloaded());
+        self
+    }
+
+    /// The pallets not yet unloaded, as committed: changes after each
+    /// committed load or unload.
+    pub fn manifest(&self) -> watch::Receiver<Vec<Pallet>> {
+        self.manifest.send_replace(self.pallets_not_unloaded());
+        self.manifest.subscribe()
+    }
+
+    fn pallets_not_unloaded(&self) -> Vec<Pallet> {
+        self.engine
+            .state()
+            .manifest
+            .stays
+            .iter()
+            .filter(|p| p.unloaded_at_ms.is_none_or(|u| u > now_ms()))
+            .map(|p| {
+                let mut p = p.clone();
+                if p.profile.is_none() {
+                    p.profile = self.zone_profiles.get(&p.zone).cloned();
+                }
+                p
+            })
+            .collect()
+    }
+
     /// Audit records to commit; ingest stays the only writer of the store.
     pub fn with_audit(mut self, rx: mpsc::UnboundedReceiver<AuditRecord>) -> Ingest {
         self.audit_rx = Some(rx);
@@ -227,6 +304,7 @@ impl Ingest {
             && self.events.is_empty()
             && self.acked.is_empty()
             && self.audit.is_empty()
+            && !self.writer.has_staged()
     }
 
     /// Reports last values and counters to `live` (see `diag::live`).
@@ -242,8 +320,26 @@ impl Ingest {
     }
 
     /// Applies one command and answers after the commit that stores it, so
-    /// an `ok` survives a power cut.
+    /// an `ok` survives a power cut. The answer is stored in the same
+    /// commit; a request id answered before is not applied again but
+    /// answered with its first answer, marked duplicate.
     fn apply(&mut self, req: ManifestRequest, committed: &watch::Sender<u64>) {
+        let id = req.request_id;
+        let gw = self.opts.gateway_id.clone();
+        match self.writer.command_answer(&id) {
+            Ok(Some(stored)) => {
+                info!(request_id = %id, "A repeated manifest command is answered with its first answer and not applied again.");
+                let _ = req.reply.send(Answer::repeat(&stored));
+                return;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                warn!(request_id = %id, %error, "Cannot tell whether a manifest command was applied before; it is refused.");
+                let why = format!("cannot check whether this request_id was applied before ({error}); send it again");
+                let _ = req.reply.send(Answer::new(&gw, Some(&id), &Err(vec![why])));
+                return;
+            }
+        }
         let (action, sscc) = match &req.command {
             ManifestCommand::Load(cmd) => ("load", cmd.sscc.clone()),
             ManifestCommand::Unload { sscc, .. } => ("unload", sscc.clone()),
@@ -273,16 +369,30 @@ impl Ingest {
         let answer = match outcome {
             Ok(events) => {
                 self.push_events(events);
-                self.try_commit(committed).map_err(|error| {
-                    warn!(%error, "A manifest command was applied but its commit failed; it is retried with the next batch.");
-                    vec![format!("applied but not yet stored ({error}); it will be stored with the next commit")]
-                })
+                let answer = Answer::new(&gw, Some(&id), &Ok(()));
+                self.writer
+                    .remember_command(&id, now_ms(), answer.payload.clone());
+                match self.try_commit(committed) {
+                    Ok(()) => {
+                        self.manifest.send_replace(self.pallets_not_unloaded());
+                        answer
+                    }
+                    Err(error) => {
+                        warn!(%error, "A manifest command was applied but its commit failed; it is retried with the next batch.");
+                        let why = format!("applied but not yet stored ({error}); it will be stored with the next commit");
+                        Answer::new(&gw, Some(&id), &Err(vec![why]))
+                    }
+                }
             }
             Err(errors) => {
+                let answer = Answer::new(&gw, Some(&id), &Err(errors));
+                self.writer
+                    .remember_command(&id, now_ms(), answer.payload.clone());
+                // While the disk fails, only the timer retries.
                 if self.outage.is_none() {
                     self.commit(committed);
                 }
-                Err(errors)
+                answer
             }
         };
         let _ = req.reply.send(answer);
@@ -298,6 +408,7 @@ impl Ingest {
         let mut acks_open = true;
         let mut audit_rx = self.audit_rx.take();
         let mut audit_open = audit_rx.is_some();
+        let mut telemetry_rx = self.telemetry_sent.take();
         loop {
             tokio::select! {
                 biased;
@@ -328,6 +439,10 @@ impl Ingest {
                     Some(seq) => self.acked.push(seq),
                     None => acks_open = false,
                 },
+                id = next_id(&mut telemetry_rx), if telemetry_rx.is_some() => match id {
+                    Some(id) => self.writer.telemetry_sent(id),
+                    None => telemetry_rx = None,
+                },
                 record = next_audit(&mut audit_rx), if audit_open => match record {
                     // Who changed what must not wait for the batch timer: a
                     // power cut right after a reload would lose it.
@@ -352,8 +467,14 @@ impl Ingest {
                     // The engine's clock for silence and delays that run
                     // out between readings: the newest of the wall clock and
                     // the readings (a simulator may run ahead of the wall).
-                    let events = self.engine.tick(self.newest_ms.max(self.clock.wall_ms()));
+                    let now = self.newest_ms.max(self.clock.wall_ms());
+                    let events = self.engine.tick(now);
                     self.push_events(events);
+                    if let Some(agg) = self.telemetry.as_mut() {
+                        for t in agg.due(now) {
+                            self.writer.stage_telemetry(t.at_ms, t.topic, t.payload);
+                        }
+                    }
                     if self.outage.is_some() {
                         self.retry(&ch.committed);
                     } else if !self.idle() {
@@ -407,6 +528,9 @@ impl Ingest {
     fn accept(&mut self, r: Reading) {
         self.watch_clock(false);
         self.newest_ms = self.newest_ms.max(r.at_ms);
+        if let Some(t) = self.telemetry.as_mut().and_then(|agg| agg.add(&r)) {
+            self.writer.stage_telemetry(t.at_ms, t.topic, t.payload);
+        }
         if let Some(live) = &self.live {
             live.observe(&r);
         }
@@ -626,6 +750,8 @@ impl Ingest {
         self.events.clear();
         self.acked.clear();
         self.audit.clear();
+        // After the clearing: its event is numbered after those committed.
+        self.watch_pressure(&done);
         committed.send_replace(self.writer.next_event_seq() - 1);
         Ok(())
     }
@@ -637,6 +763,70 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+impl Ingest {
+    /// Reports an outbox pressure episode once: a `gateway` event when the
+    /// cap is first reached (telemetry dropped, or events alone at the cap),
+    /// and one when the outbox is back under 90 % of it, with the count of
+    /// telemetry dropped in between. The events are committed with the next
+    /// commit.
+    fn watch_pressure(&mut self, done: &crate::store::Committed) {
+        let Some(cap) = self.outbox_cap else { return };
+        let now = self.newest_ms.max(now_ms());
+        match self.pressure.as_mut() {
+            None if done.telemetry_dropped > 0 || done.outbox_total >= cap => {
+                warn!(
+                    waiting = done.outbox_total,
+                    cap,
+                    dropped = done.telemetry_dropped,
+                    "The outbox is full: telemetry is dropped, oldest first; events are kept."
+                );
+                self.pressure = Some(done.telemetry_dropped);
+                let event = pressure_event(
+                    now,
+                    "started",
+                    done.outbox_total,
+                    cap,
+                    done.telemetry_dropped,
+                );
+                self.push_events(vec![event]);
+            }
+            Some(dropped) => {
+                *dropped += done.telemetry_dropped;
+                if done.outbox_total < cap / 10 * 9 {
+                    let dropped = *dropped;
+                    info!(
+                        waiting = done.outbox_total,
+                        cap, dropped, "The outbox is no longer full."
+                    );
+                    self.pressure = None;
+                    let event = pressure_event(now, "ended", done.outbox_total, cap, dropped);
+                    self.push_events(vec![event]);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+/// `events/gateway` with `kind: outbox_pressure`.
+fn pressure_event(at_ms: i64, phase: &str, waiting: u64, cap: u64, dropped: u64) -> Event {
+    let mut f = serde_json::Map::new();
+    f.insert("phase".into(), phase.into());
+    f.insert("kind".into(), "outbox_pressure".into());
+    f.insert("outbox_waiting".into(), waiting.into());
+    f.insert("outbox_cap".into(), cap.into());
+    f.insert("telemetry_dropped".into(), dropped.into());
+    Event::new(EventKind::Gateway, at_ms, f)
+}
+
+/// The next id, or never when there is no channel.
+async fn next_id(rx: &mut Option<mpsc::UnboundedReceiver<u64>>) -> Option<u64> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -809,8 +999,13 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
             let cmd_tx = cmd_tx.clone();
             async move {
                 let (reply, answer) = oneshot::channel();
+                let request_id = ulid::Ulid::new().to_string();
                 cmd_tx
-                    .send(ManifestRequest { command, reply })
+                    .send(ManifestRequest {
+                        request_id,
+                        command,
+                        reply,
+                    })
                     .await
                     .unwrap();
                 answer.await.unwrap()
@@ -821,7 +1016,7 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
             at_ms: now_ms(),
         })
         .await;
-        assert_eq!(ok, Ok(()));
+        assert!(ok.ok, "refused: {}", String::from_utf8_lossy(&ok.payload));
         // The answer comes after the commit: the entry and its event are stored.
         assert_eq!(store.audit_rows().unwrap().len(), 1);
         let refused = send(ManifestCommand::Unload {
@@ -829,7 +1024,7 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
             at_ms: now_ms(),
         })
         .await;
-        assert!(refused.is_err());
+        assert!(!refused.ok);
         task.abort();
 
         let entries: Vec<AuditEntry> = store

@@ -202,6 +202,12 @@ pub struct TestConfig {
     /// Port of the HTTP API on 127.0.0.1; `None`: one the system picks, so
     /// gateways of parallel tests never collide.
     pub http_port: Option<u16>,
+    /// `[mqtt.telemetry]` interval (simulated time); `None` disables it.
+    pub telemetry: Option<&'static str>,
+    /// `mqtt.outbox_cap`.
+    pub outbox_cap: u64,
+    /// `mqtt.inflight`.
+    pub inflight: u16,
 }
 
 impl TestConfig {
@@ -216,6 +222,9 @@ impl TestConfig {
             delay: "0s",
             failure: r#"{ zone = "rear", after = "2m", lasts = "20m", every = "40m" }"#,
             http_port: None,
+            telemetry: Some("10m"),
+            outbox_cap: 100_000,
+            inflight: 32,
         }
     }
 
@@ -235,7 +244,11 @@ enabled = {enabled}
 port = {port}
 reconnect_min = "100ms"
 reconnect_max = "1s"
-inflight = 32
+inflight = {inflight}
+outbox_cap = {outbox_cap}
+[mqtt.telemetry]
+enabled = {telemetry_on}
+interval = "{telemetry}"
 [http]
 listen = "127.0.0.1:{http_port}"
 [[profiles]]
@@ -258,6 +271,10 @@ failures = [{failure}]
             interval = self.reading_interval,
             failure = self.failure,
             http_port = self.http_port.unwrap_or(0),
+            inflight = self.inflight,
+            outbox_cap = self.outbox_cap,
+            telemetry_on = self.telemetry.is_some(),
+            telemetry = self.telemetry.unwrap_or("60s"),
         );
         for i in 0..self.sensors {
             text.push_str(&format!(

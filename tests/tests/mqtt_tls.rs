@@ -393,3 +393,76 @@ fn a_client_certificate_expiring_within_30_days_is_warned_about() {
         warnings[0]
     );
 }
+
+/// Without `ca_file` the broker is verified against the system's roots.
+/// `SSL_CERT_FILE` (honoured by rustls-native-certs) makes the test's CA the
+/// system store, so the test does not depend on the machine's bundle.
+#[test]
+fn without_ca_file_the_system_roots_are_used_and_check_config_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let port = free_port();
+    start_tls_broker(port, &pki.ca_file, &pki.server.0, &pki.server.1);
+    let tls = format!(
+        "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+        pki.client.0.display(),
+        pki.client.1.display()
+    );
+    let config = gateway_config(dir.path(), port, &tls);
+    let none = dir.path().join("no-such-dir");
+
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("SSL_CERT_FILE", &pki.ca_file)
+        .env("SSL_CERT_DIR", &none)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("verified against the system's root certificates (1 found; mqtt.tls.ca_file is not set)"),
+        "{stdout}"
+    );
+
+    // An empty system store is a configuration error naming ca_file.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", &none)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("mqtt.tls.ca_file") && stderr.contains("no usable system root certificate"),
+        "{stderr}"
+    );
+
+    // And the gateway connects to the broker its system store trusts.
+    let log = dir.path().join("gw.log");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("SSL_CERT_FILE", &pki.ca_file)
+        .env("SSL_CERT_DIR", &none)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut gw = coldgate_tests::Proc::spawn("coldgate run", cmd);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.contains("Connected to the MQTT broker.") {
+        std::thread::sleep(Duration::from_millis(100));
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    gw.sigkill();
+    assert!(text.contains("Connected to the MQTT broker."), "{text}");
+}

@@ -195,6 +195,12 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 c.zones.len(),
                 c.profiles.len()
             );
+            if let Some(tls) = &c.mqtt.tls {
+                println!(
+                    "mqtt: TLS; the broker is verified against {}",
+                    crate::publish::tls::trust_summary(tls)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Decode(Decode::Gs1 { input }) => {

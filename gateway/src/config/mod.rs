@@ -197,6 +197,43 @@ pub struct MqttConfig {
     /// prefix or ACL keeps events in the outbox and says so. Needs read
     /// access to `{prefix}/status`. Default `false`.
     pub verify_own_status: bool,
+    /// Events plus telemetry waiting in the outbox, at most. When a commit
+    /// would exceed it the oldest telemetry is dropped (counted in
+    /// `status.telemetry_dropped`); events are never dropped, and a
+    /// `gateway` event (`kind: outbox_pressure`) reports each episode.
+    /// Default `100000` (at the default telemetry, 10 sensors fill it in
+    /// about a week offline; events are ~1 KB each on disk).
+    pub outbox_cap: u64,
+    /// Periodic per-sensor aggregates (`[mqtt.telemetry]`).
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[mqtt.telemetry]`: min, max, mean and count per sensor and quantity,
+/// every `interval`, on `{prefix}/telemetry/{sensor_id}`. Telemetry waits
+/// in its own outbox table, never takes an event `seq`, and is the first
+/// thing dropped when the outbox is full.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// Publish telemetry at all. Default `true`.
+    pub enabled: bool,
+    /// The aggregation window, aligned to the readings' time (a multiple of
+    /// it since the epoch). Default `60s`; at least `1s`.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// MQTT QoS, `0` (sent once, gone when written to the socket) or `1`
+    /// (kept until the broker's PUBACK, like events). Default `0`.
+    pub qos: u8,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            qos: 0,
+        }
+    }
 }
 
 /// `[mqtt.tls]`: the broker is verified against `ca_file` and, for mutual
@@ -209,9 +246,12 @@ pub struct MqttConfig {
 #[serde(deny_unknown_fields)]
 pub struct MqttTlsConfig {
     /// PEM file of the CA certificate(s) the broker's certificate must chain
-    /// to. Required: the gateway does not trust the system's roots, a
-    /// cold-chain broker is on a private PKI.
-    pub ca_file: PathBuf,
+    /// to. Default (absent): the operating system's root certificates
+    /// (Debian: the ca-certificates bundle), for a broker with a public
+    /// certificate. Set it for a broker on a private PKI: then only that CA
+    /// is trusted.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// PEM file of the gateway's certificate (then its intermediates), for
     /// mutual TLS. Requires `key_file`.
     #[serde(default)]
@@ -243,6 +283,8 @@ impl Default for MqttConfig {
             password_file: None,
             tls: None,
             verify_own_status: false,
+            outbox_cap: 100_000,
+            telemetry: TelemetryConfig::default(),
         }
     }
 }

@@ -241,6 +241,18 @@ impl Config {
         nonzero(m.keep_alive, "mqtt.keep_alive", p);
         nonzero(m.reconnect_min, "mqtt.reconnect_min", p);
         nonzero(m.status_interval, "mqtt.status_interval", p);
+        if m.outbox_cap < 100 {
+            p.push(Problem::new("mqtt.outbox_cap", "must be at least 100"));
+        }
+        if m.telemetry.interval < Duration::from_secs(1) {
+            p.push(Problem::new(
+                "mqtt.telemetry.interval",
+                "must be at least 1s",
+            ));
+        }
+        if m.telemetry.qos > 1 {
+            p.push(Problem::new("mqtt.telemetry.qos", "must be 0 or 1"));
+        }
         if m.reconnect_max < m.reconnect_min {
             p.push(Problem::new(
                 "mqtt.reconnect_max",

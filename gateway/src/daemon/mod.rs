@@ -134,8 +134,33 @@ impl Gateway {
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let live = crate::diag::Live::new();
-        let ingest = ingest.with_commands(commands_rx).with_live(live.clone());
         let http_commands = commands_tx.clone();
+        let ingest = ingest
+            .with_commands(commands_rx)
+            .with_live(live.clone())
+            .with_zone_profiles(
+                config
+                    .zones
+                    .iter()
+                    .map(|z| (z.id.clone(), z.profile.clone()))
+                    .collect(),
+            );
+        let manifest = ingest.manifest();
+        // Telemetry: ingest aggregates and stores, the publisher sends and
+        // reports what left; the cap drops telemetry first.
+        let (telemetry_tx, telemetry_rx) = mpsc::unbounded_channel();
+        let ingest = ingest.with_outbox_cap(config.mqtt.outbox_cap);
+        let ingest = if config.mqtt.telemetry.enabled {
+            ingest.with_telemetry(
+                crate::publish::telemetry::Aggregator::new(
+                    &config.gateway_id,
+                    config.mqtt.telemetry.interval,
+                ),
+                telemetry_rx,
+            )
+        } else {
+            ingest
+        };
         let heartbeat = ingest.heartbeat();
         let ingest = tokio::spawn(ingest.run(IngestChannels {
             readings: readings_rx,
@@ -149,7 +174,17 @@ impl Gateway {
             acked_tx,
             committed_rx,
         )
-        .with_commands(commands_tx);
+        .with_commands(commands_tx)
+        .with_manifest(manifest);
+        let publisher = if config.mqtt.telemetry.enabled {
+            let qos = match config.mqtt.telemetry.qos {
+                0 => rumqttc::QoS::AtMostOnce,
+                _ => rumqttc::QoS::AtLeastOnce,
+            };
+            publisher.with_telemetry(qos, telemetry_tx)
+        } else {
+            publisher
+        };
         let delivered = publisher.delivered();
         let link = publisher.link();
         let publisher = if config.mqtt.enabled {

@@ -431,9 +431,9 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
         );
     };
     obj.insert("action".into(), Value::from(action));
-    if !obj.contains_key("command_id") {
+    if !obj.contains_key("command_id") && !obj.contains_key("request_id") {
         obj.insert(
-            "command_id".into(),
+            "request_id".into(),
             Value::from(format!("http-{}", ulid::Ulid::new())),
         );
     }
@@ -447,6 +447,7 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
     let sent = ctx
         .commands
         .send(ManifestRequest {
+            request_id: parsed.request_id.clone(),
             command: parsed.command,
             reply,
         })
@@ -472,35 +473,51 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
             )
         }
     };
-    match outcome {
-        Ok(()) => {
-            let (kind, details) = match &command {
-                ManifestCommand::Load(c) => (
-                    AuditKind::ManifestLoaded,
-                    json!({
-                        "command_id": parsed.command_id,
-                        "sscc": c.sscc,
-                        "zone": c.zone,
-                        "profile": c.profile,
-                        "loaded_at": rfc3339(c.loaded_at_ms),
-                        "items": c.items,
-                    }),
-                ),
-                ManifestCommand::Unload { sscc, at_ms } => (
-                    AuditKind::ManifestUnloaded,
-                    json!({ "command_id": parsed.command_id, "sscc": sscc, "at": rfc3339(*at_ms) }),
-                ),
-            };
-            let _ = ctx.audit.send(AuditRecord {
-                at_ms: now_ms(),
-                kind,
-                actor: format!("http:{}", peer.ip()),
-                details,
-            });
-            Json(json!({ "ok": true, "command_id": parsed.command_id })).into_response()
-        }
-        Err(errors) => refused(StatusCode::UNPROCESSABLE_ENTITY, errors),
+    let answer: Value = serde_json::from_slice(&outcome.payload).unwrap_or_default();
+    if !outcome.ok {
+        let errors = answer["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        return refused(StatusCode::UNPROCESSABLE_ENTITY, errors);
     }
+    // A repeated request id was not applied again: nothing new to audit.
+    if !outcome.duplicate {
+        let (kind, details) = match &command {
+            ManifestCommand::Load(c) => (
+                AuditKind::ManifestLoaded,
+                json!({
+                    "request_id": parsed.request_id,
+                    "sscc": c.sscc,
+                    "zone": c.zone,
+                    "profile": c.profile,
+                    "loaded_at": rfc3339(c.loaded_at_ms),
+                    "items": c.items,
+                }),
+            ),
+            ManifestCommand::Unload { sscc, at_ms } => (
+                AuditKind::ManifestUnloaded,
+                json!({ "request_id": parsed.request_id, "sscc": sscc, "at": rfc3339(*at_ms) }),
+            ),
+        };
+        let _ = ctx.audit.send(AuditRecord {
+            at_ms: now_ms(),
+            kind,
+            actor: format!("http:{}", peer.ip()),
+            details,
+        });
+    }
+    Json(json!({
+        "ok": true,
+        "request_id": parsed.request_id,
+        "command_id": parsed.request_id,
+        "duplicate": outcome.duplicate,
+    }))
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,12 @@
 //! ingest over a channel with a one-shot reply; ingest applies it and
 //! answers after the commit that stores it, so `"ok": true` means the load
 //! survives a power cut.
+//!
+//! Each command carries a `request_id` (`command_id`, its first name, is
+//! still accepted). Ingest remembers the answer to every request id it
+//! decided, in the same commit as the command's effect; a repeat is not
+//! applied again but answered with the original answer plus
+//! `"duplicate": true`, also after a restart.
 
 use serde::Deserialize;
 use serde_json::json;
@@ -24,12 +30,47 @@ pub enum ManifestCommand {
 /// `Ok` once committed, or every reason the command was refused.
 pub type Outcome = Result<(), Vec<String>>;
 
-/// A command and where ingest sends its outcome: `Ok` once committed, or
-/// every reason it was refused.
+/// A command and where ingest sends its answer.
 #[derive(Debug)]
 pub struct ManifestRequest {
+    pub request_id: String,
     pub command: ManifestCommand,
-    pub reply: oneshot::Sender<Outcome>,
+    pub reply: oneshot::Sender<Answer>,
+}
+
+/// The answer to publish on `cmd/manifest/result`, as ingest decided it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub ok: bool,
+    pub duplicate: bool,
+    /// The JSON published (see [`result_payload`]).
+    pub payload: Vec<u8>,
+}
+
+impl Answer {
+    /// A fresh answer.
+    pub fn new(gateway_id: &str, request_id: Option<&str>, outcome: &Outcome) -> Answer {
+        Answer {
+            ok: outcome.is_ok(),
+            duplicate: false,
+            payload: result_payload(gateway_id, request_id, outcome),
+        }
+    }
+
+    /// The answer to a repeated request id: the stored original, marked
+    /// `"duplicate": true`.
+    pub fn repeat(stored: &[u8]) -> Answer {
+        let mut v: serde_json::Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
+        let ok = v["ok"].as_bool().unwrap_or(false);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("duplicate".into(), serde_json::Value::Bool(true));
+        }
+        Answer {
+            ok,
+            duplicate: true,
+            payload: serde_json::to_vec(&v).unwrap_or_default(),
+        }
+    }
 }
 
 /// The JSON an operator sends.
@@ -37,7 +78,8 @@ pub struct ManifestRequest {
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum Wire {
     Load {
-        command_id: String,
+        #[serde(alias = "command_id")]
+        request_id: String,
         sscc: String,
         zone: String,
         #[serde(default)]
@@ -48,7 +90,8 @@ enum Wire {
         items: Vec<Item>,
     },
     Unload {
-        command_id: String,
+        #[serde(alias = "command_id")]
+        request_id: String,
         sscc: String,
         /// RFC 3339; now if absent.
         #[serde(default)]
@@ -58,16 +101,19 @@ enum Wire {
 
 /// A parsed command with the id its answer carries.
 pub struct Parsed {
-    pub command_id: String,
+    pub request_id: String,
     pub command: ManifestCommand,
 }
 
-/// Parses a command; on failure returns the command id when it could be
+/// Parses a command; on failure returns the request id when it could be
 /// read (so the answer can name it) and why.
 pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
     let id = serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
-        .and_then(|v| v.get("command_id")?.as_str().map(str::to_string));
+        .and_then(|v| {
+            let id = v.get("request_id").or_else(|| v.get("command_id"))?;
+            id.as_str().map(str::to_string)
+        });
     let wire: Wire = serde_json::from_slice(payload)
         .map_err(|e| (id.clone(), format!("not a manifest command: {e}")))?;
     let time = |t: Option<String>, field: &str| match t {
@@ -81,7 +127,7 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
     };
     match wire {
         Wire::Load {
-            command_id,
+            request_id,
             sscc,
             zone,
             profile,
@@ -96,10 +142,10 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
                 unloaded_at_ms: None,
                 items,
             }),
-            command_id,
+            request_id,
         }),
         Wire::Unload {
-            command_id,
+            request_id,
             sscc,
             at,
         } => Ok(Parsed {
@@ -107,13 +153,15 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
                 sscc,
                 at_ms: time(at, "at")?,
             },
-            command_id,
+            request_id,
         }),
     }
 }
 
-/// The answer on `{prefix}/cmd/manifest/result`.
-pub fn result_payload(gateway_id: &str, command_id: Option<&str>, outcome: &Outcome) -> Vec<u8> {
+/// The answer on `{prefix}/cmd/manifest/result`. The id is given as
+/// `request_id` and, for clients written against the first version, as
+/// `command_id`.
+pub fn result_payload(gateway_id: &str, request_id: Option<&str>, outcome: &Outcome) -> Vec<u8> {
     let errors: &[String] = match outcome {
         Ok(()) => &[],
         Err(e) => e,
@@ -122,8 +170,10 @@ pub fn result_payload(gateway_id: &str, command_id: Option<&str>, outcome: &Outc
         "schema": "coldgate.command_result/1",
         "gateway_id": gateway_id,
         "at": rfc3339(now_ms()),
-        "command_id": command_id,
+        "request_id": request_id,
+        "command_id": request_id,
         "ok": outcome.is_ok(),
+        "duplicate": false,
         "errors": errors,
     });
     serde_json::to_vec(&v).unwrap_or_default()
@@ -138,12 +188,38 @@ mod tests {
         let p = parse(br#"{"action":"load","command_id":"c1","sscc":"106141412345678908","zone":"rear","loaded_at":"2026-11-25T18:00:00Z","items":[{"gtin":"09520123456788","lot":"A1"}]}"#)
             .map_err(|e| e.1)
             .unwrap();
-        assert_eq!(p.command_id, "c1");
+        assert_eq!(p.request_id, "c1");
         let ManifestCommand::Load(cmd) = p.command else {
             panic!("a load")
         };
         assert_eq!(cmd.loaded_at_ms, 1_795_629_600_000);
         assert_eq!(cmd.items[0].lot, "A1");
+    }
+
+    #[test]
+    fn request_id_is_the_name_and_command_id_still_works() {
+        let p = parse(br#"{"action":"unload","request_id":"r1","sscc":"106141412345678908"}"#)
+            .map_err(|e| e.1)
+            .unwrap();
+        assert_eq!(p.request_id, "r1");
+        let (id, _) = parse(br#"{"action":"unload","request_id":"r2","sscc":"x","at":"no"}"#)
+            .err()
+            .unwrap();
+        assert_eq!(id.as_deref(), Some("r2"));
+    }
+
+    #[test]
+    fn a_repeat_is_the_original_answer_marked_duplicate() {
+        let first = Answer::new("g", Some("r1"), &Err(vec!["zone: unknown".into()]));
+        let again = Answer::repeat(&first.payload);
+        assert!(again.duplicate && !again.ok);
+        let a: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&again.payload).unwrap();
+        assert_eq!(a["duplicate"], false);
+        assert_eq!(b["duplicate"], true);
+        assert_eq!(a["at"], b["at"], "the original answer, not a new one");
+        assert_eq!(b["errors"], a["errors"]);
+        assert_eq!(b["request_id"], "r1");
     }
 
     #[test]

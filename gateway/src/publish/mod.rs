@@ -14,7 +14,9 @@
 
 pub mod commands;
 mod link;
+pub mod manifest;
 mod status;
+pub mod telemetry;
 pub mod tls;
 
 use std::collections::{HashMap, VecDeque};
@@ -33,7 +35,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::MqttTlsConfig;
 use crate::store::Store;
 
-pub use commands::{ManifestCommand, ManifestRequest};
+pub use commands::{Answer, ManifestCommand, ManifestRequest};
 pub use status::{status_payload, LinkState, StatusFacts};
 
 /// A client certificate this close to expiry is warned about when
@@ -104,22 +106,57 @@ pub struct Publisher {
     /// When the coming expiry was last warned about: once a day is enough,
     /// a reconnect every few seconds during an outage must not flood the log.
     cert_warned: Option<Instant>,
+    /// When the current connection was accepted, for `status`.
+    connected_since_ms: Option<i64>,
     /// Where `cmd/manifest` commands go (ingest); none: not subscribed.
     commands: Option<mpsc::Sender<ManifestRequest>>,
+    /// Where sent telemetry ids go (ingest) and at which QoS; none: no
+    /// telemetry is published.
+    telemetry: Option<TelemetrySink>,
+    /// The committed manifest (from ingest), published retained on
+    /// `{prefix}/manifest`; none: not published.
+    manifest: Option<watch::Receiver<Vec<crate::manifest::Pallet>>>,
 }
 
-/// An answer ingest has yet to give: the command id and its outcome.
-type PendingAnswer = futures::future::BoxFuture<'static, (String, commands::Outcome)>;
+struct TelemetrySink {
+    qos: QoS,
+    sent: mpsc::UnboundedSender<u64>,
+}
+
+/// An answer ingest has yet to give.
+type PendingAnswer = futures::future::BoxFuture<'static, commands::Answer>;
 
 /// What one connection has sent and not yet seen acknowledged.
 struct InFlight {
-    /// Publish requests in the order they were queued: `Some(seq)` for an
-    /// event, `None` for a status message. rumqttc assigns packet ids in
-    /// this order.
-    queued: VecDeque<Option<(u64, String, Vec<u8>)>>,
-    by_pkid: HashMap<u16, (u64, String, Vec<u8>)>,
+    /// Publish requests in the order they were queued. rumqttc emits
+    /// `Outgoing::Publish` in this order.
+    queued: VecDeque<Sent>,
+    by_pkid: HashMap<u16, Sent>,
     /// The highest seq queued on this connection.
     cursor: u64,
+    /// The highest telemetry id queued on this connection.
+    telemetry_cursor: u64,
+}
+
+impl InFlight {
+    fn new() -> InFlight {
+        InFlight {
+            queued: VecDeque::new(),
+            by_pkid: HashMap::new(),
+            cursor: 0,
+            telemetry_cursor: 0,
+        }
+    }
+}
+
+/// One publish request.
+enum Sent {
+    /// An event: seq, full topic, payload.
+    Event(u64, String, Vec<u8>),
+    /// A telemetry message by id; `qos0`: gone once written.
+    Telemetry { id: u64, qos0: bool },
+    /// Status, manifest, a command's answer: nothing to report.
+    Other,
 }
 
 enum Ended {
@@ -146,7 +183,62 @@ impl Publisher {
             started: Instant::now(),
             client_cert_expires_ms: None,
             cert_warned: None,
+            connected_since_ms: None,
             commands: None,
+            manifest: None,
+            telemetry: None,
+        }
+    }
+
+    /// Publishes the telemetry outbox after the events, at `qos`, and sends
+    /// the ids sent (QoS 0) or acknowledged (QoS 1) to `sent` (ingest).
+    pub fn with_telemetry(mut self, qos: QoS, sent: mpsc::UnboundedSender<u64>) -> Publisher {
+        self.telemetry = Some(TelemetrySink { qos, sent });
+        self
+    }
+
+    /// Publishes the retained `{prefix}/manifest` at every (re)connect and
+    /// after each change of `manifest`.
+    pub fn with_manifest(
+        mut self,
+        manifest: watch::Receiver<Vec<crate::manifest::Pallet>>,
+    ) -> Publisher {
+        self.manifest = Some(manifest);
+        self
+    }
+
+    /// Queues the retained manifest (what is on board now), when there is one
+    /// and it differs from what this connection last published.
+    fn publish_manifest(
+        &mut self,
+        client: &AsyncClient,
+        flight: &mut InFlight,
+        last: &mut Option<Vec<crate::manifest::Pallet>>,
+    ) {
+        let Some(rx) = self.manifest.as_mut() else {
+            return;
+        };
+        let now = crate::event::now_ms();
+        let on_board: Vec<_> = rx
+            .borrow_and_update()
+            .iter()
+            .filter(|p| p.on_board_at(now))
+            .cloned()
+            .collect();
+        if last.as_ref() == Some(&on_board) {
+            return;
+        }
+        let topic = format!("{}/manifest", self.opts.prefix);
+        let payload = manifest::manifest_payload(&self.opts.gateway_id, &on_board, now);
+        if client
+            .try_publish(&topic, QoS::AtLeastOnce, true, payload)
+            .is_ok()
+        {
+            flight.queued.push_back(Sent::Other);
+            info!(topic = %topic, pallets = on_board.len(), "Manifest published.");
+            *last = Some(on_board);
+        } else {
+            warn!(topic = %topic, "The manifest could not be queued; it is sent again at the next change or reconnect.");
         }
     }
 
@@ -240,6 +332,9 @@ impl Publisher {
                     let at = crate::event::parse_rfc3339(j["at"].as_str()?)?;
                     Some((at, j["offset_ms"].as_i64()?))
                 }),
+                telemetry_dropped: self.store.telemetry_dropped().unwrap_or(0),
+                link: self.link.borrow().clone(),
+                connected_since_ms: self.connected_since_ms,
             },
         )
     }
@@ -264,6 +359,7 @@ impl Publisher {
             match ended {
                 Ended::Shutdown => return,
                 Ended::Lost(error) => {
+                    self.connected_since_ms = None;
                     let wait = backoff
                         .after_failure(connected_at.elapsed(), rand::rng().random_range(0.5..1.0));
                     warn!(%error, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
@@ -288,11 +384,7 @@ impl Publisher {
         mut eventloop: EventLoop,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
-        let mut flight = InFlight {
-            queued: VecDeque::new(),
-            by_pkid: HashMap::new(),
-            cursor: 0,
-        };
+        let mut flight = InFlight::new();
         let mut connected = false;
         let mut status_tick = tokio::time::interval(self.opts.status_interval);
         let status_topic = format!("{}/status", self.opts.prefix);
@@ -309,12 +401,15 @@ impl Publisher {
         let result_topic = format!("{cmd_topic}/result");
         let mut answers: futures::stream::FuturesUnordered<PendingAnswer> =
             futures::stream::FuturesUnordered::new();
+        let mut manifest_rx = self.manifest.clone();
+        let mut manifest_sent = None;
         loop {
             tokio::select! {
                 ev = eventloop.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         info!(host = %self.opts.host, port = self.opts.port, "Connected to the MQTT broker.");
                         connected = true;
+                        self.connected_since_ms = Some(crate::event::now_ms());
                         self.link.send_modify(|l| { l.connected = true; l.next_retry_ms = None; l.verified = verified; });
                         if self.commands.is_some() {
                             let _ = client.try_subscribe(&cmd_topic, QoS::AtLeastOnce);
@@ -325,13 +420,14 @@ impl Publisher {
                         }
                         let status = self.status("online");
                         if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
-                            flight.queued.push_back(None);
+                            flight.queued.push_back(Sent::Other);
                             remember(&mut sent_status, status);
                         }
+                        self.publish_manifest(&client, &mut flight, &mut manifest_sent);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == cmd_topic => {
                         if let Some(answer) = self.command(&p.payload, &mut answers) {
-                            self.answer(&client, &mut flight, &result_topic, answer.0.as_deref(), &answer.1);
+                            self.answer(&client, &mut flight, &result_topic, &answer);
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -343,17 +439,11 @@ impl Publisher {
                         }
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some(Some(entry)) = flight.queued.pop_front() {
-                            flight.by_pkid.insert(pkid, entry);
-                        }
+                        self.written(&mut flight, pkid);
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some((seq, topic, payload)) = flight.by_pkid.remove(&ack.pkid) {
-                            debug!(seq, "PUBACK received.");
-                            if self.acked.send(seq).is_err() {
-                                return Ended::Shutdown;
-                            }
-                            let _ = self.delivered.send(Delivered { seq, topic, payload });
+                        if !self.acknowledged(&mut flight, ack.pkid) {
+                            return Ended::Shutdown;
                         }
                     }
                     Ok(_) => {}
@@ -361,18 +451,27 @@ impl Publisher {
                         return Ended::Lost(tls::explain(&e, self.opts.tls.as_ref(), &self.opts.host))
                     }
                 },
-                Some((id, outcome)) = answers.next(), if !answers.is_empty() => {
-                    self.answer(&client, &mut flight, &result_topic, Some(&id), &outcome);
+                Some(answer) = answers.next(), if !answers.is_empty() => {
+                    self.answer(&client, &mut flight, &result_topic, &answer);
                 }
                 res = self.committed.changed(), if committed_open => {
                     committed_open = res.is_ok();
                 }
+                res = changed(&mut manifest_rx), if manifest_rx.is_some() => {
+                    if res.is_err() {
+                        manifest_rx = None;
+                    } else if connected {
+                        self.publish_manifest(&client, &mut flight, &mut manifest_sent);
+                    }
+                }
                 _ = status_tick.tick(), if connected => {
                     let status = self.status("online");
                     if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
-                        flight.queued.push_back(None);
+                        flight.queued.push_back(Sent::Other);
                         remember(&mut sent_status, status);
                     }
+                    // A pallet whose unload time has passed leaves it.
+                    self.publish_manifest(&client, &mut flight, &mut manifest_sent);
                 }
                 _ = tokio::time::sleep_until(verify_deadline.unwrap_or_else(Instant::now)), if verify_deadline.is_some() => {
                     verify_deadline = None;
@@ -403,33 +502,37 @@ impl Publisher {
         &self,
         payload: &[u8],
         answers: &mut futures::stream::FuturesUnordered<PendingAnswer>,
-    ) -> Option<(Option<String>, commands::Outcome)> {
+    ) -> Option<commands::Answer> {
+        let gw = self.opts.gateway_id.clone();
         let parsed = match commands::parse(payload) {
             Ok(p) => p,
-            Err((id, why)) => return Some((id, Err(vec![why]))),
+            Err((id, why)) => {
+                return Some(commands::Answer::new(&gw, id.as_deref(), &Err(vec![why])))
+            }
         };
         let tx = self.commands.as_ref()?;
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let id = parsed.command_id;
+        let id = parsed.request_id;
         if tx
             .try_send(ManifestRequest {
+                request_id: id.clone(),
                 command: parsed.command,
                 reply,
             })
             .is_err()
         {
-            return Some((
-                Some(id),
-                Err(vec![
-                    "the gateway is busy or stopping; send the command again".into(),
-                ]),
+            let why = "the gateway is busy or stopping; send the command again";
+            return Some(commands::Answer::new(
+                &gw,
+                Some(&id),
+                &Err(vec![why.into()]),
             ));
         }
         answers.push(Box::pin(async move {
-            let outcome = rx
-                .await
-                .unwrap_or_else(|_| Err(vec!["the gateway stopped before answering".into()]));
-            (id, outcome)
+            rx.await.unwrap_or_else(|_| {
+                let why = "the gateway stopped before answering; send the command again";
+                commands::Answer::new(&gw, Some(&id), &Err(vec![why.into()]))
+            })
         }));
         None
     }
@@ -441,22 +544,60 @@ impl Publisher {
         client: &AsyncClient,
         flight: &mut InFlight,
         topic: &str,
-        command_id: Option<&str>,
-        outcome: &commands::Outcome,
+        answer: &commands::Answer,
     ) {
-        info!(command_id = ?command_id, ok = outcome.is_ok(), "Manifest command answered.");
-        let payload = commands::result_payload(&self.opts.gateway_id, command_id, outcome);
+        info!(
+            ok = answer.ok,
+            duplicate = answer.duplicate,
+            "Manifest command answered."
+        );
         if client
-            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .try_publish(topic, QoS::AtLeastOnce, false, answer.payload.clone())
             .is_ok()
         {
-            flight.queued.push_back(None);
+            flight.queued.push_back(Sent::Other);
         } else {
-            warn!(command_id = ?command_id, "The answer to a manifest command could not be queued.");
+            warn!("The answer to a manifest command could not be queued.");
         }
     }
 
-    /// Queues outbox entries after the cursor until the in-flight window is full.
+    /// rumqttc wrote the next queued publish with packet id `pkid`.
+    fn written(&self, flight: &mut InFlight, pkid: u16) {
+        match flight.queued.pop_front() {
+            Some(Sent::Telemetry { id, qos0: true }) => {
+                let _ = self.telemetry.as_ref().map(|t| t.sent.send(id));
+            }
+            Some(Sent::Other) | None => {}
+            Some(sent) => {
+                flight.by_pkid.insert(pkid, sent);
+            }
+        }
+    }
+
+    /// The broker acknowledged `pkid`; false once ingest is gone.
+    fn acknowledged(&self, flight: &mut InFlight, pkid: u16) -> bool {
+        match flight.by_pkid.remove(&pkid) {
+            Some(Sent::Event(seq, topic, payload)) => {
+                debug!(seq, "PUBACK received.");
+                if self.acked.send(seq).is_err() {
+                    return false;
+                }
+                let _ = self.delivered.send(Delivered {
+                    seq,
+                    topic,
+                    payload,
+                });
+            }
+            Some(Sent::Telemetry { id, .. }) => {
+                let _ = self.telemetry.as_ref().map(|t| t.sent.send(id));
+            }
+            Some(Sent::Other) | None => {}
+        }
+        true
+    }
+
+    /// Queues outbox entries after the cursor until the in-flight window is
+    /// full: events first, telemetry only when no event is waiting.
     fn fill(&self, client: &AsyncClient, flight: &mut InFlight) -> Result<(), String> {
         let window = usize::from(self.opts.inflight);
         let used = flight.queued.len() + flight.by_pkid.len();
@@ -467,15 +608,42 @@ impl Publisher {
             .store
             .outbox_after(flight.cursor, window - used)
             .map_err(|e| e.to_string())?;
+        let mut room = window - used - entries.len();
         for ev in entries {
             let topic = format!("{}/{}", self.opts.prefix, ev.topic);
             match client.try_publish(&topic, QoS::AtLeastOnce, false, ev.payload.clone()) {
                 Ok(()) => {
                     flight.cursor = ev.seq;
-                    flight.queued.push_back(Some((ev.seq, topic, ev.payload)));
+                    flight
+                        .queued
+                        .push_back(Sent::Event(ev.seq, topic, ev.payload));
                 }
-                Err(_) => break,
+                Err(_) => {
+                    room = 0;
+                    break;
+                }
             }
+        }
+        let Some(t) = self.telemetry.as_ref() else {
+            return Ok(());
+        };
+        if room == 0 {
+            return Ok(());
+        }
+        let waiting = self
+            .store
+            .telemetry_after(flight.telemetry_cursor, room)
+            .map_err(|e| e.to_string())?;
+        for m in waiting {
+            let topic = format!("{}/{}", self.opts.prefix, m.topic);
+            if client.try_publish(&topic, t.qos, false, m.payload).is_err() {
+                break;
+            }
+            flight.telemetry_cursor = m.seq;
+            flight.queued.push_back(Sent::Telemetry {
+                id: m.seq,
+                qos0: t.qos == QoS::AtMostOnce,
+            });
         }
         Ok(())
     }
@@ -491,24 +659,28 @@ impl Publisher {
     ) {
         let deadline = Instant::now() + Duration::from_secs(2);
         let _ = client.try_publish(status_topic, QoS::AtLeastOnce, true, self.status("offline"));
-        flight.queued.push_back(None);
+        flight.queued.push_back(Sent::Other);
         let _ = client.try_disconnect();
         while Instant::now() < deadline {
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    if let Some(Some(entry)) = flight.queued.pop_front() {
-                        flight.by_pkid.insert(pkid, entry);
-                    }
+                    self.written(&mut flight, pkid);
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    if let Some((seq, ..)) = flight.by_pkid.remove(&ack.pkid) {
-                        let _ = self.acked.send(seq);
-                    }
+                    self.acknowledged(&mut flight, ack.pkid);
                 }
                 Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
                 Ok(Ok(_)) => {}
             }
         }
+    }
+}
+
+/// The next change of a watched value (never without one).
+async fn changed<T>(rx: &mut Option<watch::Receiver<T>>) -> Result<(), watch::error::RecvError> {
+    match rx {
+        Some(rx) => rx.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -25,7 +25,7 @@ pub struct LinkState {
 }
 
 /// What the status message says besides the state.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StatusFacts {
     pub uptime: Duration,
     pub outbox_depth: u64,
@@ -33,6 +33,13 @@ pub struct StatusFacts {
     pub client_cert_expires_ms: Option<i64>,
     /// The last wall-clock jump recorded (docs/time.md): when, and by how much.
     pub clock_last_jump: Option<(i64, i64)>,
+    /// Telemetry messages dropped from the full outbox since the database
+    /// was created.
+    pub telemetry_dropped: u64,
+    /// The link as the publisher sees it when the status is built.
+    pub link: LinkState,
+    /// When the current connection was accepted (ms since the epoch).
+    pub connected_since_ms: Option<i64>,
 }
 
 /// `{prefix}/status`: online or offline (the Last Will), with what an
@@ -40,6 +47,7 @@ pub struct StatusFacts {
 /// certificate expires (an expired one silences it for good).
 pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<u8> {
     let now = now_ms();
+    let link = &facts.link;
     let v = json!({
         "schema": "coldgate.status/1",
         "gateway_id": gateway_id,
@@ -49,12 +57,23 @@ pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<
         "uptime_s": facts.uptime.as_secs(),
         "outbox_depth": facts.outbox_depth,
         "oldest_unsent_at": facts.oldest_unsent_ms.map(rfc3339),
+        "oldest_unsent_age_s": facts.oldest_unsent_ms.map(|t| (now - t).max(0) / 1000),
+        "telemetry_dropped": facts.telemetry_dropped,
+        // The clock's state (the clock helper owns `crate::clock`): add its
+        // fields here, beside `clock_synced`.
         "clock_synced": crate::clock::is_synchronised(),
         "clock_state": crate::clock::sync_state().as_str(),
         "clock_last_jump": facts.clock_last_jump.map(|(at, offset)| json!({
             "at": rfc3339(at), "offset_ms": offset,
         })),
         "client_cert_expires_at": facts.client_cert_expires_ms.map(rfc3339),
+        "link": {
+            "state": if state == "online" { "connected" } else { "disconnected" },
+            "connected_since": facts.connected_since_ms.map(rfc3339),
+            "failures": link.publish_errors,
+            "last_error": link.last_error,
+            "verified": link.verified,
+        },
     });
     serde_json::to_vec(&v).unwrap_or_default()
 }
@@ -101,5 +120,37 @@ mod tests {
             "{state}"
         );
         assert_eq!(v["clock_synced"], json!(crate::clock::is_synchronised()));
+    }
+
+    #[test]
+    fn the_status_carries_the_outbox_age_the_drop_count_and_the_link() {
+        let v: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "online",
+            StatusFacts {
+                outbox_depth: 5,
+                oldest_unsent_ms: Some(now_ms() - 90_000),
+                telemetry_dropped: 7,
+                link: LinkState {
+                    publish_errors: 2,
+                    last_error: Some("refused".into()),
+                    ..LinkState::default()
+                },
+                ..StatusFacts::default()
+            },
+        ))
+        .unwrap();
+        assert_eq!(v["outbox_depth"], 5);
+        let age = v["oldest_unsent_age_s"].as_i64().unwrap();
+        assert!((89..=91).contains(&age), "{v}");
+        assert_eq!(v["telemetry_dropped"], 7);
+        assert_eq!(v["link"]["state"], "connected");
+        assert_eq!(v["link"]["failures"], 2);
+        assert_eq!(v["link"]["last_error"], "refused");
+        let offline: serde_json::Value =
+            serde_json::from_slice(&status_payload("g1", "offline", StatusFacts::default()))
+                .unwrap();
+        assert_eq!(offline["link"]["state"], "disconnected");
+        assert_eq!(offline["version"], env!("CARGO_PKG_VERSION"));
     }
 }

@@ -60,6 +60,8 @@ pub enum TlsError {
     ServerName { key: &'static str, name: String },
     #[error("{} is empty", path.display())]
     EmptyPassword { path: PathBuf },
+    #[error("mqtt.tls.ca_file is not set and no usable system root certificate was found ({reason}); set ca_file to the broker's CA")]
+    NoSystemRoots { reason: String },
     #[error("TLS setup: {0}")]
     Setup(String),
 }
@@ -78,6 +80,7 @@ impl TlsError {
                 KEY_FILE
             }
             TlsError::EmptyPassword { .. } => "mqtt.password_file",
+            TlsError::NoSystemRoots { .. } => CA_FILE,
             TlsError::Setup(_) => "mqtt.tls",
         }
     }
@@ -117,19 +120,25 @@ pub fn check(tls: &MqttTlsConfig, host: &str, now_ms: i64) -> Vec<TlsError> {
 pub fn load(tls: &MqttTlsConfig, host: &str, now_ms: i64) -> Result<Loaded, Vec<TlsError>> {
     let mut errors = Vec::new();
     let mut roots = RootCertStore::empty();
-    match read_certs(&tls.ca_file, CA_FILE) {
-        Ok(certs) => {
-            for cert in certs {
-                if let Err(e) = roots.add(cert) {
-                    errors.push(TlsError::BadCertificate {
-                        key: CA_FILE,
-                        path: tls.ca_file.clone(),
-                        reason: e.to_string(),
-                    });
+    match &tls.ca_file {
+        Some(ca_file) => match read_certs(ca_file, CA_FILE) {
+            Ok(certs) => {
+                for cert in certs {
+                    if let Err(e) = roots.add(cert) {
+                        errors.push(TlsError::BadCertificate {
+                            key: CA_FILE,
+                            path: ca_file.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
                 }
             }
-        }
-        Err(e) => errors.push(e),
+            Err(e) => errors.push(e),
+        },
+        None => match system_roots() {
+            Ok(system) => roots = system,
+            Err(e) => errors.push(e),
+        },
     }
     let (name, name_key) = match &tls.server_name {
         Some(n) => (n.as_str(), "mqtt.tls.server_name"),
@@ -186,6 +195,41 @@ pub fn load(tls: &MqttTlsConfig, host: &str, now_ms: i64) -> Result<Loaded, Vec<
         client,
     )
     .map_err(|e| vec![e])
+}
+
+/// The operating system's trust store (on Debian the ca-certificates
+/// bundle; `SSL_CERT_FILE` / `SSL_CERT_DIR` override it), with the
+/// certificates rustls cannot use left out. An error when none is usable.
+fn system_roots() -> Result<RootCertStore, TlsError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let reason = match found.errors.first() {
+            Some(e) => e.to_string(),
+            None => "the system trust store is empty".to_string(),
+        };
+        return Err(TlsError::NoSystemRoots { reason });
+    }
+    Ok(roots)
+}
+
+/// Which certificates the broker is verified against, in words, for
+/// `check-config`.
+pub fn trust_summary(tls: &MqttTlsConfig) -> String {
+    match &tls.ca_file {
+        Some(ca) => format!(
+            "the CA certificate(s) in {} (mqtt.tls.ca_file)",
+            ca.display()
+        ),
+        None => match system_roots() {
+            Ok(roots) => format!(
+                "the system's root certificates ({} found; mqtt.tls.ca_file is not set)",
+                roots.len()
+            ),
+            Err(e) => e.to_string(),
+        },
+    }
 }
 
 type ClientPair<'a> = (
@@ -365,10 +409,15 @@ pub fn explain(
     let name = tls.server_name.as_deref().unwrap_or(host);
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => format!(
-                "the broker's certificate is not signed by a CA in {} (mqtt.tls.ca_file): {e}",
-                tls.ca_file.display()
-            ),
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => match &tls.ca_file {
+                Some(ca) => format!(
+                    "the broker's certificate is not signed by a CA in {} (mqtt.tls.ca_file): {e}",
+                    ca.display()
+                ),
+                None => format!(
+                    "the broker's certificate is not signed by a CA among the system's roots (mqtt.tls.ca_file is not set; set it for a private CA): {e}"
+                ),
+            },
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!(
                     "the broker's certificate is not valid for the name `{name}` (mqtt.tls.server_name, default mqtt.host): {e}"

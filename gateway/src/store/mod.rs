@@ -21,7 +21,8 @@ use coldgate_sensor_drivers::Quantity;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use error::StoreError;
-pub use writer::{Trim, Writer};
+pub use tables::COMMANDS_KEPT;
+pub use writer::{Committed, Trim, Writer};
 
 use tables::*;
 
@@ -164,6 +165,9 @@ impl Store {
             txn.open_table(STATE).map_err(|e| self.err(e))?;
             txn.open_table(AUDIT).map_err(|e| self.err(e))?;
             txn.open_table(CLOCK).map_err(|e| self.err(e))?;
+            txn.open_table(COMMAND_LOG).map_err(|e| self.err(e))?;
+            txn.open_table(COMMAND_IDS).map_err(|e| self.err(e))?;
+            txn.open_table(TELEMETRY).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
         Ok(())
@@ -403,6 +407,65 @@ impl Store {
         Ok(crate::audit::verify(self.audit_rows()?, self.audit_head()?))
     }
 
+    /// The stored answer to an operator command with this request id, if it
+    /// was answered and is still remembered (see [`COMMANDS_KEPT`]). A file
+    /// written before commands were remembered has none.
+    pub fn command_answer(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let ids = match txn.open_table(COMMAND_IDS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let Some(n) = ids.get(request_id).map_err(|e| self.err(e))? else {
+            return Ok(None);
+        };
+        let log = txn.open_table(COMMAND_LOG).map_err(|e| self.err(e))?;
+        let row = log.get(n.value()).map_err(|e| self.err(e))?;
+        Ok(row.map(|r| r.value().2.to_vec()))
+    }
+
+    /// How many answered request ids are remembered.
+    pub fn commands_remembered(&self) -> Result<u64, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(COMMAND_IDS) {
+            Ok(t) => t.len().map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Telemetry waiting after `after_id`, oldest first, at most `limit`
+    /// (`seq` is the telemetry id, not an event seq).
+    pub fn telemetry_after(
+        &self,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let table = match txn.open_table(TELEMETRY) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table
+            .range(after_id.saturating_add(1)..)
+            .map_err(|e| self.err(e))?
+            .take(limit)
+        {
+            let (id, v) = row.map_err(|e| self.err(e))?;
+            let (at_ms, topic, payload) = v.value();
+            out.push(StoredEvent {
+                seq: id.value(),
+                at_ms,
+                topic: topic.to_string(),
+                payload: payload.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
     /// The clock records (docs/time.md) in the order written: (record
     /// number, JSON). A file written before they existed has none.
     pub fn clock_records(&self) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
@@ -450,6 +513,39 @@ impl Store {
             }
         }
         Ok(None)
+    }
+
+    /// Telemetry messages waiting to be sent.
+    pub fn telemetry_depth(&self) -> Result<u64, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(TELEMETRY) {
+            Ok(t) => t.len().map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// The last telemetry id handed out (0 before the first).
+    pub fn last_telemetry_id(&self) -> Result<u64, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(TELEMETRY) {
+            Ok(t) => Ok(t
+                .last()
+                .map_err(|e| self.err(e))?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Telemetry messages dropped from the full outbox since the database
+    /// was created.
+    pub fn telemetry_dropped(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .state(TELEMETRY_DROPPED_KEY)?
+            .map(|b| writer::decode_u64(&b))
+            .unwrap_or(0))
     }
 
     /// The last event sequence number handed out (0 before the first).

@@ -38,3 +38,24 @@ pub const AUDIT_HEAD_KEY: &str = "audit_head";
 /// synchronisation state whenever it changes, and every jump with the range
 /// of reading times it affects (docs/time.md). Never trimmed.
 pub const CLOCK: TableDefinition<u64, &[u8]> = TableDefinition::new("clock");
+/// Operator commands answered, in answer order: n → (request id, time ms,
+/// the answer as JSON). Bounded to [`COMMANDS_KEPT`], oldest dropped first.
+pub const COMMAND_LOG: TableDefinition<u64, (&str, i64, &[u8])> =
+    TableDefinition::new("command_log");
+
+/// Request id → its entry in [`COMMAND_LOG`], to answer a repeat.
+pub const COMMAND_IDS: TableDefinition<&str, u64> = TableDefinition::new("command_ids");
+
+/// How many answered request ids are remembered. An operator resending a
+/// command after a lost answer does so within minutes; 1,000 covers weeks
+/// of loading and unloading on one container.
+pub const COMMANDS_KEPT: u64 = 1_000;
+
+/// Telemetry waiting to be sent: id (its own counter, not an event seq) →
+/// (time ms, topic below the prefix, payload). Dropped oldest first when the
+/// outbox is over its cap; the count of drops is kept in [`STATE`].
+pub const TELEMETRY: TableDefinition<u64, (i64, &str, &[u8])> = TableDefinition::new("telemetry");
+
+/// Telemetry messages dropped from the full outbox (u64, little endian) in
+/// [`STATE`].
+pub const TELEMETRY_DROPPED_KEY: &str = "telemetry_dropped";

@@ -343,3 +343,115 @@ fn after_the_last_audit_entry_is_removed_the_next_append_leaves_a_visible_gap() 
         }
     );
 }
+
+#[test]
+fn a_full_outbox_drops_the_oldest_telemetry_and_never_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+    w.set_outbox_cap(Some(10));
+    for i in 0..8 {
+        w.stage_telemetry(i, format!("telemetry/s{i}"), vec![b'x']);
+    }
+    let events: Vec<_> = (1..=5).map(|s| event(s, 0)).collect();
+    let done = w.commit(&[], &events, &[], &[], None).unwrap();
+    assert_eq!(
+        (done.telemetry, done.telemetry_dropped, done.outbox_total),
+        (8, 3, 10)
+    );
+    let left: Vec<String> = store
+        .telemetry_after(0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.topic)
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "telemetry/s3",
+            "telemetry/s4",
+            "telemetry/s5",
+            "telemetry/s6",
+            "telemetry/s7"
+        ]
+    );
+
+    // Events alone beyond the cap: every telemetry message goes, no event.
+    let events: Vec<_> = (6..=20).map(|s| event(s, 0)).collect();
+    let done = w.commit(&[], &events, &[], &[], None).unwrap();
+    assert_eq!((done.telemetry_dropped, done.outbox_total), (5, 20));
+    assert_eq!(store.outbox_depth().unwrap().0, 20, "no event dropped");
+    assert_eq!(store.telemetry_depth().unwrap(), 0);
+    assert_eq!(store.telemetry_dropped().unwrap(), 8, "counted, and kept");
+    drop((store, w));
+    let (store, _w) = Store::open(&path, 1 << 20).unwrap();
+    assert_eq!(store.telemetry_dropped().unwrap(), 8);
+}
+
+#[test]
+fn sent_telemetry_leaves_the_outbox_and_ids_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    w.stage_telemetry(1, "telemetry/a".into(), b"1".to_vec());
+    w.stage_telemetry(2, "telemetry/a".into(), b"2".to_vec());
+    w.commit(&[], &[], &[], &[], None).unwrap();
+    let ids: Vec<u64> = store
+        .telemetry_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|t| t.seq)
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    w.telemetry_sent(1);
+    w.stage_telemetry(3, "telemetry/a".into(), b"3".to_vec());
+    w.commit(&[], &[], &[], &[], None).unwrap();
+    let ids: Vec<u64> = store
+        .telemetry_after(0, 10)
+        .unwrap()
+        .iter()
+        .map(|t| t.seq)
+        .collect();
+    assert_eq!(ids, [2, 3]);
+    assert_eq!(
+        store.last_event_seq().unwrap(),
+        0,
+        "telemetry takes no event seq"
+    );
+}
+
+#[test]
+fn command_answers_are_remembered_in_the_commit_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+        w.remember_command("r1", 1, b"first".to_vec());
+        assert_eq!(
+            w.command_answer("r1").unwrap().as_deref(),
+            Some(&b"first"[..]),
+            "known before the commit"
+        );
+        assert_eq!(
+            store.command_answer("r1").unwrap(),
+            None,
+            "not stored before the commit"
+        );
+        w.commit(&[], &[], &[], &[], None).unwrap();
+    }
+    let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
+    assert_eq!(
+        w.command_answer("r1").unwrap().as_deref(),
+        Some(&b"first"[..])
+    );
+    for i in 0..COMMANDS_KEPT {
+        w.remember_command(&format!("x{i}"), 2, b"x".to_vec());
+    }
+    w.commit(&[], &[], &[], &[], None).unwrap();
+    assert_eq!(store.commands_remembered().unwrap(), COMMANDS_KEPT);
+    assert_eq!(
+        store.command_answer("r1").unwrap(),
+        None,
+        "the oldest is forgotten"
+    );
+    assert!(store.command_answer("x0").unwrap().is_some());
+}

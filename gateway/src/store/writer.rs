@@ -28,6 +28,12 @@ pub struct Committed {
     pub acked: usize,
     pub trimmed: u64,
     pub audit: usize,
+    pub commands: usize,
+    pub telemetry: usize,
+    /// Telemetry dropped by this commit to keep the outbox under its cap.
+    pub telemetry_dropped: u64,
+    /// Events and telemetry waiting after this commit.
+    pub outbox_total: u64,
 }
 
 struct Slot {
@@ -48,6 +54,16 @@ pub struct Writer {
     /// how many may come before the next measurement.
     readings_since_size_check: u64,
     size_check_due_after: u64,
+    /// Answered operator commands waiting for the next commit:
+    /// (request id, time ms, answer JSON).
+    commands: Vec<(String, i64, Vec<u8>)>,
+    /// Telemetry waiting for the next commit: (time ms, topic, payload).
+    telemetry: Vec<(i64, String, Vec<u8>)>,
+    /// Telemetry sent (and acknowledged, at QoS 1) since the last commit.
+    telemetry_sent: Vec<u64>,
+    next_telemetry_id: u64,
+    /// Events and telemetry waiting, at most; telemetry is dropped first.
+    outbox_cap: Option<u64>,
 }
 
 /// A generous estimate of the pages one reading takes in the readings table
@@ -76,6 +92,7 @@ impl Writer {
         let next_event_seq = store.last_event_seq()? + 1;
         let audit_head = audit_head_to_continue(&store)?;
         let next_clock_seq = store.last_clock_seq()? + 1;
+        let next_telemetry_id = store.last_telemetry_id()? + 1;
         Ok(Writer {
             store,
             sensors,
@@ -86,6 +103,11 @@ impl Writer {
             next_clock_seq,
             readings_since_size_check: 0,
             size_check_due_after: 0,
+            commands: Vec::new(),
+            telemetry: Vec::new(),
+            telemetry_sent: Vec::new(),
+            next_telemetry_id,
+            outbox_cap: None,
         })
     }
 
@@ -104,9 +126,18 @@ impl Writer {
                     .get(k)
                     .is_some_and(|o| o.idx == v.idx && o.last_seq == v.last_seq)
             });
+        // What waits for the next commit, and the cap, outlive the reopen.
         let clock = std::mem::take(&mut self.clock);
+        let commands = std::mem::take(&mut self.commands);
+        let telemetry = std::mem::take(&mut self.telemetry);
+        let telemetry_sent = std::mem::take(&mut self.telemetry_sent);
+        let outbox_cap = self.outbox_cap;
         *self = fresh;
         self.clock = clock;
+        self.commands = commands;
+        self.telemetry = telemetry;
+        self.telemetry_sent = telemetry_sent;
+        self.outbox_cap = outbox_cap;
         Ok(!same)
     }
 
@@ -119,6 +150,43 @@ impl Writer {
     /// successful commit.
     pub fn stage_clock_record(&mut self, record: Vec<u8>) {
         self.clock.push(record);
+    }
+
+    /// Keeps events plus telemetry waiting at most `cap`: each commit drops
+    /// the oldest telemetry while over it. Events are never dropped, so the
+    /// outbox can exceed the cap with events alone.
+    pub fn set_outbox_cap(&mut self, cap: Option<u64>) {
+        self.outbox_cap = cap;
+    }
+
+    /// Adds a telemetry message to the telemetry outbox with the next commit.
+    pub fn stage_telemetry(&mut self, at_ms: i64, topic: String, payload: Vec<u8>) {
+        self.telemetry.push((at_ms, topic, payload));
+    }
+
+    /// Removes sent telemetry from the outbox with the next commit.
+    pub fn telemetry_sent(&mut self, id: u64) {
+        self.telemetry_sent.push(id);
+    }
+
+    /// Whether staged work waits for a commit.
+    pub fn has_staged(&self) -> bool {
+        !(self.commands.is_empty() && self.telemetry.is_empty() && self.telemetry_sent.is_empty())
+    }
+
+    /// Remembers the answer to an operator command; it is stored with the
+    /// next commit (in the same transaction as the command's effect), so a
+    /// repeat of the request id after a restart gets the same answer.
+    pub fn remember_command(&mut self, request_id: &str, at_ms: i64, answer: Vec<u8>) {
+        self.commands.push((request_id.to_string(), at_ms, answer));
+    }
+
+    /// The answer remembered for `request_id`: waiting for a commit, or stored.
+    pub fn command_answer(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some((_, _, answer)) = self.commands.iter().rev().find(|c| c.0 == request_id) {
+            return Ok(Some(answer.clone()));
+        }
+        self.store.command_answer(request_id)
     }
 
     pub fn store(&self) -> &Store {
@@ -250,6 +318,44 @@ impl Writer {
                         .map_err(|x| e(x.into()))?;
                 }
             }
+            if !self.commands.is_empty() {
+                done.commands = store_commands(&txn, &self.commands).map_err(e)?;
+            }
+            {
+                let mut tel = txn.open_table(TELEMETRY).map_err(|x| e(x.into()))?;
+                for (i, (at_ms, topic, payload)) in self.telemetry.iter().enumerate() {
+                    let id = self.next_telemetry_id + i as u64;
+                    tel.insert(id, (*at_ms, topic.as_str(), payload.as_slice()))
+                        .map_err(|x| e(x.into()))?;
+                }
+                done.telemetry = self.telemetry.len();
+                for id in &self.telemetry_sent {
+                    tel.remove(*id).map_err(|x| e(x.into()))?;
+                }
+                let events_waiting = outbox.len().map_err(|x| e(x.into()))?;
+                let mut waiting = tel.len().map_err(|x| e(x.into()))?;
+                if let Some(cap) = self.outbox_cap {
+                    let over = (events_waiting + waiting).saturating_sub(cap).min(waiting);
+                    for _ in 0..over {
+                        tel.pop_first().map_err(|x| e(x.into()))?;
+                    }
+                    if over > 0 {
+                        let before = st
+                            .get(TELEMETRY_DROPPED_KEY)
+                            .map_err(|x| e(x.into()))?
+                            .map(|v| decode_u64(v.value()))
+                            .unwrap_or(0);
+                        st.insert(
+                            TELEMETRY_DROPPED_KEY,
+                            (before + over).to_le_bytes().as_slice(),
+                        )
+                        .map_err(|x| e(x.into()))?;
+                    }
+                    waiting -= over;
+                    done.telemetry_dropped = over;
+                }
+                done.outbox_total = events_waiting + waiting;
+            }
             if let Some(trim) = trim {
                 let before = table.len().map_err(|x| e(x.into()))?;
                 table
@@ -297,8 +403,44 @@ impl Writer {
             }
             None => self.readings_since_size_check += readings.len() as u64,
         }
+        self.commands.clear();
+        self.next_telemetry_id += self.telemetry.len() as u64;
+        self.telemetry.clear();
+        self.telemetry_sent.clear();
         Ok(done)
     }
+}
+
+/// A little-endian u64 state value; 0 when malformed.
+pub(crate) fn decode_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_le_bytes).unwrap_or(0)
+}
+
+/// Appends answered commands to the command log (a repeated id points at
+/// its newest answer) and drops the oldest beyond [`COMMANDS_KEPT`].
+fn store_commands(
+    txn: &redb::WriteTransaction,
+    commands: &[(String, i64, Vec<u8>)],
+) -> Result<usize, redb::Error> {
+    let mut log = txn.open_table(COMMAND_LOG)?;
+    let mut ids = txn.open_table(COMMAND_IDS)?;
+    let mut next = log.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    for (id, at_ms, answer) in commands {
+        log.insert(next, (id.as_str(), *at_ms, answer.as_slice()))?;
+        ids.insert(id.as_str(), next)?;
+        next += 1;
+    }
+    while log.len()? > COMMANDS_KEPT {
+        let Some((n, row)) = log.pop_first()? else {
+            break;
+        };
+        let (n, id) = (n.value(), row.value().0.to_string());
+        // Only if the id's newest answer is this one.
+        if ids.get(id.as_str())?.is_some_and(|v| v.value() == n) {
+            ids.remove(id.as_str())?;
+        }
+    }
+    Ok(commands.len())
 }
 
 /// Where appending resumes: the recorded head, so that if the last entries
