@@ -22,16 +22,18 @@ const TOPICS: &str = "coldgate/v1/test-gw/events/#";
 fn backlog(db: &Path, n: u64) {
     let (_store, mut writer) = Store::open(db, 4 << 20).expect("open store");
     let mut next = writer.next_event_seq();
+    let at_ms = now_ms();
+    let topic = EventKind::Gateway.topic();
+    let mut fields = serde_json::Map::new();
+    fields.insert("phase".into(), "backlog".into());
     while next <= n {
         let batch: Vec<StoredEvent> = (next..=n.min(next + 9_999))
             .map(|seq| {
-                let mut fields = serde_json::Map::new();
-                fields.insert("phase".into(), "backlog".into());
-                let ev = Event::new(EventKind::Gateway, now_ms(), fields);
+                let ev = Event::new(EventKind::Gateway, at_ms, fields.clone());
                 StoredEvent {
                     seq,
-                    at_ms: ev.at_ms,
-                    topic: EventKind::Gateway.topic(),
+                    at_ms,
+                    topic: topic.clone(),
                     payload: ev.payload(seq, "test-gw"),
                 }
             })
