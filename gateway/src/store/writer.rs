@@ -424,11 +424,10 @@ fn store_commands(
 ) -> Result<usize, redb::Error> {
     let mut log = txn.open_table(COMMAND_LOG)?;
     let mut ids = txn.open_table(COMMAND_IDS)?;
-    let mut next = log.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-    for (id, at_ms, answer) in commands {
-        log.insert(next, (id.as_str(), *at_ms, answer.as_slice()))?;
-        ids.insert(id.as_str(), next)?;
-        next += 1;
+    let first = log.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
+    for (n, (id, at_ms, answer)) in (first..).zip(commands) {
+        log.insert(n, (id.as_str(), *at_ms, answer.as_slice()))?;
+        ids.insert(id.as_str(), n)?;
     }
     while log.len()? > COMMANDS_KEPT {
         let Some((n, row)) = log.pop_first()? else {

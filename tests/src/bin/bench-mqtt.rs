@@ -103,8 +103,7 @@ impl Source for Toggler {
         self: Box<Self>,
         readings: ReadingSender,
         mut shutdown: watch::Receiver<bool>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send>>
-    {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SourceError>> + Send>> {
         Box::pin(async move {
             let sensor: Arc<str> = Arc::from("bench-0");
             let mut tick = tokio::time::interval(self.period);
@@ -139,7 +138,10 @@ async fn main() -> anyhow::Result<()> {
     let config = coldgate::config::load(&a.config)
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
     if config.storage.path.exists() {
-        bail!("{} exists; give a fresh storage.path", config.storage.path.display());
+        bail!(
+            "{} exists; give a fresh storage.path",
+            config.storage.path.display()
+        );
     }
 
     // 1. Drain rate.
@@ -162,14 +164,25 @@ async fn main() -> anyhow::Result<()> {
     let link = gw.link.borrow().clone();
     gw.stop().await?;
     if acked < a.events {
-        bail!("only {acked} of {} events were acknowledged; link: {link:?}", a.events);
+        bail!(
+            "only {acked} of {} events were acknowledged; link: {link:?}",
+            a.events
+        );
     }
-    let outbox = Store::open_existing(&config.storage.path)?.outbox_depth()?.0;
+    let outbox = Store::open_existing(&config.storage.path)?
+        .outbox_depth()?
+        .0;
     if outbox != 0 {
         bail!("{outbox} events are still in the outbox after the drain");
     }
     let rate = a.events as f64 / drained.as_secs_f64();
-    line("mqtt_drain_rate", rate, "events/s", ">=5000", rate >= 5000.0);
+    line(
+        "mqtt_drain_rate",
+        rate,
+        "events/s",
+        ">=5000",
+        rate >= 5000.0,
+    );
 
     // 2. Reading-to-PUBACK latency, online.
     let toggler = Toggler {
