@@ -214,7 +214,13 @@ mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/reader
     --key "$PKI/reader.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
     -m '{"action":"load","command_id":"interop-1","sscc":"106141412345678908","zone":"rear","items":[{"gtin":"09520123456788","lot":"ABC123"}]}' \
     || fail "mosquitto_pub of a manifest command"
-sleep 4
+sleep 2
+# The same request again (by its current name): answered, not applied twice.
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/reader.pem" \
+    --key "$PKI/reader.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
+    -m '{"action":"load","request_id":"interop-1","sscc":"106141412345678908","zone":"rear","items":[{"gtin":"09520123456788","lot":"ABC123"}]}' \
+    || fail "mosquitto_pub of a repeated manifest command"
+sleep 3
 kill -TERM "$GW"
 wait "$GW" && pass "the gateway stops cleanly" || fail "the gateway exited with $?"
 sleep 1
@@ -252,6 +258,22 @@ if grep -q '^coldgate/v1/interop-gw/cmd/manifest/result .*"command_id":"interop-
     pass "a load command over mosquitto is applied and answered ok"
 else
     fail "no ok answer to the manifest command: $(grep 'cmd/manifest/result' "$WORK/sub.txt" || echo none)"
+fi
+
+if grep -q '^coldgate/v1/interop-gw/cmd/manifest/result .*"duplicate":true.*"request_id":"interop-1"' "$WORK/sub.txt"; then
+    pass "the repeated request_id is answered as a duplicate"
+else
+    fail "no duplicate answer to the repeated command: $(grep 'cmd/manifest/result' "$WORK/sub.txt" || echo none)"
+fi
+if grep -q '^coldgate/v1/interop-gw/manifest .*"sscc":"106141412345678908"' "$WORK/sub.txt"; then
+    pass "the manifest with the loaded pallet is published"
+else
+    fail "no manifest with the loaded pallet: $(grep -c '/manifest ' "$WORK/sub.txt" || true) manifest messages"
+fi
+if grep -q '^coldgate/v1/interop-gw/telemetry/rear-0 .*"coldgate.telemetry/1"' "$WORK/sub.txt"; then
+    pass "telemetry arrives on telemetry/{sensor_id}"
+else
+    fail "no telemetry for rear-0"
 fi
 
 # 3. The ACL: the gateway's certificate cannot write under another prefix.
