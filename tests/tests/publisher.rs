@@ -234,8 +234,13 @@ async fn events_raised_while_the_broker_process_is_dead_arrive_in_order_after_ea
         (1..=k).collect::<Vec<u64>>(),
         "first arrivals in seq order, without gaps"
     );
+    // An event may still wait although it arrived: its PUBACK came after
+    // ingest's last commit at stop (the stop's own audit event, typically),
+    // so it is sent again after a restart, a duplicate subscribers drop.
+    // One that never arrived must be among the last raised.
+    let received: std::collections::BTreeSet<u64> = got.first.iter().copied().collect();
     assert!(
-        left.iter().all(|&s| s > k),
+        left.iter().all(|&s| s > k || received.contains(&s)),
         "only events raised in the last moments may wait: {left:?} (received 1..={k})"
     );
     assert!(

@@ -91,6 +91,8 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
         "now": rfc3339(now),
         "uptime_s": ctx.live.uptime().as_secs(),
         "clock_synchronised": crate::clock::is_synchronised(),
+        "clock_state": crate::clock::sync_state().as_str(),
+        "clock_last_jump": ctx.store.last_clock_jump().ok().flatten(),
         "uplink": {
             "enabled": c.mqtt.enabled,
             "broker": format!("{}:{}", c.mqtt.host, c.mqtt.port),
