@@ -63,6 +63,26 @@ fn headless(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> String
     std::fs::read_to_string(&dump).expect("dumped DOM")
 }
 
+/// Serves `html` to every request on a port of its own (a wrapper page that
+/// frames the dashboard: chromium ignores messages to a `data:` page).
+fn serve_once_per_request(html: String) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("wrapper port");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{html}",
+                html.len()
+            );
+        }
+    });
+    format!("http://127.0.0.1:{port}/")
+}
+
 /// The rows of the sensor table in the dumped DOM: (sensor, state, temperature cell).
 fn sensor_rows(dom: &str) -> Vec<(String, String, String)> {
     let attr = |s: &str, name: &str| {
@@ -199,10 +219,51 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
     assert!(report.contains("class=\"verdict"), "{report}");
     assert!(report.contains("106141412345678908"), "{report}");
 
+    // Usable on a laptop and on a phone: with data and charts loaded, the
+    // page is never wider than its window (tables scroll inside
+    // themselves). Headless chromium's window is at least 500 px wide, so
+    // the phone is a 375 px frame; the dashboard reports its layout to the
+    // frame's parent, which writes it where --dump-dom sees it.
+    let frame = serve_once_per_request(format!(
+        "<body style=\"margin:0\"><iframe src=\"{url}\" width=\"375\" height=\"812\" \
+         style=\"border:0\"></iframe><script>addEventListener('message',e=>{{\
+         document.body.dataset.viewportWidth=e.data.viewport;\
+         document.body.dataset.pageWidth=e.data.page;}})</script></body>"
+    ));
+    let layouts = [(1366, url.clone()), (375, frame.clone())];
+    for (width, page_url) in layouts {
+        let dom = headless(
+            &chromium,
+            &profile,
+            &[
+                "--virtual-time-budget=15000",
+                "--window-size=1366,768",
+                "--dump-dom",
+            ],
+            &page_url,
+        );
+        let attr = |name: &str| -> u32 {
+            let key = format!("{name}=\"");
+            let at = dom
+                .find(&key)
+                .unwrap_or_else(|| panic!("{width} px: no {name} on the page\n{dom}"));
+            dom[at + key.len()..]
+                .split('"')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{width} px: {name} is not a number"))
+        };
+        let (viewport, page) = (attr("data-viewport-width"), attr("data-page-width"));
+        assert_eq!(viewport, width, "the dashboard laid out at {width} px");
+        assert!(page <= viewport, "at {width} px the page is {page} px wide");
+        println!("layout at {width} px: page {page} px");
+    }
+
     let out = out_dir();
-    for (name, size) in [
-        ("dashboard-1366x768.png", "1366,768"),
-        ("dashboard-375x812.png", "375,812"),
+    // The phone shot is the 375 px frame in chromium's narrowest window.
+    for (name, size, page_url) in [
+        ("dashboard-1366x768.png", "1366,768", &url),
+        ("dashboard-375x812.png", "500,812", &frame),
     ] {
         let file = out.join(name);
         let _ = std::fs::remove_file(&file);
@@ -214,7 +275,7 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
                 &format!("--window-size={size}"),
                 &format!("--screenshot={}", file.display()),
             ],
-            &url,
+            page_url,
         );
         let png = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         assert!(
