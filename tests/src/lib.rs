@@ -412,6 +412,13 @@ pub struct LinkCutter {
 
 impl LinkCutter {
     pub async fn start(upstream: u16) -> LinkCutter {
+        LinkCutter::with_latency(upstream, Duration::ZERO).await
+    }
+
+    /// A relay that also holds everything the broker sends for `latency`
+    /// before passing it on: a slow uplink (cellular, satellite), where a
+    /// connection takes several such delays to be made.
+    pub async fn with_latency(upstream: u16, latency: Duration) -> LinkCutter {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("relay port");
@@ -433,7 +440,7 @@ impl LinkCutter {
                         return;
                     };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = relay(&mut client, &mut server, latency) => {}
                         _ = cut.wait_for(|up| !*up) => {}
                     }
                 });
@@ -449,6 +456,39 @@ impl LinkCutter {
     /// Cuts (`false`) or restores (`true`) the link.
     pub fn set_up(&self, up: bool) {
         self.up.send_replace(up);
+    }
+}
+
+/// Copies both ways; what comes from `server` is delayed by `latency`.
+async fn relay(
+    client: &mut tokio::net::TcpStream,
+    server: &mut tokio::net::TcpStream,
+    latency: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if latency.is_zero() {
+        let _ = tokio::io::copy_bidirectional(client, server).await;
+        return;
+    }
+    let (mut client_rx, mut client_tx) = client.split();
+    let (mut server_rx, mut server_tx) = server.split();
+    let up = tokio::io::copy(&mut client_rx, &mut server_tx);
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            tokio::time::sleep(latency).await;
+            if client_tx.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use coldgate::store::Store;
 use coldgate_tests::{
-    free_port, read_mqtt_packet, start_broker, start_gateway, Subscriber, TestConfig,
+    free_port, read_mqtt_packet, start_broker, start_gateway, LinkCutter, Subscriber, TestConfig,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
@@ -253,4 +253,36 @@ async fn events_raised_while_the_broker_process_is_dead_arrive_in_order_after_ea
         got.copies,
         left.len()
     );
+}
+
+/// Over a slow uplink the handshake takes longer than the gap between two
+/// commits. Commits must not interrupt a connection being made: before this
+/// was fixed every commit dropped the half-made connection and started a new
+/// one, so the gateway never connected at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_slower_than_the_commit_interval_still_connects_and_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = start_broker(BIN, port);
+    // CONNACK arrives 700 ms after CONNECT; ingest commits every 200 ms.
+    let link = LinkCutter::with_latency(port, Duration::from_millis(700)).await;
+    let mut sub = Subscriber::connect(port, "coldgate/v1/test-gw/events/#").await;
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.mqtt_port = Some(link.port);
+    cfg.batch_interval = "200ms";
+    let config = cfg.write();
+    let log = dir.path().join("gw.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+
+    let first = sub.next(Duration::from_secs(20)).await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    let (_, event) = first.unwrap_or_else(|| panic!("no event within 20 s; gateway log:\n{text}"));
+    assert_eq!(event["seq"], 1, "{event}");
+    assert_eq!(
+        text.matches("Connected to the MQTT broker.").count(),
+        1,
+        "one connection, made once:\n{text}"
+    );
+    assert!(!text.contains("MQTT connection failed or lost"), "{text}");
 }

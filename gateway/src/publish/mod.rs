@@ -454,10 +454,16 @@ impl Publisher {
                 Some(answer) = answers.next(), if !answers.is_empty() => {
                     self.answer(&client, &mut flight, &result_topic, &answer);
                 }
-                res = self.committed.changed(), if committed_open => {
+                // Until the CONNACK, only the broker and shutdown may wake
+                // this loop: rumqttc's poll() is not cancel-safe while it
+                // connects, and a commit (several a second) would drop the
+                // half-made connection and start another, so a link whose
+                // handshake takes longer than a batch interval (TLS over a
+                // slow cellular uplink) would never connect.
+                res = self.committed.changed(), if committed_open && connected => {
                     committed_open = res.is_ok();
                 }
-                res = changed(&mut manifest_rx), if manifest_rx.is_some() => {
+                res = changed(&mut manifest_rx), if manifest_rx.is_some() && connected => {
                     if res.is_err() {
                         manifest_rx = None;
                     } else if connected {
