@@ -354,12 +354,14 @@ impl Ingest {
                 .unload_pallet(&sscc, at_ms)
                 .map_err(|e| vec![e.to_string()]),
         };
-        // Every command received is in the audit trail, refused ones too.
+        // Every command received is in the audit trail, refused ones too,
+        // once, in the commit that applies it, whichever way it came.
         self.push_audit(AuditRecord {
             at_ms: self.clock.wall_ms(),
             kind: AuditKind::ManifestCommand,
-            actor: "mqtt:cmd/manifest".into(),
+            actor: req.actor,
             details: json!({
+                "request_id": id,
                 "action": action,
                 "sscc": sscc,
                 "accepted": outcome.is_ok(),
@@ -1003,6 +1005,7 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
                 cmd_tx
                     .send(ManifestRequest {
                         request_id,
+                        actor: "mqtt:cmd/manifest".into(),
                         command,
                         reply,
                     })

@@ -297,12 +297,34 @@ fn every_endpoint_answers_from_a_running_gateway() {
         .output()
         .unwrap();
     let trail = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        trail.contains("manifest_loaded") && trail.contains(SSCC),
-        "{trail}"
-    );
-    assert!(trail.contains("manifest_unloaded"), "{trail}");
-    assert!(trail.contains("http:127.0.0.1"), "{trail}");
+    // Each command exactly once (ingest records it in the commit that
+    // applies it), with who sent it: the load, the unload and the refused
+    // second unload.
+    let commands: Vec<(String, String, bool)> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| {
+            e["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("manifest"))
+        })
+        .map(|e| {
+            assert_eq!(e["actor"], "http:127.0.0.1", "{e}");
+            assert_eq!(e["details"]["sscc"], SSCC, "{e}");
+            assert!(e["details"]["request_id"].is_string(), "{e}");
+            (
+                e["kind"].as_str().unwrap_or_default().to_string(),
+                e["details"]["action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["details"]["accepted"].as_bool().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let expected = [("load", true), ("unload", true), ("unload", false)]
+        .map(|(a, ok)| ("manifest_command".to_string(), a.to_string(), ok));
+    assert_eq!(commands, expected, "{trail}");
     let _ = &gw.log;
 }
 

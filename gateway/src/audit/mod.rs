@@ -34,11 +34,9 @@ pub enum AuditKind {
     ConfigLoaded,
     ConfigReloaded,
     ConfigRejected,
-    /// A technician loaded a pallet through the HTTP API.
-    ManifestLoaded,
-    /// A technician unloaded a pallet through the HTTP API.
-    ManifestUnloaded,
-    /// An operator's manifest command (load or unload a pallet), accepted or not.
+    /// A manifest command (load or unload a pallet) from an operator over
+    /// MQTT or a technician over HTTP, accepted or not. Trails written
+    /// by earlier builds may also hold `manifest_loaded` / `manifest_unloaded`.
     ManifestCommand,
 }
 
@@ -50,8 +48,6 @@ impl AuditKind {
             AuditKind::ConfigLoaded => "config_loaded",
             AuditKind::ConfigReloaded => "config_reloaded",
             AuditKind::ConfigRejected => "config_rejected",
-            AuditKind::ManifestLoaded => "manifest_loaded",
-            AuditKind::ManifestUnloaded => "manifest_unloaded",
             AuditKind::ManifestCommand => "manifest_command",
         }
     }

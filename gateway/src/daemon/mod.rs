@@ -249,7 +249,6 @@ impl Gateway {
                     modbus: modbus_health.clone(),
                     ble: ble_diagnostics.clone(),
                     commands: http_commands,
-                    audit: audit.clone(),
                 })
             })
             .transpose()?;

@@ -18,11 +18,10 @@ use tokio::sync::oneshot;
 
 use super::query::{self, EventFilter};
 use super::server::{error, Ctx};
-use crate::audit::{AuditKind, AuditRecord};
 use crate::event::{now_ms, rfc3339};
 use crate::excursion::EngineState;
 use crate::ingest::ENGINE_STATE;
-use crate::publish::commands::{self, ManifestCommand, ManifestRequest};
+use crate::publish::commands::{self, ManifestRequest};
 
 /// Default and largest number of points per series in `readings`.
 const DEFAULT_POINTS: usize = 1000;
@@ -445,11 +444,12 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
         Err((_, why)) => return refused(StatusCode::BAD_REQUEST, vec![why]),
     };
     let (reply, answer) = oneshot::channel();
-    let command = parsed.command.clone();
+    // Ingest records it in the audit trail, in the commit that applies it.
     let sent = ctx
         .commands
         .send(ManifestRequest {
             request_id: parsed.request_id.clone(),
+            actor: format!("http:{}", peer.ip()),
             command: parsed.command,
             reply,
         })
@@ -486,32 +486,6 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
             })
             .unwrap_or_default();
         return refused(StatusCode::UNPROCESSABLE_ENTITY, errors);
-    }
-    // A repeated request id was not applied again: nothing new to audit.
-    if !outcome.duplicate {
-        let (kind, details) = match &command {
-            ManifestCommand::Load(c) => (
-                AuditKind::ManifestLoaded,
-                json!({
-                    "request_id": parsed.request_id,
-                    "sscc": c.sscc,
-                    "zone": c.zone,
-                    "profile": c.profile,
-                    "loaded_at": rfc3339(c.loaded_at_ms),
-                    "items": c.items,
-                }),
-            ),
-            ManifestCommand::Unload { sscc, at_ms } => (
-                AuditKind::ManifestUnloaded,
-                json!({ "request_id": parsed.request_id, "sscc": sscc, "at": rfc3339(*at_ms) }),
-            ),
-        };
-        let _ = ctx.audit.send(AuditRecord {
-            at_ms: now_ms(),
-            kind,
-            actor: format!("http:{}", peer.ip()),
-            details,
-        });
     }
     Json(json!({
         "ok": true,

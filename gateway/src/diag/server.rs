@@ -18,7 +18,6 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::{api, metrics, read_token, zone_chart, DiagError, Live};
-use crate::audit::AuditRecord;
 use crate::config::{Config, HttpConfig};
 use crate::publish::{LinkState, ManifestRequest};
 use crate::store::Store;
@@ -41,8 +40,6 @@ pub struct Ctx {
     pub ble: BleDiagnostics,
     /// Manifest commands to ingest, as the MQTT commands travel.
     pub commands: mpsc::Sender<ManifestRequest>,
-    /// The audit trail, through ingest.
-    pub audit: mpsc::UnboundedSender<AuditRecord>,
 }
 
 #[derive(Clone)]

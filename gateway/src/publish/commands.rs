@@ -34,6 +34,8 @@ pub type Outcome = Result<(), Vec<String>>;
 #[derive(Debug)]
 pub struct ManifestRequest {
     pub request_id: String,
+    /// Who sent it, for the audit trail: `mqtt:cmd/manifest`, `http:<address>`.
+    pub actor: String,
     pub command: ManifestCommand,
     pub reply: oneshot::Sender<Answer>,
 }

@@ -522,6 +522,7 @@ impl Publisher {
         if tx
             .try_send(ManifestRequest {
                 request_id: id.clone(),
+                actor: "mqtt:cmd/manifest".into(),
                 command: parsed.command,
                 reply,
             })
