@@ -3,7 +3,7 @@
 # mosquitto over mutual TLS on this machine (the interop suite's setup:
 # TLS 1.2+, require_certificate, use_identity_as_username, prefix ACL).
 #
-#   scripts/bench-mqtt.sh [--events 100000] [--samples 400] [--debug]
+#   scripts/bench-mqtt.sh [--events 100000] [--samples 1000] [--debug]
 #
 # Builds the `bench-mqtt` tool (release profile unless --debug) and prints
 # one line per figure, `name value unit target met|MISSED`:
@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 EVENTS=100000
-SAMPLES=400
+SAMPLES=1000
 PROFILE=release
 while [ $# -gt 0 ]; do
     case "$1" in

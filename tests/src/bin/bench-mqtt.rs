@@ -14,7 +14,7 @@
 //!
 //! Prints one line per figure: `name value unit target met|MISSED`.
 //!
-//!   bench-mqtt --config FILE [--events 100000] [--samples 400]
+//!   bench-mqtt --config FILE [--events 100000] [--samples 1000]
 //!
 //! The configuration must have `gateway_id`, `[storage] path` (a fresh
 //! file), `[mqtt]` with its TLS, a zone `bench` with a profile limiting
@@ -41,7 +41,7 @@ fn args() -> anyhow::Result<Args> {
     let mut a = Args {
         config: Default::default(),
         events: 100_000,
-        samples: 400,
+        samples: 1000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -125,6 +125,29 @@ impl Source for Toggler {
     }
 }
 
+/// The disk's own durable-write latency next to the database: `n` times a
+/// 32 KiB write (what one small redb commit writes) and an fdatasync. The
+/// reading-to-PUBACK path waits for one such sync, so this is its floor.
+fn fsync_ms(dir: &std::path::Path, n: usize) -> anyhow::Result<Vec<i64>> {
+    use std::io::{Seek, Write};
+    let path = dir.join("bench-fsync.tmp");
+    let mut f = std::fs::File::create(&path).context("fsync probe file")?;
+    let block = vec![0x5a_u8; 32 * 1024];
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        f.rewind()?;
+        let t = Instant::now();
+        f.write_all(&block)?;
+        f.sync_data()?;
+        out.push(t.elapsed().as_micros() as i64);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(f);
+    std::fs::remove_file(&path)?;
+    out.sort_unstable();
+    Ok(out)
+}
+
 fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -185,7 +208,29 @@ async fn main() -> anyhow::Result<()> {
         rate >= 5000.0,
     );
 
-    // 2. Reading-to-PUBACK latency, online.
+    // 2. The disk's floor under the latency, then the latency itself.
+    let dir = config
+        .storage
+        .path
+        .parent()
+        .context("storage.path has no directory")?;
+    let syncs = fsync_ms(dir, a.samples)?;
+    line(
+        "disk_fsync_32k_p50",
+        percentile(&syncs, 0.50) / 1000.0,
+        "ms",
+        "-",
+        true,
+    );
+    line(
+        "disk_fsync_32k_p99",
+        percentile(&syncs, 0.99) / 1000.0,
+        "ms",
+        "-",
+        true,
+    );
+
+    // Reading-to-PUBACK latency, online.
     let toggler = Toggler {
         period: Duration::from_millis(50),
     };
