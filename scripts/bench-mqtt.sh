@@ -52,39 +52,12 @@ for tool in mosquitto openssl python3; do
 done
 
 # ---- certificates: ECDSA CA and broker, RSA gateway (as in interop-mqtt.sh)
-chmod 755 "$WORK"
-PKI="$WORK/pki"
-mkdir -p "$PKI"
-cat >"$PKI/ca.cnf" <<'EOF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = coldgate bench CA
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-EOF
-openssl req -x509 -config "$PKI/ca.cnf" -extensions v3_ca -newkey ec \
-    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-    -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null || die "openssl: CA"
-issue() {
-    local name="$1" cn="$2" keyspec="$3" ext="$4"
-    # shellcheck disable=SC2086
-    openssl req -newkey $keyspec -nodes -subj "/CN=$cn" \
-        -keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null || die "openssl: $name key"
-    printf '%b' "$ext" >"$PKI/$name.ext"
-    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
-        -CAcreateserial -days 30 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem" 2>/dev/null \
-        || die "openssl: $name certificate"
-}
-issue server localhost "ec -pkeyopt ec_paramgen_curve:prime256v1" \
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
-issue gw bench-gw "rsa:2048" \
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
-chmod 755 "$PKI"
-chmod 644 "$PKI"/*
+# shellcheck source=lib/pki.sh
+. "$ROOT/scripts/lib/pki.sh"
+pki_init "$WORK/pki" "coldgate bench CA"
+pki_issue server localhost "$PKI_EC" "$PKI_SERVER_EXT"
+pki_issue gw bench-gw "rsa:2048" "$PKI_CLIENT_EXT"
+pki_publish
 
 # ---- the broker
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

@@ -56,52 +56,16 @@ MOSQUITTO="$(command -v mosquitto)"
 echo "interop-mqtt: $("$MOSQUITTO" -h 2>/dev/null | head -1)"
 
 # ---- certificates
-chmod 755 "$WORK"
-PKI="$WORK/pki"
-mkdir -p "$PKI"
-cat >"$PKI/ca.cnf" <<'EOF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = coldgate interop CA
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-EOF
-openssl req -x509 -config "$PKI/ca.cnf" -extensions v3_ca -newkey ec \
-    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
-    -keyout "$PKI/ca.key" -out "$PKI/ca.pem" 2>/dev/null || die "openssl: CA"
-# issue NAME CN KEYSPEC EXTENSIONS
-issue() {
-    local name="$1" cn="$2" keyspec="$3" ext="$4"
-    # shellcheck disable=SC2086
-    openssl req -newkey $keyspec -nodes -subj "/CN=$cn" \
-        -keyout "$PKI/$name.key" -out "$PKI/$name.csr" 2>/dev/null || die "openssl: $name key"
-    printf '%b' "$ext" >"$PKI/$name.ext"
-    openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
-        -CAcreateserial -days 30 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem" 2>/dev/null \
-        || die "openssl: $name certificate"
-}
-EC="ec -pkeyopt ec_paramgen_curve:prime256v1"
-issue server localhost "$EC" \
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n"
-CLIENT_EXT="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
-issue gw interop-gw "rsa:2048" "$CLIENT_EXT"
-issue reader reader "$EC" "$CLIENT_EXT"
+# shellcheck source=lib/pki.sh
+. "$ROOT/scripts/lib/pki.sh"
+pki_init "$WORK/pki" "coldgate interop CA"
+pki_issue server localhost "$PKI_EC" "$PKI_SERVER_EXT"
+pki_issue gw interop-gw "rsa:2048" "$PKI_CLIENT_EXT"
+pki_issue reader reader "$PKI_EC" "$PKI_CLIENT_EXT"
 # A gateway certificate from a CA the broker does not know.
-openssl req -x509 -config "$PKI/ca.cnf" -extensions v3_ca -newkey ec \
-    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=rogue CA" \
-    -keyout "$PKI/rogue-ca.key" -out "$PKI/rogue-ca.pem" 2>/dev/null || die "openssl: rogue CA"
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=interop-gw" \
-    -keyout "$PKI/rogue.key" -out "$PKI/rogue.csr" 2>/dev/null || die "openssl: rogue key"
-printf '%b' "$CLIENT_EXT" >"$PKI/rogue.ext"
-openssl x509 -req -in "$PKI/rogue.csr" -CA "$PKI/rogue-ca.pem" -CAkey "$PKI/rogue-ca.key" \
-    -CAcreateserial -days 30 -extfile "$PKI/rogue.ext" -out "$PKI/rogue.pem" 2>/dev/null \
-    || die "openssl: rogue certificate"
-chmod 755 "$PKI"
-chmod 644 "$PKI"/*
+pki_ca rogue-ca "rogue CA"
+pki_issue rogue interop-gw "$PKI_EC" "$PKI_CLIENT_EXT" rogue-ca
+pki_publish
 
 # ---- the broker
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
