@@ -270,7 +270,9 @@ fn from_config(
     named: bool,
 ) -> anyhow::Result<(std::net::SocketAddr, Option<PathBuf>)> {
     let defaults = crate::config::HttpConfig::default();
-    let text = match std::fs::read_to_string(path) {
+    let read = crate::config::read_bounded(path, crate::config::MAX_FILE_SIZE)
+        .and_then(|b| String::from_utf8(b).map_err(std::io::Error::other));
+    let text = match read {
         Ok(t) => t,
         Err(_) if !named => return Ok((defaults.listen, None)),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -15,10 +15,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// Both parts are bounded, so a problem echoing a huge value (a 10 MB
+    /// string in the file) stays a short message.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
         Problem {
-            path: path.into(),
-            message: message.into(),
+            path: truncate_to(&path.into(), 2 * MAX_ECHO),
+            message: truncate_to(&message.into(), 8 * MAX_ECHO),
         }
     }
 }
@@ -70,11 +72,87 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+/// The largest configuration (or token, password, certificate) file read:
+/// far beyond any real one, small enough that a file pointing at
+/// `/dev/zero` cannot grow the process.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// Longest value echoed back in a message; the rest is cut and counted.
+pub const MAX_ECHO: usize = 120;
+
+/// Reads a file of at most `limit` bytes that must be a regular file.
+/// FIFOs, devices, sockets and directories are refused before any byte is
+/// read (opened non-blocking, so a FIFO without a writer cannot hang us),
+/// and a file that grows past `limit` while read is refused too.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is {what}, not a regular file"),
+        ));
+    }
+    let too_big = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("it is larger than the limit of {limit} bytes"),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// `value` as echoed in a message: at most [`MAX_ECHO`] characters, the
+/// rest replaced by a count.
+pub fn truncate_echo(value: &str) -> String {
+    truncate_to(value, MAX_ECHO)
+}
+
+fn truncate_to(value: &str, max: usize) -> String {
+    match value.char_indices().nth(max) {
+        None => value.to_string(),
+        Some((cut, _)) => format!(
+            "{}… ({} more bytes)",
+            &value[..cut],
+            value.len() - cut
+        ),
+    }
+}
+
 /// Reads, parses and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = read_bounded(path, MAX_FILE_SIZE).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
     })?;
     parse(&text, &path.display().to_string())
 }
@@ -95,9 +173,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             .map(|(l, c)| format!(" (line {l}, column {c})"))
             .unwrap_or_default();
         let path = if path == "." { String::new() } else { path };
+        // A message may quote the offending value: bounded, whatever its size.
         invalid(vec![Problem::new(
             path,
-            format!("{}{at}", inner.message().trim_end()),
+            format!("{}{at}", truncate_to(inner.message().trim_end(), 4 * MAX_ECHO)),
         )])
     })?;
     let problems = config.validate();

@@ -19,7 +19,27 @@ use coldgate_sensor_drivers::Quantity;
 use serde::Deserialize;
 
 pub use bytes::ByteSize;
-pub use load::{load, parse, ConfigError, Problem};
+pub use load::{load, parse, read_bounded, truncate_echo, ConfigError, Problem, MAX_FILE_SIZE};
+
+/// Whether `ip` is this machine: `127.0.0.0/8`, `::1`, and their
+/// IPv4-mapped forms (`::ffff:127.0.0.1`).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// Whether an MQTT `host` names this machine: `localhost` or a loopback
+/// address literal.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(is_loopback)
+}
 #[cfg(test)]
 pub(crate) use validate::validate_profile;
 
@@ -114,6 +134,19 @@ pub struct HttpConfig {
     /// trailing newline ignored). When set, every request but `GET /` and
     /// `/healthz` must carry `Authorization: Bearer <token>`. None if absent.
     pub token_file: Option<PathBuf>,
+    /// Host names (without port) the API answers to besides IP literals and
+    /// `localhost`: any other `Host` header is refused, so a web page whose
+    /// name is re-pointed at this machine (DNS rebinding) cannot read it.
+    /// Default none.
+    pub allowed_hosts: Vec<String>,
+    /// Connections held open at once; past it the oldest idle one is closed
+    /// (or, when none is idle, the new one). Sized with the unit's
+    /// `LimitNOFILE` (docs/http.md). Default `256`.
+    pub max_connections: usize,
+    /// A connection must send a request's whole header within this time,
+    /// and an idle keep-alive connection is closed after it. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -122,6 +155,9 @@ impl Default for HttpConfig {
             enabled: true,
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8080)),
             token_file: None,
+            allowed_hosts: Vec::new(),
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -190,6 +226,10 @@ pub struct MqttConfig {
     pub password_file: Option<PathBuf>,
     /// TLS to the broker; plain TCP if absent. See docs/mqtt.md.
     pub tls: Option<MqttTlsConfig>,
+    /// Plain MQTT (no `[mqtt.tls]`) to a broker that is not on this machine:
+    /// refused unless this is `true`, since events and commands would cross
+    /// the network in clear and unauthenticated. Default `false`.
+    pub allow_plaintext: bool,
     /// After connecting, subscribe to this gateway's own `status` topic and
     /// publish events only once the broker has delivered our status back.
     /// mosquitto PUBACKs (and drops) a publish its ACL denies, so a PUBACK
@@ -282,6 +322,7 @@ impl Default for MqttConfig {
             username: None,
             password_file: None,
             tls: None,
+            allow_plaintext: false,
             verify_own_status: false,
             outbox_cap: 100_000,
             telemetry: TelemetryConfig::default(),

@@ -292,3 +292,95 @@ fn tls_files_are_checked_with_their_key_paths() {
     assert!(has(&p, "mqtt.tls.cert_file", "go together"), "{p:?}");
     assert_eq!(p.len(), 2, "{p:?}");
 }
+
+#[test]
+fn a_fifo_a_device_and_a_directory_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+    // No writer: a blocking open would hang here.
+    let e = read_bounded(&fifo, MAX_FILE_SIZE).unwrap_err().to_string();
+    assert!(e.contains("a FIFO"), "{e}");
+    let zero = dir.path().join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let e = load(&zero).unwrap_err().to_string();
+    assert!(e.contains("a device") && e.contains("zero.toml"), "{e}");
+    let e = read_bounded(dir.path(), MAX_FILE_SIZE)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a directory"), "{e}");
+}
+
+#[test]
+fn a_file_over_the_size_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; (MAX_FILE_SIZE + 1) as usize]).unwrap();
+    let e = load(&big).unwrap_err().to_string();
+    assert!(e.contains("larger than the limit"), "{e}");
+    std::fs::write(&big, b"abc").unwrap();
+    assert_eq!(read_bounded(&big, 3).unwrap(), b"abc");
+    assert!(read_bounded(&big, 2).is_err());
+}
+
+#[test]
+fn a_huge_bad_value_is_echoed_truncated() {
+    let huge = "x".repeat(100_000);
+    let text = MINIMAL.replace("gateway_id = \"g1\"", &format!("gateway_id = \"{huge}\""));
+    let e = parse(&text, "t").unwrap_err().to_string();
+    assert!(e.len() < 1_000, "{} bytes", e.len());
+    assert!(e.contains("more bytes"), "{e}");
+    let text = MINIMAL.replace("[sim]", &format!("[sim]\nspeed = \"{huge}\""));
+    let e = parse(&text, "t").unwrap_err().to_string();
+    assert!(e.len() < 1_000, "{} bytes: {}", e.len(), &e[..200]);
+}
+
+#[test]
+fn a_directory_as_storage_path_is_a_config_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{MINIMAL}\n[storage]\npath = \"{}\"\n",
+        dir.path().display()
+    );
+    let p = problems(&text);
+    assert!(has(&p, "storage.path", "is a directory"), "{p:?}");
+}
+
+#[test]
+fn plain_mqtt_is_refused_to_a_remote_broker_unless_allowed() {
+    let remote = format!("{MINIMAL}\n[mqtt]\nhost = \"broker.example.com\"\n");
+    let p = problems(&remote);
+    assert!(has(&p, "mqtt.tls", "allow_plaintext"), "{p:?}");
+    let allowed = format!("{remote}allow_plaintext = true\n");
+    assert!(problems(&allowed).is_empty(), "{:?}", problems(&allowed));
+    for host in ["127.0.0.1", "localhost", "::1", "[::1]", "::ffff:127.0.0.1", "127.3.4.5"] {
+        let local = format!("{MINIMAL}\n[mqtt]\nhost = \"{host}\"\n");
+        assert!(problems(&local).is_empty(), "{host}: {:?}", problems(&local));
+    }
+    let off = format!("{remote}enabled = false\n");
+    assert!(problems(&off).is_empty());
+}
+
+#[test]
+fn an_ipv4_mapped_loopback_counts_as_loopback() {
+    assert!(is_loopback("::ffff:127.0.0.1".parse().unwrap()));
+    assert!(is_loopback("127.0.0.1".parse().unwrap()));
+    assert!(is_loopback("::1".parse().unwrap()));
+    assert!(!is_loopback("::ffff:10.0.0.1".parse().unwrap()));
+    assert!(!is_loopback("0.0.0.0".parse().unwrap()));
+    let text = format!("{MINIMAL}\n[http]\nlisten = \"[::ffff:127.0.0.1]:8080\"\n");
+    assert!(problems(&text).is_empty(), "{:?}", problems(&text));
+}
+
+#[test]
+fn http_limits_and_host_names_are_checked() {
+    let text = format!(
+        "{MINIMAL}\n[http]\nmax_connections = 1\nheader_timeout = \"1ms\"\nallowed_hosts = [\"ok.local\", \"bad host:80\"]\n"
+    );
+    let p = problems(&text);
+    assert!(has(&p, "http.max_connections", "between"), "{p:?}");
+    assert!(has(&p, "http.header_timeout", "at least"), "{p:?}");
+    assert!(has(&p, "http.allowed_hosts[1]", "not a host name"), "{p:?}");
+    assert!(!p.iter().any(|x| x.path == "http.allowed_hosts[0]"));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use coldgate_sensor_drivers::Quantity;
 
-use super::{Config, Problem, ProfileConfig, SensorKind};
+use super::{truncate_echo, Config, Problem, ProfileConfig, SensorKind};
 
 impl Config {
     pub fn validate(&self) -> Vec<Problem> {
@@ -16,7 +16,7 @@ impl Config {
                 "gateway_id",
                 format!(
                     "`{}` must be 1 to 64 letters, digits, `-` or `_` (it is an MQTT topic segment)",
-                    self.gateway_id
+                    truncate_echo(&self.gateway_id)
                 ),
             ));
         }
@@ -210,6 +210,15 @@ impl Config {
     fn validate_storage(&self, p: &mut Vec<Problem>) {
         if self.storage.path.as_os_str().is_empty() {
             p.push(Problem::new("storage.path", "must not be empty"));
+        } else if self.storage.path.is_dir() {
+            p.push(Problem::new(
+                "storage.path",
+                format!(
+                    "{} is a directory: name the database file inside it (e.g. {}/coldgate.redb)",
+                    self.storage.path.display(),
+                    self.storage.path.display()
+                ),
+            ));
         }
         nonzero(self.storage.retention, "storage.retention", p);
         if self.storage.max_size.0 < 1 << 20 {
@@ -270,6 +279,16 @@ impl Config {
                 p.push(Problem::new("mqtt.password_file", e.to_string()));
             }
         }
+        if m.enabled && m.tls.is_none() && !m.allow_plaintext && !super::is_loopback_host(&m.host)
+        {
+            p.push(Problem::new(
+                "mqtt.tls",
+                format!(
+                    "mqtt.host = \"{}\" is not this machine and [mqtt.tls] is not set: events would travel in clear; add [mqtt.tls], or set mqtt.allow_plaintext = true to accept that",
+                    truncate_echo(&m.host)
+                ),
+            ));
+        }
         if let Some(tls) = &m.tls {
             for e in crate::publish::tls::check(tls, &m.host, crate::event::now_ms()) {
                 p.push(Problem::new(e.key(), e.to_string()));
@@ -292,8 +311,33 @@ impl Config {
         if !h.enabled {
             return;
         }
+        if h.max_connections < 4 || h.max_connections > 4096 {
+            p.push(Problem::new(
+                "http.max_connections",
+                "must be between 4 and 4096 (the unit's LimitNOFILE is sized for the default 256)",
+            ));
+        }
+        if h.header_timeout < Duration::from_millis(100) {
+            p.push(Problem::new("http.header_timeout", "must be at least 100ms"));
+        }
+        for (i, name) in h.allowed_hosts.iter().enumerate() {
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !ok {
+                p.push(Problem::new(
+                    format!("http.allowed_hosts[{i}]"),
+                    format!(
+                        "`{}` is not a host name (letters, digits, `-` and `.`, no port)",
+                        truncate_echo(name)
+                    ),
+                ));
+            }
+        }
         match &h.token_file {
-            None if !h.listen.ip().is_loopback() => p.push(Problem::new(
+            None if !super::is_loopback(h.listen.ip()) => p.push(Problem::new(
                 "http.token_file",
                 format!(
                     "http.listen = \"{}\" is not a loopback address: set a bearer token file, or listen on 127.0.0.1",

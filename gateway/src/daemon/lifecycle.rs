@@ -58,7 +58,7 @@ impl Signals {
 /// and what parsing and validating it gave. Hashing the very bytes that were
 /// parsed lets the audit trail say exactly which file was applied.
 pub fn load_hashed(path: &Path) -> (Option<String>, Result<Config, config::ConfigError>) {
-    let bytes = match std::fs::read(path) {
+    let bytes = match config::read_bounded(path, config::MAX_FILE_SIZE) {
         Ok(b) => b,
         Err(source) => {
             return (

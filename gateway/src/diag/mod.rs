@@ -45,7 +45,11 @@ pub enum DiagError {
 /// Reads the bearer token: the file's first line, trimmed; at least
 /// [`MIN_TOKEN_LEN`] characters, none of them blank or control characters.
 pub fn read_token(path: &Path) -> Result<String, DiagError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DiagError::TokenRead {
+    let read = crate::config::read_bounded(path, crate::config::MAX_FILE_SIZE).and_then(|b| {
+        String::from_utf8(b)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+    });
+    let text = read.map_err(|source| DiagError::TokenRead {
         path: path.to_path_buf(),
         source,
     })?;

@@ -75,7 +75,7 @@ impl HttpServer {
             Some(path) => Some(read_token(path)?),
             None => None,
         };
-        if token.is_none() && !http.listen.ip().is_loopback() {
+        if token.is_none() && !crate::config::is_loopback(http.listen.ip()) {
             return Err(DiagError::TokenRequired { addr: http.listen });
         }
         let bind = |source| DiagError::Bind {

@@ -313,7 +313,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 }
 
 fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError::Read {
+    crate::config::read_bounded(path, crate::config::MAX_FILE_SIZE).map_err(|e| TlsError::Read {
         key,
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -322,7 +322,8 @@ fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
 
 /// The MQTT password from its file, without the trailing newline editors add.
 pub fn read_password(path: &Path) -> Result<String, TlsError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TlsError::Read {
+    let bytes = read(path, "mqtt.password_file")?;
+    let text = String::from_utf8(bytes).map_err(|e| TlsError::Read {
         key: "mqtt.password_file",
         path: path.to_path_buf(),
         reason: e.to_string(),
