@@ -136,11 +136,7 @@ pub fn truncate_echo(value: &str) -> String {
 fn truncate_to(value: &str, max: usize) -> String {
     match value.char_indices().nth(max) {
         None => value.to_string(),
-        Some((cut, _)) => format!(
-            "{}… ({} more bytes)",
-            &value[..cut],
-            value.len() - cut
-        ),
+        Some((cut, _)) => format!("{}… ({} more bytes)", &value[..cut], value.len() - cut),
     }
 }
 
@@ -176,7 +172,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         // A message may quote the offending value: bounded, whatever its size.
         invalid(vec![Problem::new(
             path,
-            format!("{}{at}", truncate_to(inner.message().trim_end(), 4 * MAX_ECHO)),
+            format!(
+                "{}{at}",
+                truncate_to(inner.message().trim_end(), 4 * MAX_ECHO)
+            ),
         )])
     })?;
     let problems = config.validate();

@@ -36,9 +36,7 @@ pub fn is_loopback_host(host: &str) -> bool {
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
     host.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(is_loopback)
+        || bare.parse::<std::net::IpAddr>().is_ok_and(is_loopback)
 }
 #[cfg(test)]
 pub(crate) use validate::validate_profile;

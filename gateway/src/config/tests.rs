@@ -354,9 +354,20 @@ fn plain_mqtt_is_refused_to_a_remote_broker_unless_allowed() {
     assert!(has(&p, "mqtt.tls", "allow_plaintext"), "{p:?}");
     let allowed = format!("{remote}allow_plaintext = true\n");
     assert!(problems(&allowed).is_empty(), "{:?}", problems(&allowed));
-    for host in ["127.0.0.1", "localhost", "::1", "[::1]", "::ffff:127.0.0.1", "127.3.4.5"] {
+    for host in [
+        "127.0.0.1",
+        "localhost",
+        "::1",
+        "[::1]",
+        "::ffff:127.0.0.1",
+        "127.3.4.5",
+    ] {
         let local = format!("{MINIMAL}\n[mqtt]\nhost = \"{host}\"\n");
-        assert!(problems(&local).is_empty(), "{host}: {:?}", problems(&local));
+        assert!(
+            problems(&local).is_empty(),
+            "{host}: {:?}",
+            problems(&local)
+        );
     }
     let off = format!("{remote}enabled = false\n");
     assert!(problems(&off).is_empty());

@@ -279,8 +279,7 @@ impl Config {
                 p.push(Problem::new("mqtt.password_file", e.to_string()));
             }
         }
-        if m.enabled && m.tls.is_none() && !m.allow_plaintext && !super::is_loopback_host(&m.host)
-        {
+        if m.enabled && m.tls.is_none() && !m.allow_plaintext && !super::is_loopback_host(&m.host) {
             p.push(Problem::new(
                 "mqtt.tls",
                 format!(
@@ -318,7 +317,10 @@ impl Config {
             ));
         }
         if h.header_timeout < Duration::from_millis(100) {
-            p.push(Problem::new("http.header_timeout", "must be at least 100ms"));
+            p.push(Problem::new(
+                "http.header_timeout",
+                "must be at least 100ms",
+            ));
         }
         for (i, name) in h.allowed_hosts.iter().enumerate() {
             let ok = !name.is_empty()
