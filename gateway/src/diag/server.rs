@@ -451,8 +451,7 @@ fn host_allowed(host: &str, hosts: &Hosts) -> bool {
             || ip.to_canonical() == hosts.listen.to_canonical()
             || (local && crate::config::is_loopback(ip));
     }
-    (name == "localhost" && (local || hosts.listen.is_unspecified()))
-        || hosts.names.contains(&name)
+    (name == "localhost" && (local || hosts.listen.is_unspecified())) || hosts.names.contains(&name)
 }
 
 /// The bearer token (when configured) and the concurrency limit. `/` and

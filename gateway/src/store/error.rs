@@ -19,6 +19,11 @@ pub enum StoreError {
         path: PathBuf,
         source: Box<redb::DatabaseError>,
     },
+    #[error("database {} cannot be created: {source}", .path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database {} is closed after a storage error and not yet reopened; it is retried", .0.display())]
     Closed(PathBuf),
     #[error("event seq {found} given where {expected} was expected (a bug in the caller)")]

@@ -65,9 +65,74 @@ pub struct Store {
     opener: Option<Opener>,
 }
 
+/// Where a new database is built before it is renamed into place: beside
+/// it (same file system, so the rename is atomic), named after it.
+pub fn creating_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.creating"))
+}
+
+/// Creates the database at `path` if nothing is there: built with its
+/// schema in [`creating_path`], synced, renamed to `path`, and the directory
+/// synced. A crash at any write or sync of the creation leaves either no
+/// database (a half-built temporary, removed on the next start) or a
+/// complete one; never a file without its header at `path`. `before_rename`
+/// runs after the temporary is synced (tests cut the creation there).
+pub(crate) fn create_atomically(
+    path: &Path,
+    cache_size: usize,
+    before_rename: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
+    use std::io::ErrorKind::NotFound;
+    let io = |source| StoreError::Create {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let temp = creating_path(path);
+    match std::fs::remove_file(&temp) {
+        Ok(()) => tracing::warn!(
+            path = %temp.display(),
+            "Removed a database whose creation was cut short; creating it again."
+        ),
+        Err(e) if e.kind() == NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    {
+        let db = redb::Builder::new()
+            .set_cache_size(cache_size)
+            .create(&temp)
+            .map_err(|e| StoreError::open(&temp, e))?;
+        Store::creating(db, &temp).init_schema()?;
+    }
+    std::fs::File::open(&temp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    before_rename(&temp).map_err(io)?;
+    std::fs::rename(&temp, path).map_err(io)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    tracing::info!(path = %path.display(), "Created a new database.");
+    Ok(())
+}
+
 impl Store {
-    /// Opens the database, creating it (and its tables) if it does not exist.
+    /// Opens the database, creating it (and its tables) if it does not
+    /// exist — atomically, see [`create_atomically`].
     pub fn open(path: &Path, cache_size: usize) -> Result<(Store, Writer), StoreError> {
+        create_atomically(path, cache_size, |_| Ok(()))?;
         let file = path.to_path_buf();
         Store::open_with(
             path,
@@ -110,6 +175,15 @@ impl Store {
         store.init_schema()?;
         let writer = Writer::new(store.clone())?;
         Ok((store, writer))
+    }
+
+    /// The store of a file being created: schema only, never reopened.
+    fn creating(db: Database, path: &Path) -> Store {
+        Store {
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            path: Arc::new(path.to_path_buf()),
+            opener: None,
+        }
     }
 
     /// Opens an existing database for reading only — a technician's copy of a

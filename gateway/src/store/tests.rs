@@ -455,3 +455,43 @@ fn command_answers_are_remembered_in_the_commit_and_bounded() {
     );
     assert!(store.command_answer("x0").unwrap().is_some());
 }
+
+#[test]
+fn a_creation_cut_short_leaves_no_database_and_the_next_start_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    // Cut after the temporary is written and synced, before the rename:
+    // the latest point a crash can hit without the rename having happened.
+    let cut = create_atomically(&path, 1 << 20, |_| Err(std::io::Error::other("power cut")));
+    assert!(matches!(cut, Err(StoreError::Create { .. })), "{cut:?}");
+    assert!(!path.exists(), "a half-created database is in place");
+    let temp = creating_path(&path);
+    assert!(temp.exists());
+    // A crash in the first writes leaves a torn temporary: no header at all.
+    let torn = std::fs::read(&temp).unwrap();
+    std::fs::write(&temp, &torn[..100.min(torn.len())]).unwrap();
+    let (store, _w) = Store::open(&path, 1 << 20).unwrap();
+    drop((store, _w));
+    assert!(!temp.exists(), "the torn temporary was not cleared");
+    Store::open_existing(&path).expect("a complete coldgate database");
+}
+
+#[test]
+fn a_new_database_appears_complete_and_an_existing_one_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    {
+        let (_s, mut w) = Store::open(&path, 1 << 20).unwrap();
+        w.commit(&[reading("a", 1, 1.0)], &[], &[], &[], None)
+            .unwrap();
+    }
+    assert!(!creating_path(&path).exists());
+    Store::open_existing(&path).expect("schema in place");
+    // Opening again does not recreate it: the reading is still there.
+    let (s, _w) = Store::open(&path, 1 << 20).unwrap();
+    assert_eq!(s.reading_count().unwrap(), 1);
+    assert_eq!(
+        creating_path(Path::new("/var/lib/coldgate/coldgate.redb")),
+        Path::new("/var/lib/coldgate/.coldgate.redb.creating")
+    );
+}
