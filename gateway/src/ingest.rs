@@ -117,7 +117,14 @@ pub struct Ingest {
     outbox_cap: Option<u64>,
     /// Inside an outbox pressure episode: telemetry dropped in it so far.
     pressure: Option<u64>,
+    /// `mqtt.max_payload`: events naming more pallets are stored in parts.
+    max_payload: usize,
+    /// Outbox entries the publisher could not send (over `max_payload`).
+    set_aside_rx: Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
 }
+
+/// `mqtt.max_payload`'s default, for ingest built without a configuration.
+pub const DEFAULT_MAX_PAYLOAD: usize = 128 * 1024;
 
 /// A run of failed commits.
 #[derive(Debug, Clone)]
@@ -158,6 +165,8 @@ impl Ingest {
             recorded_sync: None,
             outage: None,
             manifest: watch::channel(Vec::new()).0,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            set_aside_rx: None,
             zone_profiles: Default::default(),
             telemetry: None,
             telemetry_sent: None,
@@ -288,6 +297,22 @@ impl Ingest {
             .collect()
     }
 
+    /// Stores events in parts of at most `max` bytes where they can be split.
+    pub fn with_max_payload(mut self, max: usize) -> Ingest {
+        self.max_payload = max;
+        self
+    }
+
+    /// Outbox entries the publisher set aside, moved out of the outbox here
+    /// (ingest is the only writer) and reported by a `gateway` event.
+    pub fn with_set_aside(
+        mut self,
+        rx: mpsc::UnboundedReceiver<crate::publish::SetAside>,
+    ) -> Ingest {
+        self.set_aside_rx = Some(rx);
+        self
+    }
+
     /// Audit records to commit; ingest stays the only writer of the store.
     pub fn with_audit(mut self, rx: mpsc::UnboundedReceiver<AuditRecord>) -> Ingest {
         self.audit_rx = Some(rx);
@@ -411,6 +436,7 @@ impl Ingest {
         let mut audit_rx = self.audit_rx.take();
         let mut audit_open = audit_rx.is_some();
         let mut telemetry_rx = self.telemetry_sent.take();
+        let mut set_aside_rx = self.set_aside_rx.take();
         loop {
             tokio::select! {
                 biased;
@@ -440,6 +466,10 @@ impl Ingest {
                 seq = ch.acked.recv(), if acks_open => match seq {
                     Some(seq) => self.acked.push(seq),
                     None => acks_open = false,
+                },
+                s = next_set_aside(&mut set_aside_rx), if set_aside_rx.is_some() => match s {
+                    Some(s) => self.set_aside(s),
+                    None => set_aside_rx = None,
                 },
                 id = next_id(&mut telemetry_rx), if telemetry_rx.is_some() => match id {
                     Some(id) => self.writer.telemetry_sent(id),
@@ -546,7 +576,11 @@ impl Ingest {
 
     /// Queues an audit record and its `audit` event (and, for a rejected
     /// configuration, a `gateway` event), committed together.
-    fn push_audit(&mut self, record: AuditRecord) {
+    fn push_audit(&mut self, mut record: AuditRecord) {
+        // A refused command echoes what it was sent: stored and published
+        // cut down, so no input can make an entry too large to send.
+        record.details = crate::event::parts::bounded(&record.details);
+        record.actor = crate::event::parts::bounded_str(&record.actor);
         let audit_seq = self.writer.next_audit_seq() + self.audit.len() as u64;
         let mut f = serde_json::Map::new();
         f.insert("phase".into(), json!(record.kind.as_str()));
@@ -678,17 +712,42 @@ impl Ingest {
 
     /// Numbers the engine's events after those already held; they are
     /// committed with the engine state that produced them.
+    /// An event too large for one message takes one seq per part.
     fn push_events(&mut self, events: Vec<crate::event::Event>) {
-        let seq0 = self.writer.next_event_seq() + self.events.len() as u64;
-        for (i, ev) in events.into_iter().enumerate() {
-            let seq = seq0 + i as u64;
-            self.events.push(StoredEvent {
-                seq,
-                at_ms: ev.at_ms,
-                topic: ev.kind.topic(),
-                payload: ev.payload(seq, &self.opts.gateway_id),
-            });
+        let mut seq = self.writer.next_event_seq() + self.events.len() as u64;
+        for ev in events {
+            for payload in ev.payloads(seq, &self.opts.gateway_id, self.max_payload) {
+                self.events.push(StoredEvent {
+                    seq,
+                    at_ms: ev.at_ms,
+                    topic: ev.kind.topic(),
+                    payload,
+                });
+                seq += 1;
+            }
         }
+    }
+
+    /// The publisher could not send outbox entry `s.seq`: it leaves the
+    /// outbox with the next commit (kept in the database) and a `gateway`
+    /// event says so, so the entries behind it flow.
+    fn set_aside(&mut self, s: crate::publish::SetAside) {
+        error!(
+            seq = s.seq,
+            topic = %s.topic,
+            bytes = s.bytes,
+            max_payload = self.max_payload,
+            "An outbox entry larger than mqtt.max_payload is set aside (kept in the database, not published)."
+        );
+        self.writer.stage_set_aside(s.seq);
+        let mut f = serde_json::Map::new();
+        f.insert("phase".into(), json!("set_aside"));
+        f.insert("kind".into(), json!("entry_set_aside"));
+        f.insert("set_aside_seq".into(), json!(s.seq));
+        f.insert("topic".into(), json!(s.topic));
+        f.insert("bytes".into(), json!(s.bytes));
+        f.insert("max_payload".into(), json!(self.max_payload));
+        self.push_events(vec![Event::new(EventKind::Gateway, self.clock.wall_ms(), f)]);
     }
 
     fn commit(&mut self, committed: &watch::Sender<u64>) {
@@ -822,6 +881,16 @@ fn pressure_event(at_ms: i64, phase: &str, waiting: u64, cap: u64, dropped: u64)
     f.insert("outbox_cap".into(), cap.into());
     f.insert("telemetry_dropped".into(), dropped.into());
     Event::new(EventKind::Gateway, at_ms, f)
+}
+
+/// The next entry set aside, or never when there is no channel.
+async fn next_set_aside(
+    rx: &mut Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
+) -> Option<crate::publish::SetAside> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The next id, or never when there is no channel.

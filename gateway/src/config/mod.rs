@@ -242,6 +242,14 @@ pub struct MqttConfig {
     /// Default `100000` (at the default telemetry, 10 sensors fill it in
     /// about a week offline; events are ~1 KB each on disk).
     pub outbox_cap: u64,
+    /// The largest payload the gateway publishes, in bytes or with a unit
+    /// (`"128KiB"`). An event whose `affected` pallets (or a manifest whose
+    /// pallets) would not fit is split into parts that share its
+    /// `event_id` (docs/mqtt.md, "Large events"); an entry that still does
+    /// not fit is set aside instead of blocking every event behind it.
+    /// Default `128KiB`, which AWS IoT Core and the other common cloud
+    /// brokers accept; at least `4KiB`, at most `256MiB` (MQTT's limit).
+    pub max_payload: ByteSize,
     /// Periodic per-sensor aggregates (`[mqtt.telemetry]`).
     pub telemetry: TelemetryConfig,
 }
@@ -323,6 +331,7 @@ impl Default for MqttConfig {
             allow_plaintext: false,
             verify_own_status: false,
             outbox_cap: 100_000,
+            max_payload: ByteSize(128 * 1024),
             telemetry: TelemetryConfig::default(),
         }
     }

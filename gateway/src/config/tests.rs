@@ -45,6 +45,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.storage.max_size, ByteSize(1 << 30));
     assert_eq!(c.mqtt.port, 1883);
     assert_eq!(c.mqtt.inflight, 32);
+    assert_eq!(c.mqtt.max_payload, ByteSize(128 * 1024));
     assert_eq!(c.sensors[0].quantities, vec![Quantity::Temperature]);
 }
 
@@ -394,4 +395,14 @@ fn http_limits_and_host_names_are_checked() {
     assert!(has(&p, "http.header_timeout", "at least"), "{p:?}");
     assert!(has(&p, "http.allowed_hosts[1]", "not a host name"), "{p:?}");
     assert!(!p.iter().any(|x| x.path == "http.allowed_hosts[0]"));
+}
+
+#[test]
+fn a_max_payload_outside_what_mqtt_and_one_event_need_is_named() {
+    for bad in ["1KiB", "300MiB"] {
+        let p = problems(&format!("{MINIMAL}[mqtt]\nmax_payload = \"{bad}\"\n"));
+        assert!(has(&p, "mqtt.max_payload", "between 4KiB and 256MiB"), "{bad}: {p:?}");
+    }
+    let ok = parse(&format!("{MINIMAL}[mqtt]\nmax_payload = \"256KiB\"\n"), "t").unwrap();
+    assert_eq!(ok.mqtt.max_payload, ByteSize(256 * 1024));
 }

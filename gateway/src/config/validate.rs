@@ -8,6 +8,11 @@ use coldgate_sensor_drivers::Quantity;
 
 use super::{truncate_echo, Config, Problem, ProfileConfig, SensorKind};
 
+/// `mqtt.max_payload` bounds: below 4 KiB not even a status fits; MQTT's
+/// remaining-length field ends at 256 MiB.
+const MIN_PAYLOAD: u64 = 4 * 1024;
+const MAX_PAYLOAD: u64 = 256 * 1024 * 1024 - 1;
+
 impl Config {
     pub fn validate(&self) -> Vec<Problem> {
         let mut p = Vec::new();
@@ -252,6 +257,15 @@ impl Config {
         nonzero(m.status_interval, "mqtt.status_interval", p);
         if m.outbox_cap < 100 {
             p.push(Problem::new("mqtt.outbox_cap", "must be at least 100"));
+        }
+        if !(MIN_PAYLOAD..=MAX_PAYLOAD).contains(&m.max_payload.0) {
+            p.push(Problem::new(
+                "mqtt.max_payload",
+                format!(
+                    "must be between 4KiB and 256MiB (is {}): smaller cannot hold one event, larger is not MQTT",
+                    m.max_payload
+                ),
+            ));
         }
         if m.telemetry.interval < Duration::from_secs(1) {
             p.push(Problem::new(

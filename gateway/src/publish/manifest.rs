@@ -34,6 +34,37 @@ pub fn manifest_payload(gateway_id: &str, stays: &[Pallet], now_ms: i64) -> Vec<
     serde_json::to_vec(&v).unwrap_or_default()
 }
 
+/// The manifest as retained messages of at most `max` bytes: (topic below
+/// the prefix, payload). One message on `manifest` when it fits; else part
+/// 1 there and part k on `manifest/part/{k}`, all with the same `at`, `part`
+/// and `parts` (docs/mqtt.md, "Large events").
+pub fn manifest_messages(
+    gateway_id: &str,
+    stays: &[Pallet],
+    now_ms: i64,
+    max: usize,
+) -> Result<Vec<(String, Vec<u8>)>, crate::event::parts::SplitError> {
+    let whole: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&manifest_payload(gateway_id, stays, now_ms)).unwrap_or_default();
+    let parts = crate::event::parts::split(&whole, "pallets", max)?;
+    Ok(parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let topic = match i {
+                0 => "manifest".to_string(),
+                k => part_topic(k + 1),
+            };
+            (topic, serde_json::to_vec(&m).unwrap_or_default())
+        })
+        .collect())
+}
+
+/// Where part `k` (from 2) of a split manifest is retained.
+pub fn part_topic(k: usize) -> String {
+    format!("manifest/part/{k}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

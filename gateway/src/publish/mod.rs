@@ -48,6 +48,11 @@ const CERT_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 /// refusing its publishes.
 const VERIFY_WITHIN: Duration = Duration::from_secs(10);
 
+/// The largest packet accepted from the broker. Far above any command the
+/// gateway takes (see `commands`), so an oversized one is refused with an
+/// answer instead of failing the connection.
+const INCOMING_MAX_PACKET: usize = 16 * 1024 * 1024;
+
 #[derive(Debug, Clone)]
 pub struct PublisherOptions {
     pub gateway_id: String,
@@ -63,6 +68,8 @@ pub struct PublisherOptions {
     pub password_file: Option<std::path::PathBuf>,
     pub tls: Option<MqttTlsConfig>,
     pub verify_own_status: bool,
+    /// `mqtt.max_payload`: nothing larger is published.
+    pub max_payload: usize,
 }
 
 impl PublisherOptions {
@@ -81,9 +88,23 @@ impl PublisherOptions {
             password_file: c.mqtt.password_file.clone(),
             tls: c.mqtt.tls.clone(),
             verify_own_status: c.mqtt.verify_own_status,
+            max_payload: usize::try_from(c.mqtt.max_payload.0).unwrap_or(usize::MAX),
         }
     }
 }
+
+/// An outbox entry the publisher will not send: over `max_payload`. Ingest
+/// takes it out of the outbox so it cannot block the entries behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub seq: u64,
+    pub topic: String,
+    pub bytes: usize,
+}
+
+/// Room in a packet besides the payload: the fixed header, the topic (at
+/// most 64 KiB) and the packet id.
+const PACKET_OVERHEAD: usize = 5 + 2 + 65_535 + 2;
 
 /// An event the broker acknowledged, for the demo's console and tests.
 #[derive(Debug, Clone)]
@@ -116,6 +137,12 @@ pub struct Publisher {
     /// The committed manifest (from ingest), published retained on
     /// `{prefix}/manifest`; none: not published.
     manifest: Option<watch::Receiver<Vec<crate::manifest::Pallet>>>,
+    /// Where entries over `max_payload` go (ingest); none: they are skipped
+    /// on each connection and stay in the outbox.
+    set_aside: Option<mpsc::UnboundedSender<SetAside>>,
+    /// Manifest parts 2.. published retained on this connection, to clear
+    /// those a smaller manifest no longer has.
+    manifest_parts: usize,
 }
 
 struct TelemetrySink {
@@ -187,7 +214,16 @@ impl Publisher {
             commands: None,
             manifest: None,
             telemetry: None,
+            set_aside: None,
+            manifest_parts: 1,
         }
+    }
+
+    /// Reports entries too large to publish to `tx` (ingest), which moves
+    /// them out of the outbox.
+    pub fn with_set_aside(mut self, tx: mpsc::UnboundedSender<SetAside>) -> Publisher {
+        self.set_aside = Some(tx);
+        self
     }
 
     /// Publishes the telemetry outbox after the events, at `qos`, and sends
@@ -229,17 +265,38 @@ impl Publisher {
             return;
         }
         let topic = format!("{}/manifest", self.opts.prefix);
-        let payload = manifest::manifest_payload(&self.opts.gateway_id, &on_board, now);
-        if client
-            .try_publish(&topic, QoS::AtLeastOnce, true, payload)
-            .is_ok()
-        {
+        let messages = match manifest::manifest_messages(
+            &self.opts.gateway_id,
+            &on_board,
+            now,
+            self.opts.max_payload,
+        ) {
+            Ok(m) => m,
+            Err(error) => {
+                error!(topic = %topic, %error, "The manifest cannot be split to fit mqtt.max_payload; it is not published.");
+                *last = Some(on_board);
+                return;
+            }
+        };
+        let parts = messages.len();
+        // Parts a larger manifest left retained: emptied, so a subscriber
+        // never reads a stale part.
+        let stale = (parts + 1..=self.manifest_parts)
+            .map(|k| (manifest::part_topic(k), Vec::new()));
+        for (sub, payload) in messages.into_iter().chain(stale) {
+            let full = format!("{}/{sub}", self.opts.prefix);
+            if client
+                .try_publish(&full, QoS::AtLeastOnce, true, payload)
+                .is_err()
+            {
+                warn!(topic = %full, "The manifest could not be queued; it is sent again at the next change or reconnect.");
+                return;
+            }
             flight.queued.push_back(Sent::Other);
-            info!(topic = %topic, pallets = on_board.len(), "Manifest published.");
-            *last = Some(on_board);
-        } else {
-            warn!(topic = %topic, "The manifest could not be queued; it is sent again at the next change or reconnect.");
         }
+        self.manifest_parts = parts;
+        info!(topic = %topic, pallets = on_board.len(), parts, "Manifest published.");
+        *last = Some(on_board);
     }
 
     /// Subscribes to `{prefix}/cmd/manifest` and hands commands to `commands`.
@@ -307,7 +364,7 @@ impl Publisher {
         m.set_keep_alive(o.keep_alive)
             .set_clean_session(true)
             .set_inflight(o.inflight)
-            .set_max_packet_size(256 * 1024, 256 * 1024)
+            .set_max_packet_size(INCOMING_MAX_PACKET, o.max_payload.saturating_add(PACKET_OVERHEAD))
             .set_request_channel_capacity(usize::from(o.inflight) + 16)
             .set_last_will(LastWill::new(
                 format!("{}/status", o.prefix),
@@ -333,6 +390,7 @@ impl Publisher {
                     Some((at, j["offset_ms"].as_i64()?))
                 }),
                 telemetry_dropped: self.store.telemetry_dropped().unwrap_or(0),
+                set_aside: self.store.set_aside_count().unwrap_or(0),
                 link: self.link.borrow().clone(),
                 connected_since_ms: self.connected_since_ms,
             },
@@ -618,6 +676,16 @@ impl Publisher {
         let mut room = window - used - entries.len();
         for ev in entries {
             let topic = format!("{}/{}", self.opts.prefix, ev.topic);
+            if ev.payload.len() > self.opts.max_payload {
+                // Sending it would fail the connection, every time: the
+                // rest of the outbox must not wait behind it.
+                flight.cursor = ev.seq;
+                error!(seq = ev.seq, topic = %topic, bytes = ev.payload.len(), max_payload = self.opts.max_payload, "An outbox entry is larger than mqtt.max_payload; it is set aside, not published.");
+                if let Some(tx) = &self.set_aside {
+                    let _ = tx.send(SetAside { seq: ev.seq, topic: ev.topic, bytes: ev.payload.len() });
+                }
+                continue;
+            }
             match client.try_publish(&topic, QoS::AtLeastOnce, false, ev.payload.clone()) {
                 Ok(()) => {
                     flight.cursor = ev.seq;

@@ -36,6 +36,9 @@ pub struct StatusFacts {
     /// Telemetry messages dropped from the full outbox since the database
     /// was created.
     pub telemetry_dropped: u64,
+    /// Events taken out of the outbox unsent, over `mqtt.max_payload`
+    /// (each reported by a `gateway` event `entry_set_aside`).
+    pub set_aside: u64,
     /// The link as the publisher sees it when the status is built.
     pub link: LinkState,
     /// When the current connection was accepted (ms since the epoch).
@@ -59,6 +62,7 @@ pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<
         "oldest_unsent_at": facts.oldest_unsent_ms.map(rfc3339),
         "oldest_unsent_age_s": facts.oldest_unsent_ms.map(|t| (now - t).max(0) / 1000),
         "telemetry_dropped": facts.telemetry_dropped,
+        "set_aside": facts.set_aside,
         // The clock's state (the clock helper owns `crate::clock`): add its
         // fields here, beside `clock_synced`.
         "clock_synced": crate::clock::is_synchronised(),

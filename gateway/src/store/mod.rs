@@ -613,6 +613,16 @@ impl Store {
         }
     }
 
+    /// Events taken out of the outbox unsent (over `mqtt.max_payload`).
+    pub fn set_aside_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(SET_ASIDE) {
+            Ok(t) => t.len().map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     /// Telemetry messages dropped from the full outbox since the database
     /// was created.
     pub fn telemetry_dropped(&self) -> Result<u64, StoreError> {

@@ -23,6 +23,11 @@ pub const EVENTS: TableDefinition<u64, (i64, &str, &[u8])> = TableDefinition::ne
 /// Event seqs not yet acknowledged by the broker. Never trimmed.
 pub const OUTBOX: TableDefinition<u64, ()> = TableDefinition::new("outbox");
 
+/// Event seqs taken out of the outbox unsent because no broker would take
+/// them (over `mqtt.max_payload`); the events stay in [`EVENTS`]. Counted
+/// in the status. Never trimmed.
+pub const SET_ASIDE: TableDefinition<u64, ()> = TableDefinition::new("set_aside");
+
 /// Named state blobs: the excursion engine's state, the audit chain's head.
 pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 

@@ -61,6 +61,8 @@ pub struct Writer {
     telemetry: Vec<(i64, String, Vec<u8>)>,
     /// Telemetry sent (and acknowledged, at QoS 1) since the last commit.
     telemetry_sent: Vec<u64>,
+    /// Outbox entries to move to [`SET_ASIDE`] with the next commit.
+    set_aside: Vec<u64>,
     next_telemetry_id: u64,
     /// Events and telemetry waiting, at most; telemetry is dropped first.
     outbox_cap: Option<u64>,
@@ -106,6 +108,7 @@ impl Writer {
             commands: Vec::new(),
             telemetry: Vec::new(),
             telemetry_sent: Vec::new(),
+            set_aside: Vec::new(),
             next_telemetry_id,
             outbox_cap: None,
         })
@@ -169,9 +172,18 @@ impl Writer {
         self.telemetry_sent.push(id);
     }
 
+    /// Moves an event the broker cannot take out of the outbox (into
+    /// [`SET_ASIDE`], the event itself kept) with the next commit.
+    pub fn stage_set_aside(&mut self, seq: u64) {
+        self.set_aside.push(seq);
+    }
+
     /// Whether staged work waits for a commit.
     pub fn has_staged(&self) -> bool {
-        !(self.commands.is_empty() && self.telemetry.is_empty() && self.telemetry_sent.is_empty())
+        !(self.commands.is_empty()
+            && self.telemetry.is_empty()
+            && self.telemetry_sent.is_empty()
+            && self.set_aside.is_empty())
     }
 
     /// Remembers the answer to an operator command; it is stored with the
@@ -293,6 +305,14 @@ impl Writer {
                     done.acked += 1;
                 }
             }
+            if !self.set_aside.is_empty() {
+                let mut aside = txn.open_table(SET_ASIDE).map_err(|x| e(x.into()))?;
+                for seq in &self.set_aside {
+                    if outbox.remove(*seq).map_err(|x| e(x.into()))?.is_some() {
+                        aside.insert(*seq, ()).map_err(|x| e(x.into()))?;
+                    }
+                }
+            }
             let mut st = txn.open_table(STATE).map_err(|x| e(x.into()))?;
             for (name, bytes) in state {
                 st.insert(*name, *bytes).map_err(|x| e(x.into()))?;
@@ -407,6 +427,7 @@ impl Writer {
         self.next_telemetry_id += self.telemetry.len() as u64;
         self.telemetry.clear();
         self.telemetry_sent.clear();
+        self.set_aside.clear();
         Ok(done)
     }
 }

@@ -2,6 +2,8 @@
 //! knowing its sequence number; ingest numbers it when it is committed, and
 //! the payload bytes stored then are the ones (re)published.
 
+pub mod parts;
+
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -86,6 +88,41 @@ impl Event {
 
     /// The JSON payload with the common fields first.
     pub fn payload(&self, seq: u64, gateway_id: &str) -> Vec<u8> {
+        serde_json::to_vec(&Value::Object(self.payload_map(seq, gateway_id))).unwrap_or_default()
+    }
+
+    /// The payloads to store for this event, at most `max` bytes each when
+    /// it can be split (an excursion naming many pallets; see [`parts`]),
+    /// numbered from `seq`. One that cannot be split to fit is kept whole:
+    /// the publisher sets it aside rather than let it block the outbox.
+    pub fn payloads(&self, seq: u64, gateway_id: &str, max: usize) -> Vec<Vec<u8>> {
+        let whole = self.payload_map(u64::MAX, gateway_id);
+        let list = match self.kind {
+            EventKind::Excursion => Some("affected"),
+            _ => None,
+        };
+        let parts = match list {
+            Some(list) => parts::split(&whole, list, max),
+            None => Ok(vec![whole]),
+        };
+        let parts = match parts {
+            Ok(parts) => parts,
+            Err(error) => {
+                tracing::error!(kind = self.kind.as_str(), %error, "An event cannot be split to fit mqtt.max_payload; it is stored whole and will be set aside.");
+                vec![self.payload_map(u64::MAX, gateway_id)]
+            }
+        };
+        parts
+            .into_iter()
+            .zip(seq..)
+            .map(|(mut m, seq)| {
+                m.insert("seq".into(), Value::from(seq));
+                serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+            })
+            .collect()
+    }
+
+    fn payload_map(&self, seq: u64, gateway_id: &str) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert(
             "schema".into(),
@@ -98,7 +135,7 @@ impl Event {
         for (k, v) in &self.fields {
             m.insert(k.clone(), v.clone());
         }
-        serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+        m
     }
 }
 
