@@ -55,7 +55,7 @@ listen = "{addr}"
 next_connection_delay_ms = 1
 [v4.1.connections]
 connection_timeout_ms = 60000
-max_payload_size = 262144
+max_payload_size = 20971520
 max_inflight_count = 100
 dynamic_filters = true
 "#

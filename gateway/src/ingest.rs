@@ -747,7 +747,11 @@ impl Ingest {
         f.insert("topic".into(), json!(s.topic));
         f.insert("bytes".into(), json!(s.bytes));
         f.insert("max_payload".into(), json!(self.max_payload));
-        self.push_events(vec![Event::new(EventKind::Gateway, self.clock.wall_ms(), f)]);
+        self.push_events(vec![Event::new(
+            EventKind::Gateway,
+            self.clock.wall_ms(),
+            f,
+        )]);
     }
 
     fn commit(&mut self, committed: &watch::Sender<u64>) {

@@ -401,7 +401,10 @@ fn http_limits_and_host_names_are_checked() {
 fn a_max_payload_outside_what_mqtt_and_one_event_need_is_named() {
     for bad in ["1KiB", "300MiB"] {
         let p = problems(&format!("{MINIMAL}[mqtt]\nmax_payload = \"{bad}\"\n"));
-        assert!(has(&p, "mqtt.max_payload", "between 4KiB and 256MiB"), "{bad}: {p:?}");
+        assert!(
+            has(&p, "mqtt.max_payload", "between 4KiB and 256MiB"),
+            "{bad}: {p:?}"
+        );
     }
     let ok = parse(&format!("{MINIMAL}[mqtt]\nmax_payload = \"256KiB\"\n"), "t").unwrap();
     assert_eq!(ok.mqtt.max_payload, ByteSize(256 * 1024));

@@ -118,6 +118,8 @@ impl Gateway {
         let (sources_stop, sources_rx) = watch::channel(false);
         let (publisher_stop, publisher_rx) = watch::channel(false);
         let (audit, audit_rx) = mpsc::unbounded_channel();
+        let (set_aside_tx, set_aside_rx) = mpsc::unbounded_channel();
+        let max_payload = usize::try_from(config.mqtt.max_payload.0).unwrap_or(usize::MAX);
 
         let ingest = Ingest::new(
             writer,
@@ -130,7 +132,9 @@ impl Gateway {
                 max_bytes: config.storage.max_size.0,
             },
         )
-        .with_audit(audit_rx);
+        .with_audit(audit_rx)
+        .with_max_payload(max_payload)
+        .with_set_aside(set_aside_rx);
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let live = crate::diag::Live::new();
@@ -175,7 +179,8 @@ impl Gateway {
             committed_rx,
         )
         .with_commands(commands_tx)
-        .with_manifest(manifest);
+        .with_manifest(manifest)
+        .with_set_aside(set_aside_tx);
         let publisher = if config.mqtt.telemetry.enabled {
             let qos = match config.mqtt.telemetry.qos {
                 0 => rumqttc::QoS::AtMostOnce,

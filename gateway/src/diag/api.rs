@@ -70,14 +70,15 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
     let outbox = match blocking(move || {
         let depth = store.outbox_depth().map_err(|e| e.to_string())?;
         let readings = store.reading_count().map_err(|e| e.to_string())?;
-        Ok((depth, readings))
+        let set_aside = store.set_aside_count().map_err(|e| e.to_string())?;
+        Ok((depth, readings, set_aside))
     })
     .await
     {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let ((depth, oldest), readings) = outbox;
+    let ((depth, oldest), readings, set_aside) = outbox;
     let now = now_ms();
     let link = ctx.link.borrow().clone();
     let c = &ctx.config;
@@ -106,6 +107,8 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
             "depth": depth,
             "oldest_at": oldest.map(rfc3339),
             "oldest_age_s": oldest.map(|o| now.saturating_sub(o).max(0) / 1000),
+            // Entries over mqtt.max_payload, kept but never published.
+            "set_aside": set_aside,
         },
         "storage": {
             "path": ctx.store.path().display().to_string(),

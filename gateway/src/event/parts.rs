@@ -442,7 +442,10 @@ mod tests {
         let problems = b["problems"].as_array().unwrap();
         assert_eq!(problems.len(), ECHO_MAX_ITEMS + 1);
         assert_eq!(problems[ECHO_MAX_ITEMS], "… and 968 more");
-        assert_eq!(bounded(&json!({"sscc": "106141412345678908"}))["sscc"], "106141412345678908");
+        assert_eq!(
+            bounded(&json!({"sscc": "106141412345678908"}))["sscc"],
+            "106141412345678908"
+        );
         // A cut never splits a character.
         assert!(bounded_str(&"é".repeat(1000)).len() <= ECHO_MAX_BYTES);
     }

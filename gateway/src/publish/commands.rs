@@ -101,6 +101,32 @@ enum Wire {
     },
 }
 
+/// The largest command taken, in bytes (`cmd/manifest` payload). A load of
+/// one pallet with 10,000 serials is about 250 KB; anything larger is
+/// refused with an answer (the connection stays up: the publisher accepts
+/// packets up to 16 MiB from the broker, see `INCOMING_MAX_PACKET`).
+pub const COMMAND_MAX_BYTES: usize = 1024 * 1024;
+
+/// The longest `request_id` taken; an id is a name, not data.
+pub const REQUEST_ID_MAX_BYTES: usize = 256;
+
+/// Only the id of a command, read from a payload too large or too broken to
+/// parse as a command, so the refusal can still name it.
+#[derive(Deserialize)]
+struct IdOnly {
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    command_id: Option<String>,
+}
+
+fn request_id_of(payload: &[u8]) -> Option<String> {
+    let ids: IdOnly = serde_json::from_slice(payload).ok()?;
+    ids.request_id
+        .or(ids.command_id)
+        .map(|id| crate::event::parts::bounded_str(&id))
+}
+
 /// A parsed command with the id its answer carries.
 pub struct Parsed {
     pub request_id: String,
@@ -110,12 +136,22 @@ pub struct Parsed {
 /// Parses a command; on failure returns the request id when it could be
 /// read (so the answer can name it) and why.
 pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
-    let id = serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| {
-            let id = v.get("request_id").or_else(|| v.get("command_id"))?;
-            id.as_str().map(str::to_string)
-        });
+    let id = request_id_of(payload);
+    if payload.len() > COMMAND_MAX_BYTES {
+        return Err((
+            id,
+            format!(
+                "the command is {} bytes; at most {COMMAND_MAX_BYTES} are taken (split a large load into several pallets' commands)",
+                payload.len()
+            ),
+        ));
+    }
+    if let Some(long) = id.as_ref().filter(|id| id.len() > REQUEST_ID_MAX_BYTES) {
+        return Err((
+            Some(long.clone()),
+            format!("request_id is longer than {REQUEST_ID_MAX_BYTES} bytes"),
+        ));
+    }
     let wire: Wire = serde_json::from_slice(payload)
         .map_err(|e| (id.clone(), format!("not a manifest command: {e}")))?;
     let time = |t: Option<String>, field: &str| match t {
@@ -168,6 +204,10 @@ pub fn result_payload(gateway_id: &str, request_id: Option<&str>, outcome: &Outc
         Ok(()) => &[],
         Err(e) => e,
     };
+    // Refusals may echo what was sent: cut down, so an answer always fits
+    // in a packet the broker takes.
+    let errors = crate::event::parts::bounded(&json!(errors));
+    let request_id = request_id.map(crate::event::parts::bounded_str);
     let v = json!({
         "schema": "coldgate.command_result/1",
         "gateway_id": gateway_id,
@@ -239,5 +279,49 @@ mod tests {
             .err()
             .unwrap();
         assert!(why.contains("sell"), "{why}");
+    }
+
+    #[test]
+    fn a_command_over_the_size_limit_is_refused_naming_its_id_and_size() {
+        let serials: Vec<String> = (0..70_000).map(|i| format!("SN{i:012}")).collect();
+        let body = serde_json::json!({
+            "action": "load", "request_id": "big-1", "sscc": "106141412345678908",
+            "zone": "rear", "items": [{"gtin": "09520123456788", "lot": "A1", "serials": serials}],
+        });
+        let bytes = serde_json::to_vec(&body).unwrap();
+        assert!(bytes.len() > COMMAND_MAX_BYTES);
+        let (id, why) = parse(&bytes).err().unwrap();
+        assert_eq!(id.as_deref(), Some("big-1"));
+        assert!(why.contains(&format!("{} bytes", bytes.len())), "{why}");
+        // Just under the limit it is a command like any other.
+        let fits: Vec<String> = (0..30_000).map(|i| format!("SN{i:012}")).collect();
+        let mut small = body.clone();
+        small["items"][0]["serials"] = serde_json::json!(fits);
+        assert!(parse(&serde_json::to_vec(&small).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_request_id_longer_than_a_name_is_refused_and_echoed_cut() {
+        let long = "r".repeat(200_000);
+        let body =
+            format!(r#"{{"action":"unload","request_id":"{long}","sscc":"106141412345678908"}}"#);
+        let (id, why) = parse(body.as_bytes()).err().unwrap();
+        assert!(why.contains("request_id is longer than 256 bytes"), "{why}");
+        let answer = Answer::new("g", id.as_deref(), &Err(vec![why]));
+        assert!(answer.payload.len() < 2048, "{}", answer.payload.len());
+    }
+
+    #[test]
+    fn an_answer_echoing_huge_problems_stays_small() {
+        let problems: Vec<String> = (0..5000)
+            .map(|i| format!("{i}: {}", "x".repeat(4000)))
+            .collect();
+        let answer = Answer::new("g", Some("r1"), &Err(problems));
+        assert!(answer.payload.len() < 32 * 1024, "{}", answer.payload.len());
+        let v: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+        assert_eq!(
+            v["errors"].as_array().unwrap().len(),
+            crate::event::parts::ECHO_MAX_ITEMS + 1
+        );
     }
 }

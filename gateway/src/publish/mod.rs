@@ -143,7 +143,15 @@ pub struct Publisher {
     /// Manifest parts 2.. published retained on this connection, to clear
     /// those a smaller manifest no longer has.
     manifest_parts: usize,
+    /// Commands from `cmd/manifest` waiting for room in ingest's channel:
+    /// a burst is queued here instead of refused.
+    to_ingest: VecDeque<ManifestRequest>,
+    /// Answers waiting for room in rumqttc's request queue.
+    answer_queue: VecDeque<Vec<u8>>,
 }
+
+/// Most commands held for ingest; more in one burst are answered "busy".
+const COMMAND_QUEUE: usize = 10_000;
 
 struct TelemetrySink {
     qos: QoS,
@@ -216,6 +224,8 @@ impl Publisher {
             telemetry: None,
             set_aside: None,
             manifest_parts: 1,
+            to_ingest: VecDeque::new(),
+            answer_queue: VecDeque::new(),
         }
     }
 
@@ -281,8 +291,8 @@ impl Publisher {
         let parts = messages.len();
         // Parts a larger manifest left retained: emptied, so a subscriber
         // never reads a stale part.
-        let stale = (parts + 1..=self.manifest_parts)
-            .map(|k| (manifest::part_topic(k), Vec::new()));
+        let stale =
+            (parts + 1..=self.manifest_parts).map(|k| (manifest::part_topic(k), Vec::new()));
         for (sub, payload) in messages.into_iter().chain(stale) {
             let full = format!("{}/{sub}", self.opts.prefix);
             if client
@@ -364,7 +374,10 @@ impl Publisher {
         m.set_keep_alive(o.keep_alive)
             .set_clean_session(true)
             .set_inflight(o.inflight)
-            .set_max_packet_size(INCOMING_MAX_PACKET, o.max_payload.saturating_add(PACKET_OVERHEAD))
+            .set_max_packet_size(
+                INCOMING_MAX_PACKET,
+                o.max_payload.saturating_add(PACKET_OVERHEAD),
+            )
             .set_request_channel_capacity(usize::from(o.inflight) + 16)
             .set_last_will(LastWill::new(
                 format!("{}/status", o.prefix),
@@ -401,6 +414,7 @@ impl Publisher {
     /// while longer, publishes `offline` and disconnects.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = link::Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
+        let mut answers = futures::stream::FuturesUnordered::new();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -410,7 +424,8 @@ impl Publisher {
                 Ok(options) => {
                     let (client, eventloop) =
                         AsyncClient::new(options, usize::from(self.opts.inflight) + 16);
-                    self.connection(client, eventloop, &mut shutdown).await
+                    self.connection(client, eventloop, &mut shutdown, &mut answers)
+                        .await
                 }
                 Err(error) => Ended::Lost(error),
             };
@@ -436,11 +451,15 @@ impl Publisher {
         }
     }
 
+    /// `answers`: those ingest has yet to give, kept across reconnects (in
+    /// [`Publisher::run`]) so a command applied while the link dropped is
+    /// still answered on the next connection.
     async fn connection(
         &mut self,
         client: AsyncClient,
         mut eventloop: EventLoop,
         shutdown: &mut watch::Receiver<bool>,
+        answers: &mut futures::stream::FuturesUnordered<PendingAnswer>,
     ) -> Ended {
         let mut flight = InFlight::new();
         let mut connected = false;
@@ -457,8 +476,7 @@ impl Publisher {
         let mut verify_deadline: Option<Instant> = None;
         let cmd_topic = format!("{}/cmd/manifest", self.opts.prefix);
         let result_topic = format!("{cmd_topic}/result");
-        let mut answers: futures::stream::FuturesUnordered<PendingAnswer> =
-            futures::stream::FuturesUnordered::new();
+        let cmd_tx = self.commands.clone();
         let mut manifest_rx = self.manifest.clone();
         let mut manifest_sent = None;
         loop {
@@ -484,8 +502,8 @@ impl Publisher {
                         self.publish_manifest(&client, &mut flight, &mut manifest_sent);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == cmd_topic => {
-                        if let Some(answer) = self.command(&p.payload, &mut answers) {
-                            self.answer(&client, &mut flight, &result_topic, &answer);
+                        if let Some(answer) = self.command(&p.payload, answers) {
+                            self.answer(&answer);
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
@@ -510,8 +528,18 @@ impl Publisher {
                     }
                 },
                 Some(answer) = answers.next(), if !answers.is_empty() => {
-                    self.answer(&client, &mut flight, &result_topic, &answer);
+                    self.answer(&answer);
                 }
+                permit = reserve(&cmd_tx), if !self.to_ingest.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(request) = self.to_ingest.pop_front() {
+                            permit.send(request);
+                        }
+                    }
+                    // Ingest is gone (stopping): dropping the requests
+                    // answers each "stopped before answering".
+                    Err(_) => self.to_ingest.clear(),
+                },
                 // Until the CONNACK, only the broker and shutdown may wake
                 // this loop: rumqttc's poll() is not cancel-safe while it
                 // connects, and a commit (several a second) would drop the
@@ -552,6 +580,9 @@ impl Publisher {
                     return Ended::Shutdown;
                 }
             }
+            if connected {
+                self.flush_answers(&client, &mut flight, &result_topic);
+            }
             if connected && verified {
                 if let Err(error) = self.fill(&client, &mut flight) {
                     return Ended::Lost(error);
@@ -563,7 +594,7 @@ impl Publisher {
     /// Hands a command to ingest; returns an immediate answer when it cannot
     /// be (unreadable, or ingest busy or gone).
     fn command(
-        &self,
+        &mut self,
         payload: &[u8],
         answers: &mut futures::stream::FuturesUnordered<PendingAnswer>,
     ) -> Option<commands::Answer> {
@@ -574,19 +605,18 @@ impl Publisher {
                 return Some(commands::Answer::new(&gw, id.as_deref(), &Err(vec![why])))
             }
         };
-        let tx = self.commands.as_ref()?;
+        self.commands.as_ref()?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         let id = parsed.request_id;
-        if tx
-            .try_send(ManifestRequest {
+        if self.to_ingest.len() < COMMAND_QUEUE {
+            self.to_ingest.push_back(ManifestRequest {
                 request_id: id.clone(),
                 actor: "mqtt:cmd/manifest".into(),
                 command: parsed.command,
                 reply,
-            })
-            .is_err()
-        {
-            let why = "the gateway is busy or stopping; send the command again";
+            });
+        } else {
+            let why = "the gateway is busy (over 10000 commands waiting); send the command again";
             return Some(commands::Answer::new(
                 &gw,
                 Some(&id),
@@ -602,27 +632,29 @@ impl Publisher {
         None
     }
 
-    /// Publishes a command's answer (QoS 1, not retained) in the same
-    /// request order as everything else, so pkid correlation holds.
-    fn answer(
-        &self,
-        client: &AsyncClient,
-        flight: &mut InFlight,
-        topic: &str,
-        answer: &commands::Answer,
-    ) {
+    /// Queues a command's answer; [`Publisher::flush_answers`] sends it.
+    fn answer(&mut self, answer: &commands::Answer) {
         info!(
             ok = answer.ok,
             duplicate = answer.duplicate,
             "Manifest command answered."
         );
-        if client
-            .try_publish(topic, QoS::AtLeastOnce, false, answer.payload.clone())
-            .is_ok()
-        {
+        self.answer_queue.push_back(answer.payload.clone());
+    }
+
+    /// Publishes queued answers (QoS 1, not retained) while rumqttc's
+    /// request queue has room, in the same request order as everything
+    /// else so pkid correlation holds; the rest wait for the next turn.
+    fn flush_answers(&mut self, client: &AsyncClient, flight: &mut InFlight, topic: &str) {
+        while let Some(payload) = self.answer_queue.front() {
+            if client
+                .try_publish(topic, QoS::AtLeastOnce, false, payload.clone())
+                .is_err()
+            {
+                return;
+            }
             flight.queued.push_back(Sent::Other);
-        } else {
-            warn!("The answer to a manifest command could not be queued.");
+            self.answer_queue.pop_front();
         }
     }
 
@@ -682,7 +714,11 @@ impl Publisher {
                 flight.cursor = ev.seq;
                 error!(seq = ev.seq, topic = %topic, bytes = ev.payload.len(), max_payload = self.opts.max_payload, "An outbox entry is larger than mqtt.max_payload; it is set aside, not published.");
                 if let Some(tx) = &self.set_aside {
-                    let _ = tx.send(SetAside { seq: ev.seq, topic: ev.topic, bytes: ev.payload.len() });
+                    let _ = tx.send(SetAside {
+                        seq: ev.seq,
+                        topic: ev.topic,
+                        bytes: ev.payload.len(),
+                    });
                 }
                 continue;
             }
@@ -766,4 +802,14 @@ fn remember(sent: &mut VecDeque<Vec<u8>>, status: Vec<u8>) {
         sent.pop_front();
     }
     sent.push_back(status);
+}
+
+/// Room for one command in ingest's channel, or never without a channel.
+async fn reserve(
+    tx: &Option<mpsc::Sender<ManifestRequest>>,
+) -> Result<mpsc::Permit<'_, ManifestRequest>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(tx) => tx.reserve().await,
+        None => std::future::pending().await,
+    }
 }
