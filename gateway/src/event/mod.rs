@@ -99,6 +99,10 @@ impl Event {
         let whole = self.payload_map(u64::MAX, gateway_id);
         let list = match self.kind {
             EventKind::Excursion => Some("affected"),
+            // A lot's budget event lists the SSCCs of its pallets.
+            EventKind::Lot if self.fields.get("pallets").is_some_and(|p| p.is_array()) => {
+                Some("pallets")
+            }
             _ => None,
         };
         let parts = match list {
@@ -187,5 +191,30 @@ mod tests {
         assert_eq!(a["gateway_id"], "g");
         assert_eq!(a["phase"], "started");
         assert_eq!(a["event_id"].as_str().unwrap().len(), 26);
+    }
+
+    #[test]
+    fn a_lot_event_naming_more_pallets_than_fit_is_numbered_in_parts_from_its_seq() {
+        let mut f = Map::new();
+        f.insert("phase".into(), Value::from("exhausted"));
+        let ssccs: Vec<String> = (0..400).map(|i| format!("1061414100000{i:05}")).collect();
+        f.insert("pallets".into(), serde_json::json!(ssccs));
+        let e = Event::new(EventKind::Lot, 1_000, f);
+        let payloads = e.payloads(40, "g", 4096);
+        assert!(payloads.len() >= 2, "{}", payloads.len());
+        let mut named = Vec::new();
+        for (i, p) in payloads.iter().enumerate() {
+            assert!(p.len() <= 4096, "{}", p.len());
+            let v: Value = serde_json::from_slice(p).unwrap();
+            assert_eq!(v["seq"], 40 + i as u64);
+            assert_eq!(v["part"], i + 1);
+            assert_eq!(v["event_id"], e.event_id.to_string());
+            named.extend(v["pallets"].as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(named, serde_json::json!(ssccs).as_array().unwrap().clone());
+        // Small, it is one payload without part fields.
+        let one = Event::new(EventKind::Lot, 1_000, Map::new()).payloads(3, "g", 4096);
+        assert_eq!(one.len(), 1);
+        assert!(!String::from_utf8_lossy(&one[0]).contains("\"part\""));
     }
 }
