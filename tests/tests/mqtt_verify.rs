@@ -125,3 +125,56 @@ async fn a_broker_that_delivers_our_status_back_verifies_the_link_and_events_flo
     assert!(link.verified, "{link:?}");
     assert!(acked >= 3, "{acked} events PUBACKed; {link:?}");
 }
+
+/// `coldgate status` and `/metrics` of a gateway whose broker PUBACKs but
+/// never delivers its own status back, and of one whose broker does.
+fn status_and_metrics(http_port: u16) -> (String, String) {
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--url", &format!("http://127.0.0.1:{http_port}")])
+        .output()
+        .expect("coldgate status runs");
+    let metrics = coldgate_tests::http_get(&format!("http://127.0.0.1:{http_port}/metrics"), None);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        metrics.body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_own_status_never_comes_back_is_shown_connected_but_not_verified() {
+    for (broker, verified) in [(None, false), (Some(free_port()), true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let http_port = free_port();
+        let _real = broker.map(|port| start_broker(BIN, port));
+        let mut cfg = TestConfig::new(dir.path());
+        cfg.mqtt_port = Some(broker.unwrap_or_else(acl_denying_broker));
+        cfg.http_port = Some(http_port);
+        let config = coldgate::config::load(&cfg.write()).expect("config loads");
+        let gw = Gateway::start(&config, Vec::new()).expect("starts");
+        let mut link = gw.link.clone();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            link.wait_for(|l| l.connected && (l.verified || l.last_error.is_some())),
+        )
+        .await
+        .expect("verified or given up on within 20 s")
+        .unwrap();
+        let (status, metrics) = tokio::task::spawn_blocking(move || status_and_metrics(http_port))
+            .await
+            .unwrap();
+        assert!(metrics.contains("coldgate_mqtt_connected 1"), "{metrics}");
+        if verified {
+            assert!(status.contains(", verified"), "{status}");
+            assert!(metrics.contains("coldgate_mqtt_verified 1"), "{metrics}");
+        } else {
+            assert!(
+                status.contains("NOT VERIFIED")
+                    && status.contains("ACL")
+                    && status.contains("may be delivered to nobody"),
+                "{status}"
+            );
+            assert!(metrics.contains("coldgate_mqtt_verified 0"), "{metrics}");
+        }
+        gw.stop().await.expect("stops");
+    }
+}

@@ -381,8 +381,18 @@ pub fn status(conn: &Conn) -> anyhow::Result<ExitCode> {
     let u = &v["uplink"];
     let uplink = if u["enabled"] == false {
         "disabled (mqtt.enabled = false)".to_string()
+    } else if u["connected"] == true && u["verified"] == true {
+        format!("connected to {}, verified", s(u, "broker"))
     } else if u["connected"] == true {
-        format!("connected to {}", s(u, "broker"))
+        // A PUBACK is not delivery: until the broker hands our own status
+        // back, nothing says a subscriber can see what we send.
+        format!(
+            "connected to {}, NOT VERIFIED: {}",
+            s(u, "broker"),
+            u["last_error"].as_str().unwrap_or(
+                "the broker has not yet delivered this gateway's own status back (within 10 s of connecting it should; if not: ACL or mqtt.prefix)"
+            )
+        )
     } else {
         format!(
             "DOWN ({}), {} errors since start, next retry {}",

@@ -122,6 +122,12 @@ fn render(ctx: &Ctx, (depth, oldest): (u64, Option<i64>)) -> String {
         u8::from(link.connected),
     );
     f.one(
+        "coldgate_mqtt_verified",
+        "gauge",
+        "1 once the broker delivered this gateway's own status back on this connection (a PUBACK alone does not prove delivery: an ACL may drop what it acknowledges).",
+        u8::from(link.connected && link.verified),
+    );
+    f.one(
         "coldgate_publish_errors_total",
         "counter",
         "MQTT connection attempts that failed and connections lost.",

@@ -466,12 +466,14 @@ impl Publisher {
         let mut status_tick = tokio::time::interval(self.opts.status_interval);
         let status_topic = format!("{}/status", self.opts.prefix);
         let mut committed_open = true;
-        // Events are published only once the link is verified: at once, or
-        // with `verify_own_status` when the broker has delivered one of the
-        // statuses sent on this connection back to us. mosquitto PUBACKs a
-        // publish its ACL denies, so without this a wrong prefix or ACL
-        // would empty the outbox into nowhere.
-        let mut verified = !self.opts.verify_own_status;
+        // The link is verified when the broker has delivered one of the
+        // statuses sent on this connection back to us: mosquitto PUBACKs a
+        // publish its ACL denies, so a PUBACK alone proves nothing. It is
+        // always checked and shown (status, API, metrics); with
+        // `verify_own_status` events wait for it, so a wrong prefix or ACL
+        // cannot empty the outbox into nowhere.
+        let mut verified = false;
+        let gated = self.opts.verify_own_status;
         let mut sent_status: VecDeque<Vec<u8>> = VecDeque::new();
         let mut verify_deadline: Option<Instant> = None;
         let cmd_topic = format!("{}/cmd/manifest", self.opts.prefix);
@@ -490,10 +492,8 @@ impl Publisher {
                         if self.commands.is_some() {
                             let _ = client.try_subscribe(&cmd_topic, QoS::AtLeastOnce);
                         }
-                        if !verified {
-                            let _ = client.try_subscribe(&status_topic, QoS::AtLeastOnce);
-                            verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
-                        }
+                        let _ = client.try_subscribe(&status_topic, QoS::AtLeastOnce);
+                        verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
                         let status = self.status("online");
                         if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
                             flight.queued.push_back(Sent::Other);
@@ -510,7 +510,7 @@ impl Publisher {
                         if !verified && p.topic == status_topic && sent_status.iter().any(|s| **s == *p.payload) {
                             verified = true;
                             verify_deadline = None;
-                            info!(topic = %status_topic, "The broker delivered this gateway's own status back; publishing events.");
+                            info!(topic = %status_topic, "The broker delivered this gateway's own status back: the link is verified.");
                             self.link.send_modify(|l| { l.verified = true; l.last_error = None; });
                         }
                     }
@@ -568,9 +568,14 @@ impl Publisher {
                 _ = tokio::time::sleep_until(verify_deadline.unwrap_or_else(Instant::now)), if verify_deadline.is_some() => {
                     verify_deadline = None;
                     let error = format!(
-                        "the broker accepted the connection but did not deliver this gateway's own status back within {}s: it probably denies publishing (or reading) under `{}` (ACL, mqtt.prefix); events stay in the outbox",
+                        "the broker accepted the connection but did not deliver this gateway's own status back within {}s: it probably denies publishing (or reading) under `{}` (ACL, mqtt.prefix); {}",
                         VERIFY_WITHIN.as_secs(),
-                        self.opts.prefix
+                        self.opts.prefix,
+                        if gated {
+                            "events stay in the outbox"
+                        } else {
+                            "events are sent and PUBACKed but may be delivered to nobody (set mqtt.verify_own_status to hold them)"
+                        }
                     );
                     error!(topic = %status_topic, "{error}");
                     self.link.send_modify(|l| { l.publish_errors += 1; l.last_error = Some(error); });
@@ -583,7 +588,7 @@ impl Publisher {
             if connected {
                 self.flush_answers(&client, &mut flight, &result_topic);
             }
-            if connected && verified {
+            if connected && (verified || !gated) {
                 if let Err(error) = self.fill(&client, &mut flight) {
                     return Ended::Lost(error);
                 }
