@@ -11,6 +11,8 @@ mod tables;
 mod writer;
 
 #[cfg(test)]
+mod powercut;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
@@ -86,6 +88,18 @@ pub(crate) fn create_atomically(
     cache_size: usize,
     before_rename: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<(), StoreError> {
+    create_atomically_on(path, cache_size, |b, temp| b.create(temp), before_rename)
+}
+
+/// [`create_atomically`], the temporary opened by `create` (given the
+/// configured builder and the temporary's path): how tests record every
+/// write and sync of a creation.
+pub(crate) fn create_atomically_on(
+    path: &Path,
+    cache_size: usize,
+    create: impl FnOnce(&redb::Builder, &Path) -> Result<Database, redb::DatabaseError>,
+    before_rename: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
     use std::io::ErrorKind::NotFound;
     let io = |source| StoreError::Create {
         path: path.to_path_buf(),
@@ -106,10 +120,9 @@ pub(crate) fn create_atomically(
         Err(e) => return Err(io(e)),
     }
     {
-        let db = redb::Builder::new()
-            .set_cache_size(cache_size)
-            .create(&temp)
-            .map_err(|e| StoreError::open(&temp, e))?;
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(cache_size);
+        let db = create(&builder, &temp).map_err(|e| StoreError::open(&temp, e))?;
         Store::creating(db, &temp).init_schema()?;
     }
     std::fs::File::open(&temp)
