@@ -272,24 +272,19 @@ pub fn crash_image(synced: &[u8], window: &[Op], loss: Loss, rng: &mut SmallRng)
     file
 }
 
-/// The log cut at its syncs: `points[k]` is the file after the k-th sync
-/// (0: as the log began), `windows[k]` what followed it up to the next.
+/// The log cut at its syncs: `windows[k]` is what followed the k-th sync
+/// (the 0th: the log's start) up to the next, what a cut after sync k may
+/// have lost.
 pub struct SyncPoints {
     pub windows: Vec<Vec<Op>>,
 }
 
 impl SyncPoints {
     pub fn new(ops: &[Op]) -> SyncPoints {
-        let mut windows = vec![Vec::new()];
-        for op in ops {
-            match op {
-                Op::Sync => windows.push(Vec::new()),
-                other => windows
-                    .last_mut()
-                    .map(|w| w.push(other.clone()))
-                    .unwrap_or(()),
-            }
-        }
+        let windows = ops
+            .split(|op| *op == Op::Sync)
+            .map(<[Op]>::to_vec)
+            .collect();
         SyncPoints { windows }
     }
 }
