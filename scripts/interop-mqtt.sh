@@ -188,6 +188,14 @@ sleep 3
 kill -TERM "$GW"
 wait "$GW" && pass "the gateway stops cleanly" || fail "the gateway exited with $?"
 sleep 1
+# A clean stop is not a crash: the status retained now is the gateway's own
+# "offline, stopped" (sent before DISCONNECT), not the Last Will.
+"${SUB[@]}" -t 'coldgate/v1/interop-gw/status' -C 1 -W 5 >"$WORK/retained.txt" 2>/dev/null || true
+if grep -q '"reason":"stopped"' "$WORK/retained.txt"; then
+    pass "after SIGTERM the retained status is offline, reason stopped (not the Last Will)"
+else
+    fail "after SIGTERM the retained status is: $(cat "$WORK/retained.txt")"
+fi
 
 python3 - "$WORK/sub.txt" >"$WORK/check.txt" <<'EOF' || true
 import json, sys

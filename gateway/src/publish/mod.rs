@@ -192,6 +192,8 @@ enum Sent {
     Telemetry { id: u64, qos0: bool },
     /// Status, manifest, a command's answer: nothing to report.
     Other,
+    /// The last status before DISCONNECT: its PUBACK is awaited.
+    Final,
 }
 
 enum Ended {
@@ -381,18 +383,19 @@ impl Publisher {
             .set_request_channel_capacity(usize::from(o.inflight) + 16)
             .set_last_will(LastWill::new(
                 format!("{}/status", o.prefix),
-                self.status("offline"),
+                self.status("offline", Some(status::REASON_LOST)),
                 QoS::AtLeastOnce,
                 true,
             ));
         Ok(m)
     }
 
-    fn status(&self, state: &str) -> Vec<u8> {
+    fn status(&self, state: &str, reason: Option<&str>) -> Vec<u8> {
         let (depth, oldest) = self.store.outbox_depth().unwrap_or((0, None));
         status_payload(
             &self.opts.gateway_id,
             state,
+            reason,
             StatusFacts {
                 uptime: self.started.elapsed(),
                 outbox_depth: depth,
@@ -494,7 +497,7 @@ impl Publisher {
                         }
                         let _ = client.try_subscribe(&status_topic, QoS::AtLeastOnce);
                         verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
-                        let status = self.status("online");
+                        let status = self.status("online", None);
                         if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
                             flight.queued.push_back(Sent::Other);
                             remember(&mut sent_status, status);
@@ -519,6 +522,10 @@ impl Publisher {
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
                         if !self.acknowledged(&mut flight, ack.pkid) {
+                            // Ingest has stopped (the daemon stops it
+                            // first): leave cleanly, or the broker would
+                            // publish the Last Will as if we had crashed.
+                            self.finish(client, eventloop, flight, &status_topic).await;
                             return Ended::Shutdown;
                         }
                     }
@@ -557,7 +564,7 @@ impl Publisher {
                     }
                 }
                 _ = status_tick.tick(), if connected => {
-                    let status = self.status("online");
+                    let status = self.status("online", None);
                     if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
                         flight.queued.push_back(Sent::Other);
                         remember(&mut sent_status, status);
@@ -693,7 +700,7 @@ impl Publisher {
             Some(Sent::Telemetry { id, .. }) => {
                 let _ = self.telemetry.as_ref().map(|t| t.sent.send(id));
             }
-            Some(Sent::Other) | None => {}
+            Some(Sent::Other) | Some(Sent::Final) | None => {}
         }
         true
     }
@@ -766,6 +773,13 @@ impl Publisher {
 
     /// On shutdown: wait (bounded) for PUBACKs of what is in flight, publish
     /// `offline`, disconnect.
+    /// Leaves the broker cleanly: the last status (`offline`, `stopped`),
+    /// its PUBACK awaited, then DISCONNECT, then the broker's close.
+    ///
+    /// Waiting matters: a broker that still has a PUBACK to write when the
+    /// socket closes treats the close as a failure and publishes the Last
+    /// Will over our status (mosquitto 2.0 logs it as "out of memory"), so
+    /// a clean stop would look like a crash. At most 2 s in all.
     async fn finish(
         &self,
         client: AsyncClient,
@@ -774,18 +788,41 @@ impl Publisher {
         status_topic: &str,
     ) {
         let deadline = Instant::now() + Duration::from_secs(2);
-        let _ = client.try_publish(status_topic, QoS::AtLeastOnce, true, self.status("offline"));
-        flight.queued.push_back(Sent::Other);
-        let _ = client.try_disconnect();
+        let status = self.status("offline", Some(status::REASON_STOPPED));
+        let mut last = None;
+        let mut waiting = client
+            .try_publish(status_topic, QoS::AtLeastOnce, true, status)
+            .is_ok();
+        if waiting {
+            flight.queued.push_back(Sent::Final);
+        }
+        let mut disconnecting = false;
         while Instant::now() < deadline {
+            if !waiting && !disconnecting {
+                disconnecting = client.try_disconnect().is_ok();
+                if !disconnecting {
+                    break;
+                }
+            }
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    self.written(&mut flight, pkid);
+                    if matches!(flight.queued.front(), Some(Sent::Final)) {
+                        flight.queued.pop_front();
+                        last = Some(pkid);
+                    } else {
+                        self.written(&mut flight, pkid);
+                    }
                 }
                 Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
-                    self.acknowledged(&mut flight, ack.pkid);
+                    if last == Some(ack.pkid) {
+                        waiting = false;
+                    } else {
+                        self.acknowledged(&mut flight, ack.pkid);
+                    }
                 }
-                Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => break,
+                // After DISCONNECT the broker closes the connection: that
+                // end (an error from poll) is the proof it was read.
+                Ok(Err(_)) | Err(_) => break,
                 Ok(Ok(_)) => {}
             }
         }

@@ -24,6 +24,11 @@ pub struct LinkState {
     pub verified: bool,
 }
 
+/// `reason` of the status a stopping gateway publishes before DISCONNECT.
+pub const REASON_STOPPED: &str = "stopped";
+/// `reason` of the Last Will: the connection died without a DISCONNECT.
+pub const REASON_LOST: &str = "connection lost";
+
 /// What the status message says besides the state.
 #[derive(Debug, Clone, Default)]
 pub struct StatusFacts {
@@ -48,7 +53,18 @@ pub struct StatusFacts {
 /// `{prefix}/status`: online or offline (the Last Will), with what an
 /// operator needs to judge a silent gateway, including when its client
 /// certificate expires (an expired one silences it for good).
-pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<u8> {
+///
+/// `reason` says why a status is `offline`: [`REASON_STOPPED`] for a clean
+/// stop (published by the gateway itself, with the stop time and the real
+/// uptime), [`REASON_LOST`] for the Last Will, which the broker publishes
+/// when the link dies without a DISCONNECT; its `at` and `uptime_s` are
+/// those of the connect, the last moment the gateway could speak for it.
+pub fn status_payload(
+    gateway_id: &str,
+    state: &str,
+    reason: Option<&str>,
+    facts: StatusFacts,
+) -> Vec<u8> {
     let now = now_ms();
     let link = &facts.link;
     let v = json!({
@@ -56,6 +72,7 @@ pub fn status_payload(gateway_id: &str, state: &str, facts: StatusFacts) -> Vec<
         "gateway_id": gateway_id,
         "at": rfc3339(now),
         "state": state,
+        "reason": reason,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": facts.uptime.as_secs(),
         "outbox_depth": facts.outbox_depth,
@@ -91,6 +108,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&status_payload(
             "g1",
             "online",
+            None,
             StatusFacts {
                 client_cert_expires_ms: Some(1_800_000_000_000),
                 ..StatusFacts::default()
@@ -98,9 +116,13 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(v["client_cert_expires_at"], "2027-01-15T08:00:00.000Z");
-        let v: serde_json::Value =
-            serde_json::from_slice(&status_payload("g1", "online", StatusFacts::default()))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "online",
+            None,
+            StatusFacts::default(),
+        ))
+        .unwrap();
         assert!(v["client_cert_expires_at"].is_null());
         assert!(v["clock_last_jump"].is_null());
     }
@@ -110,6 +132,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&status_payload(
             "g1",
             "online",
+            None,
             StatusFacts {
                 clock_last_jump: Some((1_800_000_000_000, -3_600_000)),
                 ..StatusFacts::default()
@@ -131,6 +154,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&status_payload(
             "g1",
             "online",
+            None,
             StatusFacts {
                 outbox_depth: 5,
                 oldest_unsent_ms: Some(now_ms() - 90_000),
@@ -151,9 +175,13 @@ mod tests {
         assert_eq!(v["link"]["state"], "connected");
         assert_eq!(v["link"]["failures"], 2);
         assert_eq!(v["link"]["last_error"], "refused");
-        let offline: serde_json::Value =
-            serde_json::from_slice(&status_payload("g1", "offline", StatusFacts::default()))
-                .unwrap();
+        let offline: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "offline",
+            None,
+            StatusFacts::default(),
+        ))
+        .unwrap();
         assert_eq!(offline["link"]["state"], "disconnected");
         assert_eq!(offline["version"], env!("CARGO_PKG_VERSION"));
     }
