@@ -170,6 +170,9 @@ else
 fi
 
 # 2. The gateway publishes over mutual TLS; events arrive in seq order.
+# Telemetry (mqtt.telemetry.qos = 0) reaches a QoS 1 subscriber at QoS 0.
+"${SUB[@]}" -F '%q %t' -t 'coldgate/v1/interop-gw/telemetry/#' -C 2 -W 30 >"$WORK/qos.txt" 2>/dev/null &
+QOS_SUB=$!
 RUST_LOG=info "$COLDGATE" run --config "$WORK/gw/coldgate.toml" 2>"$WORK/gw.log" &
 GW=$!
 PIDS+=("$GW")
@@ -219,6 +222,12 @@ if grep -q '^events [1-9][0-9]* in_order' "$WORK/check.txt"; then
     pass "events arrived over mutual TLS, seq 1..n in order"
 else
     fail "events did not arrive in seq order (see above; gateway log: $WORK/gw.log)"
+fi
+wait "$QOS_SUB" || true
+if [ "$(grep -c '^0 coldgate/v1/interop-gw/telemetry/' "$WORK/qos.txt")" -ge 1 ] && ! grep -qv '^0 ' "$WORK/qos.txt"; then
+    pass "telemetry published at QoS 0 reaches a QoS 1 subscriber at QoS 0"
+else
+    fail "telemetry QoS as delivered by mosquitto: $(tr '\n' ';' <"$WORK/qos.txt")"
 fi
 if grep -Eq '^status (online|offline) [0-9]{4}-' "$WORK/check.txt"; then
     pass "the retained status carries client_cert_expires_at"

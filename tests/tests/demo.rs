@@ -123,3 +123,64 @@ fn demo_refuses_a_port_that_is_taken() {
         "{err}"
     );
 }
+
+/// docs/mqtt.md: events at QoS 1, telemetry at `mqtt.telemetry.qos`, which
+/// the demo sets to 1 (its broker, rumqttd 0.20, forwards at the
+/// subscription's QoS); a subscriber asking for QoS 1 gets both at QoS 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_demo_broker_telemetry_arrives_at_the_qos_the_docs_say() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "demo",
+        "--duration",
+        "60s",
+        "--speed",
+        "600",
+        "--mqtt-port",
+        &port.to_string(),
+        "--data-dir",
+    ])
+    .arg(dir.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _demo = Proc::spawn("coldgate demo", cmd);
+    wait_for_port(port, Duration::from_secs(20));
+    let mut opts = MqttOptions::new("qos-probe", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(opts, 16);
+    client
+        .subscribe("coldgate/+/+/telemetry/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    client
+        .subscribe("coldgate/+/+/events/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let (mut telemetry, mut events) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(50);
+    while Instant::now() < deadline && (telemetry.len() < 3 || events.len() < 3) {
+        match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                if p.topic.contains("/telemetry/") {
+                    telemetry.push(p.qos);
+                } else {
+                    events.push(p.qos);
+                }
+            }
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => panic!("probe lost its connection: {e}"),
+        }
+    }
+    assert!(
+        telemetry.len() >= 3 && events.len() >= 3,
+        "{telemetry:?} {events:?}"
+    );
+    assert!(
+        telemetry.iter().all(|q| *q == QoS::AtLeastOnce),
+        "{telemetry:?}"
+    );
+    assert!(events.iter().all(|q| *q == QoS::AtLeastOnce), "{events:?}");
+}
