@@ -222,6 +222,7 @@ impl Ingest {
         }
         let fields = json!({
             "phase": "clock_jump",
+            "kind": "clock_jump",
             "offset_ms": jump.offset_ms,
             "affected_from": rfc3339(jump.affected_from_ms),
             "affected_to": rfc3339(jump.affected_to_ms),
@@ -591,6 +592,7 @@ impl Ingest {
         if record.kind == AuditKind::ConfigRejected {
             let mut g = serde_json::Map::new();
             g.insert("phase".into(), json!("config_rejected"));
+            g.insert("kind".into(), json!("config_rejected"));
             g.insert("actor".into(), json!(record.actor));
             for key in ["path", "problems"] {
                 g.insert(key.into(), record.details[key].clone());
@@ -650,6 +652,7 @@ impl Ingest {
         );
         let mut f = serde_json::Map::new();
         f.insert("phase".into(), json!("recovered"));
+        f.insert("kind".into(), json!("storage"));
         f.insert(
             "reason".into(),
             json!(if o.disk_full {
@@ -695,6 +698,7 @@ impl Ingest {
                 "storage_error"
             }),
         );
+        f.insert("kind".into(), json!("storage"));
         f.insert("error".into(), json!(error.to_string()));
         f.insert("held_readings".into(), json!(self.readings.len()));
         f.insert("buffer_limit".into(), json!(OUTAGE_BUFFER_READINGS));

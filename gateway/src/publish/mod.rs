@@ -15,6 +15,7 @@
 pub mod commands;
 mod link;
 pub mod manifest;
+pub mod replay;
 mod status;
 pub mod telemetry;
 pub mod tls;
@@ -146,8 +147,9 @@ pub struct Publisher {
     /// Commands from `cmd/manifest` waiting for room in ingest's channel:
     /// a burst is queued here instead of refused.
     to_ingest: VecDeque<ManifestRequest>,
-    /// Answers waiting for room in rumqttc's request queue.
-    answer_queue: VecDeque<Vec<u8>>,
+    /// Answers and replayed events (topic, payload) waiting for room in
+    /// rumqttc's request queue, in the order they are to be sent.
+    out_queue: VecDeque<(String, Vec<u8>)>,
 }
 
 /// Most commands held for ingest; more in one burst are answered "busy".
@@ -227,7 +229,7 @@ impl Publisher {
             set_aside: None,
             manifest_parts: 1,
             to_ingest: VecDeque::new(),
-            answer_queue: VecDeque::new(),
+            out_queue: VecDeque::new(),
         }
     }
 
@@ -481,6 +483,7 @@ impl Publisher {
         let mut verify_deadline: Option<Instant> = None;
         let cmd_topic = format!("{}/cmd/manifest", self.opts.prefix);
         let result_topic = format!("{cmd_topic}/result");
+        let replay_topic = format!("{}/cmd/replay", self.opts.prefix);
         let cmd_tx = self.commands.clone();
         let mut manifest_rx = self.manifest.clone();
         let mut manifest_sent = None;
@@ -495,6 +498,7 @@ impl Publisher {
                         if self.commands.is_some() {
                             let _ = client.try_subscribe(&cmd_topic, QoS::AtLeastOnce);
                         }
+                        let _ = client.try_subscribe(&replay_topic, QoS::AtLeastOnce);
                         let _ = client.try_subscribe(&status_topic, QoS::AtLeastOnce);
                         verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
                         let status = self.status("online", None);
@@ -506,8 +510,11 @@ impl Publisher {
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == cmd_topic => {
                         if let Some(answer) = self.command(&p.payload, answers) {
-                            self.answer(&answer);
+                            self.answer(&result_topic, &answer);
                         }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == replay_topic => {
+                        self.replay(&p.payload, &replay_topic);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         if !verified && p.topic == status_topic && sent_status.iter().any(|s| **s == *p.payload) {
@@ -535,7 +542,7 @@ impl Publisher {
                     }
                 },
                 Some(answer) = answers.next(), if !answers.is_empty() => {
-                    self.answer(&answer);
+                    self.answer(&result_topic, &answer);
                 }
                 permit = reserve(&cmd_tx), if !self.to_ingest.is_empty() => match permit {
                     Ok(permit) => {
@@ -593,7 +600,7 @@ impl Publisher {
                 }
             }
             if connected {
-                self.flush_answers(&client, &mut flight, &result_topic);
+                self.flush_out_queue(&client, &mut flight);
             }
             if connected && (verified || !gated) {
                 if let Err(error) = self.fill(&client, &mut flight) {
@@ -644,21 +651,79 @@ impl Publisher {
         None
     }
 
-    /// Queues a command's answer; [`Publisher::flush_answers`] sends it.
-    fn answer(&mut self, answer: &commands::Answer) {
+    /// Queues a command's answer; [`Publisher::flush_out_queue`] sends it.
+    fn answer(&mut self, topic: &str, answer: &commands::Answer) {
         info!(
             ok = answer.ok,
             duplicate = answer.duplicate,
             "Manifest command answered."
         );
-        self.answer_queue.push_back(answer.payload.clone());
+        self.out_queue
+            .push_back((topic.to_string(), answer.payload.clone()));
     }
 
-    /// Publishes queued answers (QoS 1, not retained) while rumqttc's
-    /// request queue has room, in the same request order as everything
-    /// else so pkid correlation holds; the rest wait for the next turn.
-    fn flush_answers(&mut self, client: &AsyncClient, flight: &mut InFlight, topic: &str) {
-        while let Some(payload) = self.answer_queue.front() {
+    /// Queues the events a `cmd/replay` asks for, with their original
+    /// bytes, then the answer (see [`replay`]).
+    fn replay(&mut self, payload: &[u8], topic: &str) {
+        let gw = self.opts.gateway_id.clone();
+        let result_topic = format!("{topic}/result");
+        let result = match replay::parse(payload) {
+            Err((id, why)) => replay::ReplayResult::refused(&gw, id, why),
+            // A queue this long is a replay (or a burst of answers) still
+            // going out: no request may make it grow without bound.
+            Ok(r) if self.out_queue.len() >= replay::REPLAY_MAX_EVENTS as usize => {
+                replay::ReplayResult::refused(
+                    &gw,
+                    Some(r.request_id),
+                    "busy sending an earlier replay; ask again in a few seconds".into(),
+                )
+            }
+            Ok(r) => match self.store.events_by_seq(r.from_seq, r.to_seq) {
+                Err(error) => replay::ReplayResult::refused(
+                    &gw,
+                    Some(r.request_id),
+                    format!("cannot read the events table: {error}"),
+                ),
+                Ok(events) => {
+                    let mut result =
+                        replay::ReplayResult::refused(&gw, Some(r.request_id), String::new());
+                    result.ok = true;
+                    result.errors.clear();
+                    result.from_seq = Some(r.from_seq);
+                    result.to_seq = Some(r.to_seq);
+                    let mut expected = r.from_seq;
+                    for ev in events {
+                        result.missing.extend(expected..ev.seq);
+                        expected = ev.seq + 1;
+                        if ev.payload.len() > self.opts.max_payload {
+                            result.set_aside.push(ev.seq);
+                            continue;
+                        }
+                        self.out_queue
+                            .push_back((format!("{}/{}", self.opts.prefix, ev.topic), ev.payload));
+                        result.replayed += 1;
+                    }
+                    result.missing.extend(expected..=r.to_seq);
+                    result
+                }
+            },
+        };
+        info!(
+            request_id = ?result.request_id,
+            ok = result.ok,
+            replayed = result.replayed,
+            missing = result.missing.len(),
+            "Replay request answered."
+        );
+        self.out_queue.push_back((result_topic, result.to_vec()));
+    }
+
+    /// Publishes queued answers and replayed events (QoS 1, not retained)
+    /// while rumqttc's request queue has room, in the same request order
+    /// as everything else so pkid correlation holds; the rest wait for the
+    /// next turn.
+    fn flush_out_queue(&mut self, client: &AsyncClient, flight: &mut InFlight) {
+        while let Some((topic, payload)) = self.out_queue.front() {
             if client
                 .try_publish(topic, QoS::AtLeastOnce, false, payload.clone())
                 .is_err()
@@ -666,7 +731,7 @@ impl Publisher {
                 return;
             }
             flight.queued.push_back(Sent::Other);
-            self.answer_queue.pop_front();
+            self.out_queue.pop_front();
         }
     }
 

@@ -434,6 +434,28 @@ impl Store {
         Ok((depth, oldest))
     }
 
+    /// Events with `from_seq <= seq <= to_seq`, in seq order (for a replay).
+    pub fn events_by_seq(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in events.range(from_seq..=to_seq).map_err(|e| self.err(e))? {
+            let (seq, v) = row.map_err(|e| self.err(e))?;
+            let (at_ms, topic, payload) = v.value();
+            out.push(StoredEvent {
+                seq: seq.value(),
+                at_ms,
+                topic: topic.to_string(),
+                payload: payload.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Events in `[from_ms, to_ms)` by time, oldest first.
     pub fn events_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<StoredEvent>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;

@@ -1,0 +1,169 @@
+//! `{prefix}/cmd/replay`: a subscriber that found a gap the outbox no longer
+//! holds (the broker PUBACKed it, then it was lost downstream: a subscriber
+//! offline without a persistent session, a bridge that dropped it) asks for
+//! the events again, by seq. They are republished from the events table with
+//! their original bytes (same `event_id`, `seq`, payload), so a replay is
+//! indistinguishable from a duplicate and deduplicates the same way. The
+//! answer goes to `{prefix}/cmd/replay/result` after the events.
+//!
+//! Authorisation is the broker's ACL on `{prefix}/cmd/#`, as for manifest
+//! commands. A request is bounded ([`REPLAY_MAX_EVENTS`]) so no request can
+//! make the gateway read or send without limit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{now_ms, rfc3339};
+
+/// Most events one request may ask for; ask again for the rest.
+pub const REPLAY_MAX_EVENTS: u64 = 1_000;
+
+/// The largest replay request taken, in bytes.
+pub const REPLAY_MAX_BYTES: usize = 4 * 1024;
+
+/// What a subscriber sends on `cmd/replay`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    pub request_id: String,
+    /// First seq wanted (from 1).
+    pub from_seq: u64,
+    /// Last seq wanted, inclusive.
+    pub to_seq: u64,
+}
+
+/// The answer on `cmd/replay/result`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ReplayResult {
+    pub schema: String,
+    pub gateway_id: String,
+    pub at: String,
+    pub request_id: Option<String>,
+    pub ok: bool,
+    pub from_seq: Option<u64>,
+    pub to_seq: Option<u64>,
+    /// Events republished, in seq order before this answer.
+    pub replayed: u64,
+    /// Seqs in the range that the gateway does not hold (never raised yet).
+    pub missing: Vec<u64>,
+    /// Seqs held but not republished: larger than `mqtt.max_payload` (set
+    /// aside when first sent; read them with `coldgate export`).
+    pub set_aside: Vec<u64>,
+    pub errors: Vec<String>,
+}
+
+impl ReplayResult {
+    pub fn refused(gateway_id: &str, request_id: Option<String>, why: String) -> ReplayResult {
+        ReplayResult {
+            schema: "coldgate.replay_result/1".into(),
+            gateway_id: gateway_id.into(),
+            at: rfc3339(now_ms()),
+            request_id,
+            ok: false,
+            from_seq: None,
+            to_seq: None,
+            replayed: 0,
+            missing: Vec::new(),
+            set_aside: Vec::new(),
+            errors: vec![why],
+        }
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        // A struct of strings, integers and lists always serialises.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Parses and checks a request; on refusal the request id when it could be
+/// read, and why.
+pub fn parse(payload: &[u8]) -> Result<ReplayRequest, (Option<String>, String)> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        request_id: Option<String>,
+    }
+    let id = serde_json::from_slice::<IdOnly>(payload)
+        .ok()
+        .and_then(|i| i.request_id)
+        .map(|id| crate::event::parts::bounded_str(&id));
+    if payload.len() > REPLAY_MAX_BYTES {
+        return Err((
+            id,
+            format!(
+                "the request is {} bytes; at most {REPLAY_MAX_BYTES}",
+                payload.len()
+            ),
+        ));
+    }
+    let r: ReplayRequest = serde_json::from_slice(payload)
+        .map_err(|e| (id.clone(), format!("not a replay request: {e}")))?;
+    let mut problems = Vec::new();
+    if r.request_id.len() > super::commands::REQUEST_ID_MAX_BYTES {
+        problems.push(format!(
+            "request_id is longer than {} bytes",
+            super::commands::REQUEST_ID_MAX_BYTES
+        ));
+    }
+    if r.from_seq == 0 {
+        problems.push("from_seq: seqs start at 1".to_string());
+    }
+    if r.to_seq < r.from_seq {
+        problems.push(format!(
+            "to_seq ({}) is before from_seq ({})",
+            r.to_seq, r.from_seq
+        ));
+    } else if r.to_seq - r.from_seq >= REPLAY_MAX_EVENTS {
+        problems.push(format!(
+            "at most {REPLAY_MAX_EVENTS} events per request ({} asked); ask again for the rest",
+            r.to_seq - r.from_seq + 1
+        ));
+    }
+    if problems.is_empty() {
+        Ok(r)
+    } else {
+        Err((id, problems.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_within_the_bound_is_taken() {
+        let r = parse(br#"{"request_id":"r1","from_seq":10,"to_seq":1009}"#).unwrap();
+        assert_eq!((r.from_seq, r.to_seq), (10, 1009));
+    }
+
+    #[test]
+    fn a_range_over_the_bound_reversed_or_from_zero_is_refused_with_its_id() {
+        let (id, why) = parse(br#"{"request_id":"r2","from_seq":1,"to_seq":1001}"#)
+            .err()
+            .unwrap();
+        assert_eq!(id.as_deref(), Some("r2"));
+        assert!(why.contains("at most 1000 events"), "{why}");
+        let (_, why) = parse(br#"{"request_id":"r3","from_seq":9,"to_seq":3}"#)
+            .err()
+            .unwrap();
+        assert!(why.contains("before from_seq"), "{why}");
+        let (_, why) = parse(br#"{"request_id":"r4","from_seq":0,"to_seq":3}"#)
+            .err()
+            .unwrap();
+        assert!(why.contains("start at 1"), "{why}");
+    }
+
+    #[test]
+    fn unreadable_or_oversized_requests_are_refused_naming_the_id_when_readable() {
+        let (id, why) = parse(b"{nope").err().unwrap();
+        assert_eq!(id, None);
+        assert!(why.contains("not a replay request"), "{why}");
+        let (_, why) = parse(br#"{"request_id":"r5","from_seq":1,"to_seq":2,"extra":1}"#)
+            .err()
+            .unwrap();
+        assert!(why.contains("extra"), "{why}");
+        let big = format!(r#"{{"request_id":"r6","pad":"{}"}}"#, "x".repeat(5000));
+        let (id, why) = parse(big.as_bytes()).err().unwrap();
+        assert_eq!(id.as_deref(), Some("r6"));
+        assert!(why.contains("at most 4096"), "{why}");
+    }
+}
