@@ -47,6 +47,34 @@ pub const OUTAGE_BUFFER_READINGS: usize = 100_000;
 /// The engine's state blob in the store.
 pub const ENGINE_STATE: &str = "engine";
 
+/// The `state` key of the gateway's proof of life: when it last committed,
+/// and whether it stopped cleanly (see [`Lifecycle`]).
+pub const LIFECYCLE: &str = "lifecycle";
+
+/// Written with every commit (the state table is rewritten by most commits
+/// anyway, so it costs no extra page), and with `clean` set by the last
+/// commit of a clean stop. At the next start a record without `clean` means
+/// the gateway died (power cut, SIGKILL, crash): the time since `alive_ms`
+/// was not observed, and a `gateway` event `unclean_stop` says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lifecycle {
+    /// The wall clock at the commit (ms since the epoch).
+    pub alive_ms: i64,
+    /// Set only by the final commit of a clean stop.
+    pub clean: bool,
+}
+
+impl Lifecycle {
+    pub fn encode(&self) -> Vec<u8> {
+        // Two plain fields always serialise.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Lifecycle> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub gateway_id: String,
@@ -119,6 +147,8 @@ pub struct Ingest {
     pressure: Option<u64>,
     /// `mqtt.max_payload`: events naming more pallets are stored in parts.
     max_payload: usize,
+    /// Set for the last commit of a clean stop (see [`Lifecycle`]).
+    stopped_cleanly: bool,
     /// Outbox entries the publisher could not send (over `max_payload`).
     set_aside_rx: Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
 }
@@ -166,6 +196,7 @@ impl Ingest {
             outage: None,
             manifest: watch::channel(Vec::new()).0,
             max_payload: DEFAULT_MAX_PAYLOAD,
+            stopped_cleanly: false,
             set_aside_rx: None,
             zone_profiles: Default::default(),
             telemetry: None,
@@ -429,6 +460,7 @@ impl Ingest {
     /// Runs until the readings channel closes (every source has stopped),
     /// then commits what it holds and returns.
     pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
+        self.detect_unclean_stop();
         let mut commands = self.commands.take();
         let mut tick = interval(self.opts.batch_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -548,6 +580,12 @@ impl Ingest {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
+        }
+        // The last commit says the stop was clean; without it the next
+        // start reports an unclean stop.
+        self.stopped_cleanly = true;
+        if let Err(error) = self.try_commit(&ch.committed) {
+            warn!(%error, "The clean stop could not be recorded; the next start will report an unclean stop.");
         }
         info!(
             readings = self.totals.readings,
@@ -732,6 +770,37 @@ impl Ingest {
         }
     }
 
+    /// At start: a proof of life from the last run without its clean-stop
+    /// mark means the gateway died; the time since it is a monitoring gap
+    /// nobody saw, raised as a `gateway` event `unclean_stop`.
+    fn detect_unclean_stop(&mut self) {
+        let last = match self.writer.store().state(LIFECYCLE) {
+            Ok(Some(bytes)) => Lifecycle::decode(&bytes),
+            Ok(None) => None,
+            Err(error) => {
+                warn!(%error, "Cannot read the last run's proof of life; an unclean stop cannot be told.");
+                None
+            }
+        };
+        let Some(last) = last.filter(|l| !l.clean) else {
+            return;
+        };
+        let now = self.clock.wall_ms();
+        let downtime_s = now.saturating_sub(last.alive_ms).max(0) / 1000;
+        warn!(
+            last_alive_at = %rfc3339(last.alive_ms),
+            downtime_s,
+            "The last run did not stop cleanly (power cut, kill or crash): nothing was observed since its last commit."
+        );
+        let mut f = serde_json::Map::new();
+        f.insert("phase".into(), json!("detected"));
+        f.insert("kind".into(), json!("unclean_stop"));
+        f.insert("last_alive_at".into(), json!(rfc3339(last.alive_ms)));
+        f.insert("started_at".into(), json!(rfc3339(now)));
+        f.insert("downtime_s".into(), json!(downtime_s));
+        self.push_events(vec![Event::new(EventKind::Gateway, now, f)]);
+    }
+
     /// The publisher could not send outbox entry `s.seq`: it leaves the
     /// outbox with the next commit (kept in the database) and a `gateway`
     /// event says so, so the entries behind it flow.
@@ -782,11 +851,16 @@ impl Ingest {
             max_bytes: Some(self.opts.max_bytes),
         };
         let changed = state != self.last_state;
-        let named: &[(&str, &[u8])] = if changed {
-            &[(ENGINE_STATE, &state)]
-        } else {
-            &[]
-        };
+        let alive = Lifecycle {
+            alive_ms: self.clock.wall_ms(),
+            clean: self.stopped_cleanly,
+        }
+        .encode();
+        let both = [
+            (ENGINE_STATE, state.as_slice()),
+            (LIFECYCLE, alive.as_slice()),
+        ];
+        let named: &[(&str, &[u8])] = if changed { &both } else { &both[1..] };
         let done = self.writer.commit_with_audit(
             &self.readings,
             &self.events,

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
+pub mod schema;
+
 /// A child process that is killed when the test ends, however it ends.
 pub struct Proc {
     pub child: Child,
@@ -131,7 +133,8 @@ pub fn start_gateway(bin: &str, config: &Path, log: &Path) -> Proc {
 
 /// A separate MQTT client that collects every message on `filter`.
 pub struct Subscriber {
-    pub rx: mpsc::UnboundedReceiver<(String, serde_json::Value)>,
+    /// Each message with the schema check of its payload (see [`schema`]).
+    rx: mpsc::UnboundedReceiver<(String, serde_json::Value, Result<(), String>)>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -162,7 +165,8 @@ impl Subscriber {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let v =
                             serde_json::from_slice(&p.payload).unwrap_or(serde_json::Value::Null);
-                        if tx.send((p.topic.clone(), v)).is_err() {
+                        let checked = schema::check_published(&p.topic, &p.payload);
+                        if tx.send((p.topic.clone(), v, checked)).is_err() {
                             return;
                         }
                     }
@@ -178,12 +182,18 @@ impl Subscriber {
         Subscriber { rx, _task: task }
     }
 
-    /// Next message within `within`, or `None`.
+    /// Next message within `within`, or `None`. Panics on a payload that
+    /// does not follow its schema in `docs/schema/`: every test that
+    /// subscribes checks the MQTT contract.
     pub async fn next(&mut self, within: Duration) -> Option<(String, serde_json::Value)> {
-        tokio::time::timeout(within, self.rx.recv())
+        let (topic, v, checked) = tokio::time::timeout(within, self.rx.recv())
             .await
             .ok()
-            .flatten()
+            .flatten()?;
+        if let Err(e) = checked {
+            panic!("a published payload breaks its schema: {e}\n{v}");
+        }
+        Some((topic, v))
     }
 }
 

@@ -81,4 +81,35 @@ async fn sigterm_leaves_a_stopped_status_retained_and_sigkill_leaves_the_last_wi
     let will = until_retained(port, "offline").await;
     assert_eq!(will["state"], "offline", "{will}");
     assert_eq!(will["reason"], "connection lost", "{will}");
+
+    // The next start says the last run died, and for how long nothing was
+    // observed; the start after the clean stop said nothing of the kind.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut gateway_events = Subscriber::connect(port, "coldgate/v1/test-gw/events/gateway").await;
+    let mut gw = start_gateway(BIN, &config, &dir.path().join("gw3.log"));
+    let mut unclean = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && unclean.is_none() {
+        if let Some((_, v)) = gateway_events.next(Duration::from_secs(1)).await {
+            if v["kind"] == "unclean_stop" {
+                unclean = Some(v);
+            }
+        }
+    }
+    let unclean = unclean.expect("an unclean_stop event after SIGKILL");
+    assert_eq!(unclean["phase"], "detected");
+    assert!(unclean["downtime_s"].as_u64().unwrap() >= 2, "{unclean}");
+    assert!(ms(&unclean, "last_alive_at") < ms(&unclean, "started_at"));
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    let store = coldgate::store::Store::open_existing(&dir.path().join("coldgate.redb")).unwrap();
+    let unclean_events = store
+        .events_between(i64::MIN, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .filter(|e| String::from_utf8_lossy(&e.payload).contains("unclean_stop"))
+        .count();
+    assert_eq!(
+        unclean_events, 1,
+        "only the start after the kill reports one"
+    );
 }
