@@ -51,11 +51,13 @@ pub const ENGINE_STATE: &str = "engine";
 /// and whether it stopped cleanly (see [`Lifecycle`]).
 pub const LIFECYCLE: &str = "lifecycle";
 
-/// Written with every commit (the state table is rewritten by most commits
-/// anyway, so it costs no extra page), and with `clean` set by the last
-/// commit of a clean stop. At the next start a record without `clean` means
-/// the gateway died (power cut, SIGKILL, crash): the time since `alive_ms`
-/// was not observed, and a `gateway` event `unclean_stop` says so.
+/// Written twice a run, never per commit (the state table is not otherwise
+/// written in steady state, and a page per commit would wear the card): by
+/// the first commit, `clean: false`; by the last commit of a clean stop,
+/// `clean: true`. At the next start a record without `clean` means the
+/// gateway died (power cut, SIGKILL, crash); its last sign of life is the
+/// newest of `alive_ms` and the newest reading or event stored, and the
+/// time since then was not observed: a `gateway` event `unclean_stop` says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lifecycle {
     /// The wall clock at the commit (ms since the epoch).
@@ -149,6 +151,8 @@ pub struct Ingest {
     max_payload: usize,
     /// Set for the last commit of a clean stop (see [`Lifecycle`]).
     stopped_cleanly: bool,
+    /// The run's first commit still has to record that it runs.
+    lifecycle_due: bool,
     /// Outbox entries the publisher could not send (over `max_payload`).
     set_aside_rx: Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
 }
@@ -197,6 +201,7 @@ impl Ingest {
             manifest: watch::channel(Vec::new()).0,
             max_payload: DEFAULT_MAX_PAYLOAD,
             stopped_cleanly: false,
+            lifecycle_due: true,
             set_aside_rx: None,
             zone_profiles: Default::default(),
             telemetry: None,
@@ -786,6 +791,17 @@ impl Ingest {
             return;
         };
         let now = self.clock.wall_ms();
+        let activity = match self.writer.store().last_activity_ms(now) {
+            Ok(a) => a,
+            Err(error) => {
+                warn!(%error, "Cannot read the newest reading; the downtime is counted from the last run's start.");
+                None
+            }
+        };
+        let last = Lifecycle {
+            alive_ms: activity.map_or(last.alive_ms, |a| a.max(last.alive_ms)),
+            ..last
+        };
         let downtime_s = now.saturating_sub(last.alive_ms).max(0) / 1000;
         warn!(
             last_alive_at = %rfc3339(last.alive_ms),
@@ -851,6 +867,7 @@ impl Ingest {
             max_bytes: Some(self.opts.max_bytes),
         };
         let changed = state != self.last_state;
+        let lifecycle = self.lifecycle_due || self.stopped_cleanly;
         let alive = Lifecycle {
             alive_ms: self.clock.wall_ms(),
             clean: self.stopped_cleanly,
@@ -860,7 +877,12 @@ impl Ingest {
             (ENGINE_STATE, state.as_slice()),
             (LIFECYCLE, alive.as_slice()),
         ];
-        let named: &[(&str, &[u8])] = if changed { &both } else { &both[1..] };
+        let named: &[(&str, &[u8])] = match (changed, lifecycle) {
+            (true, true) => &both,
+            (true, false) => &both[..1],
+            (false, true) => &both[1..],
+            (false, false) => &[],
+        };
         let done = self.writer.commit_with_audit(
             &self.readings,
             &self.events,
@@ -872,6 +894,7 @@ impl Ingest {
         if changed {
             self.last_state = state;
         }
+        self.lifecycle_due = false;
         self.totals.readings += done.readings as u64;
         self.totals.events += done.events as u64;
         self.totals.audit += done.audit as u64;

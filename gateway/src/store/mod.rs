@@ -434,6 +434,32 @@ impl Store {
         Ok((depth, oldest))
     }
 
+    /// The newest time in the readings and events tables that is not after
+    /// `now_ms` (a simulator's or a wrong clock's future times do not count):
+    /// the last sign of life a run left without writing one of its own.
+    pub fn last_activity_ms(&self, now_ms: i64) -> Result<Option<i64>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let readings = txn.open_table(READINGS).map_err(|e| self.err(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.err(e))?;
+        let mut newest = None;
+        for row in readings
+            .range(..(now_ms.saturating_add(1), 0, 0))
+            .map_err(|e| self.err(e))?
+            .rev()
+            .take(1)
+        {
+            let (k, _) = row.map_err(|e| self.err(e))?;
+            newest = Some(k.value().0);
+        }
+        if let Some(row) = events.last().map_err(|e| self.err(e))? {
+            let at = row.1.value().0;
+            if at <= now_ms {
+                newest = newest.max(Some(at));
+            }
+        }
+        Ok(newest)
+    }
+
     /// Events with `from_seq <= seq <= to_seq`, in seq order (for a replay).
     pub fn events_by_seq(
         &self,
