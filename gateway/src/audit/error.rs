@@ -37,3 +37,12 @@ impl VerifyError {
         }
     }
 }
+
+/// Why a trail does not reach an anchor (a head held outside the device).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnchorError {
+    #[error("the trail ends at entry {last} but the anchor is entry {anchored}: entries after {last} were removed{}", if *.last == 0 { " (the whole trail was wiped)" } else { "" })]
+    Short { last: u64, anchored: u64 },
+    #[error("entry {seq} does not have the anchored hash: the trail was rewritten at or before entry {seq}")]
+    Differs { seq: u64 },
+}

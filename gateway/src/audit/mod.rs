@@ -14,13 +14,15 @@
 //! they arrive with (see `store::Writer::commit_with_audit`).
 
 mod error;
+pub mod readings;
 #[cfg(test)]
 mod tests;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use error::VerifyError;
+pub use error::{AnchorError, VerifyError};
+pub use readings::{Checkpoint, ReadingsError, ReadingsVerified};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -38,6 +40,9 @@ pub enum AuditKind {
     /// MQTT or a technician over HTTP, accepted or not. Trails written
     /// by earlier builds may also hold `manifest_loaded` / `manifest_unloaded`.
     ManifestCommand,
+    /// Made at least hourly so that the readings are covered by a
+    /// checkpoint (see [`readings`]) even when nothing else happens.
+    ReadingsCheckpoint,
 }
 
 impl AuditKind {
@@ -49,6 +54,7 @@ impl AuditKind {
             AuditKind::ConfigReloaded => "config_reloaded",
             AuditKind::ConfigRejected => "config_rejected",
             AuditKind::ManifestCommand => "manifest_command",
+            AuditKind::ReadingsCheckpoint => "readings_checkpoint",
         }
     }
 }
@@ -73,6 +79,11 @@ pub struct AuditEntry {
     pub kind: String,
     pub actor: String,
     pub details: String,
+    /// The readings committed since the previous checkpoint. Entries
+    /// written by earlier builds, and all but the first of one commit, have
+    /// none; absent, it is not hashed, so their hashes are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readings: Option<Checkpoint>,
     /// Hex SHA-256 of the previous entry (zeros for the first).
     pub prev_hash: String,
     /// Hex SHA-256 over the previous hash's 32 bytes and [`AuditEntry::canonical`].
@@ -112,6 +123,31 @@ impl Head {
     }
 }
 
+/// `SEQ:HASH` (hash in hex): the form an operator copies from the status
+/// or `audit show` and hands to `audit verify --anchor`.
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, hex::encode(self.hash))
+    }
+}
+
+impl std::str::FromStr for Head {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Head, String> {
+        let (seq, hash) = s
+            .trim()
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not SEQ:HASH"))?;
+        let seq = seq
+            .parse()
+            .map_err(|_| format!("`{seq}` is not an entry number"))?;
+        let hash = decode_hash(hash)
+            .ok_or_else(|| format!("`{hash}` is not a SHA-256 in hex (64 digits)"))?;
+        Ok(Head { seq, hash })
+    }
+}
+
 /// The fields that are hashed, in a fixed order.
 #[derive(Serialize)]
 struct Canonical<'a> {
@@ -120,17 +156,29 @@ struct Canonical<'a> {
     kind: &'a str,
     actor: &'a str,
     details: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readings: Option<&'a Checkpoint>,
 }
 
 impl AuditEntry {
     /// The entry that follows `head` for `record`.
     pub fn chained(head: &Head, record: &AuditRecord) -> AuditEntry {
+        AuditEntry::chained_with(head, record, None)
+    }
+
+    /// [`AuditEntry::chained`], also covering the readings of `checkpoint`.
+    pub fn chained_with(
+        head: &Head,
+        record: &AuditRecord,
+        checkpoint: Option<Checkpoint>,
+    ) -> AuditEntry {
         let mut entry = AuditEntry {
             seq: head.seq + 1,
             at_ms: record.at_ms,
             kind: record.kind.as_str().to_string(),
             actor: record.actor.clone(),
             details: record.details.to_string(),
+            readings: checkpoint,
             prev_hash: hex::encode(head.hash),
             hash: String::new(),
         };
@@ -148,6 +196,7 @@ impl AuditEntry {
             kind: &self.kind,
             actor: &self.actor,
             details: &self.details,
+            readings: self.readings.as_ref(),
         })
         .unwrap_or_default()
     }
@@ -244,5 +293,34 @@ where
     Ok(Verified {
         entries: prev.seq,
         head: prev,
+    })
+}
+
+/// Checks a verified chain against a head held outside the device: the
+/// trail must reach `anchor.seq` and that entry must have its hash. This is
+/// what catches the newest entries removed (or the whole trail wiped) with
+/// the recorded head rewritten to match.
+pub fn check_anchor<I, B>(rows: I, anchor: Head) -> Result<(), AnchorError>
+where
+    I: IntoIterator<Item = (u64, B)>,
+    B: AsRef<[u8]>,
+{
+    if anchor.seq == 0 {
+        return Ok(());
+    }
+    let mut last = 0;
+    for (seq, bytes) in rows {
+        last = seq;
+        if seq == anchor.seq {
+            let head = AuditEntry::decode(bytes.as_ref()).and_then(|e| e.head());
+            return match head {
+                Some(h) if h == anchor => Ok(()),
+                _ => Err(AnchorError::Differs { seq }),
+            };
+        }
+    }
+    Err(AnchorError::Short {
+        last,
+        anchored: anchor.seq,
     })
 }

@@ -181,3 +181,87 @@ fn the_hash_covers_every_field() {
     }
     assert_ne!(base.compute_hash(&[1; 32]), h);
 }
+
+#[test]
+fn the_head_reads_back_from_the_form_an_operator_copies() {
+    let (_, head) = chain(3);
+    let text = head.to_string();
+    assert!(text.starts_with("3:"), "{text}");
+    assert_eq!(text.parse::<Head>(), Ok(head));
+    assert!("3".parse::<Head>().is_err());
+    assert!("x:00".parse::<Head>().is_err());
+    assert!(format!("3:{}", "0".repeat(63)).parse::<Head>().is_err());
+}
+
+#[test]
+fn newest_entries_removed_with_the_head_rewritten_fail_only_against_an_anchor() {
+    let (rows, anchor) = chain(5);
+    let cut = rows[..3].to_vec();
+    let rewritten = entry(&rows, 3).head().unwrap();
+    // The file alone is consistent again: the recorded head was rewritten.
+    assert_eq!(verify(cut.clone(), Some(rewritten)).unwrap().entries, 3);
+    assert_eq!(
+        check_anchor(cut.clone(), anchor),
+        Err(AnchorError::Short {
+            last: 3,
+            anchored: 5
+        })
+    );
+    // An older anchor is still reached: the trail only grew since.
+    assert_eq!(check_anchor(cut, entry(&rows, 2).head().unwrap()), Ok(()));
+    assert_eq!(check_anchor(rows, anchor), Ok(()));
+}
+
+#[test]
+fn a_wiped_trail_fails_against_an_anchor() {
+    let (_, anchor) = chain(2);
+    let err = check_anchor(Vec::<(u64, Vec<u8>)>::new(), anchor).unwrap_err();
+    assert_eq!(
+        err,
+        AnchorError::Short {
+            last: 0,
+            anchored: 2
+        }
+    );
+    assert!(err.to_string().contains("wiped"), "{err}");
+}
+
+#[test]
+fn a_trail_rebuilt_under_the_anchored_seq_fails_against_the_anchor() {
+    let (rows, anchor) = chain(4);
+    // Rebuilt from entry 2 with other content: a consistent chain, but
+    // entry 4 no longer has the hash a subscriber holds.
+    let mut head = entry(&rows, 1).head().unwrap();
+    let mut forged = rows[..1].to_vec();
+    for i in 1..4 {
+        let mut r = record(i);
+        r.actor = "someone else".into();
+        let e = AuditEntry::chained(&head, &r);
+        head = e.head().unwrap();
+        forged.push((e.seq, e.encode()));
+    }
+    assert!(verify(forged.clone(), Some(head)).is_ok());
+    assert_eq!(
+        check_anchor(forged, anchor),
+        Err(AnchorError::Differs { seq: 4 })
+    );
+}
+
+#[test]
+fn entries_without_a_checkpoint_hash_as_before() {
+    // A trail written by an earlier build must still verify: an absent
+    // checkpoint is left out of the hashed bytes entirely.
+    let e = AuditEntry::chained(&Head::default(), &record(1));
+    assert!(!String::from_utf8(e.canonical())
+        .unwrap()
+        .contains("readings"));
+    let with = AuditEntry::chained_with(
+        &Head::default(),
+        &record(1),
+        Some(readings::SpanHasher::default().finish(Default::default())),
+    );
+    assert_ne!(with.hash, e.hash);
+    let mut stripped = with.clone();
+    stripped.readings = None;
+    assert_ne!(hex::encode(stripped.compute_hash(&GENESIS)), with.hash);
+}

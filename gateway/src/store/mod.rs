@@ -8,6 +8,7 @@
 
 mod error;
 mod tables;
+mod verify;
 mod writer;
 
 #[cfg(test)]
@@ -24,7 +25,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use error::StoreError;
 pub use tables::COMMANDS_KEPT;
-pub use writer::{Committed, Trim, Writer};
+pub use writer::{Committed, Trim, Writer, CHECKPOINT_EVERY_MS};
 
 use tables::*;
 

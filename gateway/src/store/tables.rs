@@ -38,6 +38,13 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// written with every append, so removing the last entry shows.
 pub const AUDIT_HEAD_KEY: &str = "audit_head";
 
+/// In [`STATE`]: a time (i64, big endian, ms) at or before every reading
+/// committed since the last readings checkpoint (`crate::audit::readings`),
+/// `i64::MAX` when there are none, so a checkpoint scans only from there.
+/// Written when it changes: with the first commit after a checkpoint, not
+/// with every commit.
+pub const READINGS_SPAN_FROM_KEY: &str = "readings_span_from";
+
 /// Record number (from 1, in the order written: the wall clock may go
 /// back) → a clock record as JSON with its time in `at`: the clock's
 /// synchronisation state whenever it changes, and every jump with the range

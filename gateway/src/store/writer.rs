@@ -1,7 +1,7 @@
 //! The single writer. Ingest hands it everything one batch produced and it
 //! commits it in one durable transaction: one fsync per batch.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use coldgate_sensor_drivers::Reading;
@@ -9,7 +9,8 @@ use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
 use super::{Store, StoreError, StoredEvent};
-use crate::audit::{AuditEntry, AuditRecord, Head};
+use crate::audit::readings::{RawReading, SpanHasher};
+use crate::audit::{AuditEntry, AuditRecord, Checkpoint, Head};
 
 /// Trimming asked of one commit.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +67,26 @@ pub struct Writer {
     next_telemetry_id: u64,
     /// Events and telemetry waiting, at most; telemetry is dropped first.
     outbox_cap: Option<u64>,
+    /// Per sensor, the last seq the last readings checkpoint covers.
+    covered: BTreeMap<String, u64>,
+    /// See `tables::READINGS_SPAN_FROM_KEY`; `None` when unknown (a file
+    /// from an earlier build): the next checkpoint scans every reading.
+    span_from_ms: Option<i64>,
+    /// The checkpoint of the committed readings, computed for an audit
+    /// event's head before the commit and reused by it.
+    checkpoint_cache: Option<Checkpoint>,
+    /// When (ingest's monotonic ms) a `readings_checkpoint` entry is due.
+    checkpoint_due_at: Option<i64>,
 }
+
+/// How long readings may go without a checkpoint tying them into the audit
+/// chain: the window in which they could be changed without trace.
+pub const CHECKPOINT_EVERY_MS: i64 = 3_600_000;
+
+/// Margin below the oldest uncovered reading's time where the next
+/// checkpoint starts scanning, so that a reading a few seconds older than
+/// the previous batch does not rewrite the marker.
+const SPAN_FROM_SLACK_MS: i64 = 60_000;
 
 /// A generous estimate of the pages one reading takes in the readings table
 /// (key, value and B-tree overhead), used only to schedule measurements.
@@ -95,6 +115,10 @@ impl Writer {
         let audit_head = audit_head_to_continue(&store)?;
         let next_clock_seq = store.last_clock_seq()? + 1;
         let next_telemetry_id = store.last_telemetry_id()? + 1;
+        let covered = last_checkpoint(&store)?;
+        let span_from_ms = store
+            .state(READINGS_SPAN_FROM_KEY)?
+            .and_then(|b| b.try_into().ok().map(i64::from_be_bytes));
         Ok(Writer {
             store,
             sensors,
@@ -111,7 +135,106 @@ impl Writer {
             set_aside: Vec::new(),
             next_telemetry_id,
             outbox_cap: None,
+            covered,
+            span_from_ms,
+            checkpoint_cache: None,
+            checkpoint_due_at: None,
         })
+    }
+
+    /// The audit chain's head once `records` are committed (with the next
+    /// commit, from the committed state): what their `audit` events publish.
+    pub fn audit_head_after(&mut self, records: &[AuditRecord]) -> Result<Head, StoreError> {
+        Ok(self
+            .chain(records)?
+            .last()
+            .and_then(AuditEntry::head)
+            .unwrap_or(self.audit_head))
+    }
+
+    /// The entries `records` become. The first carries the checkpoint of
+    /// the readings committed so far; it is the same before and during the
+    /// commit, because this writer is the only one.
+    fn chain(&mut self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut head = self.audit_head;
+        let mut out = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            let checkpoint = if i == 0 {
+                Some(self.checkpoint()?)
+            } else {
+                None
+            };
+            let entry = AuditEntry::chained_with(&head, record, checkpoint);
+            head = entry.head().unwrap_or(head);
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Whether a `readings_checkpoint` entry is due at `mono_ms`: an hour
+    /// ([`CHECKPOINT_EVERY_MS`]) after the first ask or the last audit
+    /// entry, when readings were committed since the last checkpoint.
+    pub fn readings_checkpoint_due(&mut self, mono_ms: i64) -> bool {
+        let due = *self
+            .checkpoint_due_at
+            .get_or_insert(mono_ms.saturating_add(CHECKPOINT_EVERY_MS));
+        mono_ms >= due && self.uncovered()
+    }
+
+    fn uncovered(&self) -> bool {
+        self.sensors
+            .iter()
+            .any(|(name, s)| s.last_seq > self.covered.get(&**name).copied().unwrap_or(0))
+    }
+
+    /// The checkpoint of the readings committed since the last one, read
+    /// back from the file: reading does not wear the card.
+    fn checkpoint(&mut self) -> Result<Checkpoint, StoreError> {
+        if let Some(c) = &self.checkpoint_cache {
+            return Ok(c.clone());
+        }
+        let s = &self.store;
+        let through: BTreeMap<String, u64> = self
+            .sensors
+            .iter()
+            .filter(|(_, slot)| slot.last_seq > 0)
+            .map(|(name, slot)| (name.to_string(), slot.last_seq))
+            .collect();
+        let expected: u64 = through
+            .iter()
+            .map(|(name, t)| t.saturating_sub(self.covered.get(name).copied().unwrap_or(0)))
+            .sum();
+        let mut hasher = SpanHasher::default();
+        let from = self.span_from_ms.unwrap_or(i64::MIN);
+        if expected > 0 && from != i64::MAX {
+            let txn = s.db()?.begin_read().map_err(|e| s.err(e))?;
+            let names = s.sensor_names(&txn)?;
+            let table = txn.open_table(READINGS).map_err(|e| s.err(e))?;
+            for row in table.range((from, 0u32, 0u64)..).map_err(|e| s.err(e))? {
+                let (k, v) = row.map_err(|e| s.err(e))?;
+                let ((at_ms, idx, seq), (code, value)) = (k.value(), v.value());
+                let Some(name) = names.get(&idx) else {
+                    continue;
+                };
+                let after = self.covered.get(&**name).copied().unwrap_or(0);
+                let upto = through.get(&**name).copied().unwrap_or(0);
+                if seq > after && seq <= upto {
+                    hasher.add(&RawReading {
+                        sensor: name,
+                        at_ms,
+                        seq,
+                        code,
+                        value,
+                    });
+                    if hasher.count() == expected {
+                        break;
+                    }
+                }
+            }
+        }
+        let c = hasher.finish(through);
+        self.checkpoint_cache = Some(c.clone());
+        Ok(c)
     }
 
     /// Reopens the file (see [`Store::reopen`]) and reloads the counters
@@ -253,6 +376,8 @@ impl Writer {
                 });
             }
         }
+        let entries = self.chain(audit)?;
+        let span_from_ms = self.next_span_from(readings, !entries.is_empty());
         let mut txn = s.db()?.begin_write().map_err(|x| e(x.into()))?;
         txn.set_durability(Durability::Immediate)
             .map_err(|x| e(x.into()))?;
@@ -317,10 +442,9 @@ impl Writer {
             for (name, bytes) in state {
                 st.insert(*name, *bytes).map_err(|x| e(x.into()))?;
             }
-            if !audit.is_empty() {
+            if !entries.is_empty() {
                 let mut table = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
-                for record in audit {
-                    let entry = AuditEntry::chained(&audit_head, record);
+                for entry in &entries {
                     table
                         .insert(entry.seq, entry.encode().as_slice())
                         .map_err(|x| e(x.into()))?;
@@ -328,7 +452,13 @@ impl Writer {
                 }
                 st.insert(AUDIT_HEAD_KEY, audit_head.encode().as_slice())
                     .map_err(|x| e(x.into()))?;
-                done.audit = audit.len();
+                done.audit = entries.len();
+            }
+            if span_from_ms != self.span_from_ms {
+                if let Some(from) = span_from_ms {
+                    st.insert(READINGS_SPAN_FROM_KEY, from.to_be_bytes().as_slice())
+                        .map_err(|x| e(x.into()))?;
+                }
             }
             if !self.clock.is_empty() {
                 let mut clock = txn.open_table(CLOCK).map_err(|x| e(x.into()))?;
@@ -414,6 +544,12 @@ impl Writer {
         }
         self.next_event_seq += events.len() as u64;
         self.audit_head = audit_head;
+        if let Some(c) = entries.first().and_then(|x| x.readings.as_ref()) {
+            self.covered = c.through.clone();
+            self.checkpoint_due_at = None;
+        }
+        self.span_from_ms = span_from_ms;
+        self.checkpoint_cache = None;
         self.next_clock_seq += self.clock.len() as u64;
         self.clock.clear();
         match size_check_due_after {
@@ -430,6 +566,35 @@ impl Writer {
         self.set_aside.clear();
         Ok(done)
     }
+}
+
+impl Writer {
+    /// The span marker after a commit of `readings`: restarted when the
+    /// commit carries a checkpoint (its readings belong to the next span),
+    /// lowered only when a reading is older than it.
+    fn next_span_from(&self, readings: &[Reading], checkpoint: bool) -> Option<i64> {
+        let oldest = readings
+            .iter()
+            .map(|r| r.at_ms.saturating_sub(SPAN_FROM_SLACK_MS))
+            .min();
+        match (checkpoint, self.span_from_ms, oldest) {
+            (true, _, oldest) => Some(oldest.unwrap_or(i64::MAX)),
+            (false, Some(from), Some(o)) if o < from => Some(o),
+            (false, from, _) => from,
+        }
+    }
+}
+
+/// Per sensor, the last seq covered by the last readings checkpoint in the
+/// trail (none for a trail without one).
+fn last_checkpoint(store: &Store) -> Result<BTreeMap<String, u64>, StoreError> {
+    Ok(store
+        .audit_rows()?
+        .iter()
+        .rev()
+        .find_map(|(_, bytes)| AuditEntry::decode(bytes)?.readings)
+        .map(|c| c.through)
+        .unwrap_or_default())
 }
 
 /// A little-endian u64 state value; 0 when malformed.
