@@ -411,6 +411,7 @@ impl Publisher {
                 set_aside: self.store.set_aside_count().unwrap_or(0),
                 link: self.link.borrow().clone(),
                 connected_since_ms: self.connected_since_ms,
+                audit_head: self.store.audit_head().ok().flatten(),
             },
         )
     }

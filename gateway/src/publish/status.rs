@@ -48,6 +48,9 @@ pub struct StatusFacts {
     pub link: LinkState,
     /// When the current connection was accepted (ms since the epoch).
     pub connected_since_ms: Option<i64>,
+    /// The audit chain's head: a subscriber keeping it can later prove the
+    /// trail on the card was not cut back or wiped (`audit verify --anchor`).
+    pub audit_head: Option<crate::audit::Head>,
 }
 
 /// `{prefix}/status`: online or offline (the Last Will), with what an
@@ -88,6 +91,7 @@ pub fn status_payload(
             "at": rfc3339(at), "offset_ms": offset,
         })),
         "client_cert_expires_at": facts.client_cert_expires_ms.map(rfc3339),
+        "audit_head": facts.audit_head.map(|h| h.to_string()),
         "link": {
             "state": if state == "online" { "connected" } else { "disconnected" },
             "connected_since": facts.connected_since_ms.map(rfc3339),
@@ -125,6 +129,30 @@ mod tests {
         .unwrap();
         assert!(v["client_cert_expires_at"].is_null());
         assert!(v["clock_last_jump"].is_null());
+    }
+
+    #[test]
+    fn the_status_carries_the_audit_head_as_an_anchor_to_copy() {
+        let head = crate::audit::Head {
+            seq: 12,
+            hash: [0xab; 32],
+        };
+        let v: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "online",
+            StatusFacts {
+                audit_head: Some(head),
+                ..StatusFacts::default()
+            },
+        ))
+        .unwrap();
+        let text = v["audit_head"].as_str().unwrap();
+        assert_eq!(text, format!("12:{}", "ab".repeat(32)));
+        assert_eq!(text.parse::<crate::audit::Head>(), Ok(head));
+        let empty: serde_json::Value =
+            serde_json::from_slice(&status_payload("g1", "online", StatusFacts::default()))
+                .unwrap();
+        assert!(empty["audit_head"].is_null());
     }
 
     #[test]
