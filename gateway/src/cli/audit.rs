@@ -6,20 +6,27 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use crate::audit::AuditEntry;
+use crate::audit::{AuditEntry, Head, ReadingsVerified};
+use crate::event::rfc3339;
 use crate::store::Store;
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Print every entry as one JSON line, oldest first.
+    /// Print every entry as one JSON line, oldest first; `anchor` is the
+    /// chain's head at that entry (SEQ:HASH), the last one the head.
     Show {
         #[arg(long)]
         db: PathBuf,
     },
-    /// Check the hash chain; exits 1 naming the first bad entry.
+    /// Check the hash chain and the readings its checkpoints cover; exits 1
+    /// naming the first bad entry or reading.
     Verify {
         #[arg(long)]
         db: PathBuf,
+        /// A head held outside the device (from the status, an `audit`
+        /// event or an earlier `audit show`): the trail must reach it.
+        #[arg(long, value_name = "SEQ:HASH")]
+        anchor: Option<Head>,
     },
 }
 
@@ -50,8 +57,10 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
                                 "kind": entry.kind,
                                 "actor": entry.actor,
                                 "details": details,
+                                "readings": entry.readings,
                                 "prev_hash": entry.prev_hash,
                                 "hash": entry.hash,
+                                "anchor": entry.head().map(|h| h.to_string()),
                             })
                         );
                     }
@@ -60,27 +69,95 @@ pub fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { db } => {
-            let store = Store::open_existing(&db)?;
-            match store.verify_audit()? {
-                Ok(v) => {
-                    println!(
-                        "{}: audit trail OK ({} entries, head {})",
-                        db.display(),
-                        v.entries,
-                        hex::encode(v.head.hash)
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(error) => {
-                    eprintln!(
-                        "coldgate: {}: audit trail BROKEN at entry {}: {error}",
-                        db.display(),
-                        error.entry()
-                    );
-                    Ok(ExitCode::FAILURE)
-                }
+        AuditCommand::Verify { db, anchor } => verify(&db, anchor),
+    }
+}
+
+fn verify(db: &std::path::Path, anchor: Option<Head>) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(db)?;
+    let v = match store.verify_audit()? {
+        Ok(v) => v,
+        Err(error) => {
+            eprintln!(
+                "coldgate: {}: audit trail BROKEN at entry {}: {error}",
+                db.display(),
+                error.entry()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let rows = store.audit_rows()?;
+    match anchor {
+        Some(anchor) => {
+            if let Err(error) =
+                crate::audit::check_anchor(rows.iter().map(|(k, b)| (*k, b)), anchor)
+            {
+                eprintln!(
+                    "coldgate: {}: audit trail does NOT reach the anchor {anchor}: {error}",
+                    db.display()
+                );
+                return Ok(ExitCode::FAILURE);
             }
         }
+        None => eprintln!(
+            "coldgate: note: without --anchor SEQ:HASH (a head held outside the device) \
+             the removal of the newest entries, or of the whole trail, with the recorded \
+             head rewritten cannot be detected; checking what the file holds."
+        ),
     }
+    println!(
+        "{}: audit trail OK ({} entries, head {}{})",
+        db.display(),
+        v.entries,
+        v.head,
+        match anchor {
+            Some(a) => format!(", reaches the anchor {a}"),
+            None => String::new(),
+        }
+    );
+    let entries: Vec<AuditEntry> = rows
+        .iter()
+        .filter_map(|(_, b)| AuditEntry::decode(b))
+        .collect();
+    match store.verify_readings(&entries)? {
+        Ok(r) => {
+            println!("{}: readings OK: {}", db.display(), readings_summary(&r));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("coldgate: {}: readings BROKEN: {error}", db.display());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// What was checked, from where, and what could not be.
+fn readings_summary(r: &ReadingsVerified) -> String {
+    let mut out = match (r.from_entry, r.from_ms) {
+        (Some(entry), Some(from)) => format!(
+            "{} readings match the {} checkpoints from audit entry {entry} on (readings from {})",
+            r.verified,
+            r.spans,
+            rfc3339(from)
+        ),
+        _ => "no reading is covered by a checkpoint".to_string(),
+    };
+    if r.unverifiable > 0 || r.trimmed_spans > 0 {
+        out.push_str(&format!(
+            "; {} older readings in {} partly trimmed checkpoints (retention, size cap) cannot be checked",
+            r.unverifiable, r.trimmed_spans
+        ));
+    }
+    if r.uncovered > 0 {
+        out.push_str(&format!(
+            "; {} readings from {} on were committed after the last checkpoint{} and are not covered yet",
+            r.uncovered,
+            r.uncovered_from_ms.map(rfc3339).unwrap_or_default(),
+            match r.last_checkpoint {
+                0 => " (the trail has none: wiped, or written before checkpoints existed)".to_string(),
+                n => format!(" (entry {n})"),
+            }
+        ));
+    }
+    out
 }
