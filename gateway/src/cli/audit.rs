@@ -135,9 +135,10 @@ fn verify(db: &std::path::Path, anchor: Option<Head>) -> anyhow::Result<ExitCode
 fn readings_summary(r: &ReadingsVerified) -> String {
     let mut out = match (r.from_entry, r.from_ms) {
         (Some(entry), Some(from)) => format!(
-            "{} readings match the {} checkpoints from audit entry {entry} on (readings from {})",
+            "{} readings match the {} checkpoint{} from audit entry {entry} on (readings from {})",
             r.verified,
             r.spans,
+            if r.spans == 1 { "" } else { "s" },
             rfc3339(from)
         ),
         _ => "no reading is covered by a checkpoint".to_string(),

@@ -1,0 +1,231 @@
+//! `coldgate audit verify` against tampering with the file a real run
+//! wrote: a flipped byte in a reading, the newest entries removed with the
+//! recorded head rewritten, the whole trail wiped. Each test first checks
+//! that the untouched file verifies, so a failure afterwards is the
+//! tampering's doing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use coldgate_tests::{last_logged_readings_total, start_gateway, wait_until, TestConfig};
+use redb::{ReadableTable, TableDefinition};
+
+const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
+
+const READINGS: TableDefinition<(i64, u32, u64), (u8, f64)> = TableDefinition::new("readings");
+const SENSORS: TableDefinition<&str, u32> = TableDefinition::new("sensors");
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+
+/// No excursion within a test's run.
+const NO_FAILURE: &str = r#"{ zone = "rear", after = "1000h", lasts = "1m", every = "2000h" }"#;
+
+/// Runs the gateway with the simulator until it has committed some readings,
+/// then stops it: the stop's audit entry checkpoints them.
+fn run_and_stop(dir: &Path) -> TestConfig {
+    let mut cfg = TestConfig::new(dir);
+    cfg.sensors = 2;
+    cfg.failure = NO_FAILURE;
+    let config = cfg.write();
+    let log = dir.join("run.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    wait_until(Duration::from_secs(30), "readings committed", || {
+        (last_logged_readings_total(&log) >= 20).then_some(())
+    });
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    cfg
+}
+
+fn coldgate(args: &[&str], db: &Path) -> Output {
+    Command::new(BIN)
+        .args(["audit", args[0], "--db"])
+        .arg(db)
+        .args(&args[1..])
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("coldgate runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn show(db: &Path) -> Vec<serde_json::Value> {
+    let out = coldgate(&["show"], db);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The untouched file verifies, readings included; returns the head.
+fn verifies_untouched(db: &Path) -> String {
+    let entries = show(db);
+    let anchor = entries.last().unwrap()["anchor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = coldgate(&["verify", "--anchor", &anchor], db);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains(&format!("head {anchor}")), "{said}");
+    assert!(said.contains("readings OK"), "{said}");
+    assert!(
+        !said.contains(" 0 readings match"),
+        "nothing was covered: {said}"
+    );
+    anchor
+}
+
+#[test]
+fn a_byte_flipped_in_a_stored_reading_is_named_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = run_and_stop(dir.path());
+    verifies_untouched(&cfg.db());
+    // The newest reading the stop's checkpoint covers, of its first sensor.
+    let entries = show(&cfg.db());
+    let through = entries.last().unwrap()["readings"]["through"]
+        .as_object()
+        .unwrap()
+        .clone();
+    let (sensor, seq) = through.iter().next().unwrap();
+    let seq = seq.as_u64().unwrap();
+    let (before, after) = {
+        let db = redb::Database::open(cfg.db()).unwrap();
+        let txn = db.begin_write().unwrap();
+        let values = {
+            let idx = txn
+                .open_table(SENSORS)
+                .unwrap()
+                .get(sensor.as_str())
+                .unwrap()
+                .unwrap()
+                .value();
+            let mut t = txn.open_table(READINGS).unwrap();
+            let (key, (code, value)) = t
+                .iter()
+                .unwrap()
+                .map(|r| r.unwrap())
+                .map(|(k, v)| (k.value(), v.value()))
+                .find(|(k, _)| k.1 == idx && k.2 == seq)
+                .unwrap();
+            // One byte of the f64 (the exponent's low bit): 8.44 -> 16.88.
+            let mut bytes = value.to_le_bytes();
+            bytes[6] ^= 0x10;
+            let flipped = f64::from_le_bytes(bytes);
+            t.insert(key, (code, flipped)).unwrap();
+            (value, flipped)
+        };
+        txn.commit().unwrap();
+        values
+    };
+    assert_ne!(before, after);
+    let out = coldgate(&["verify"], &cfg.db());
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("readings BROKEN"), "{err}");
+    assert!(
+        err.contains(&format!("reading sensor {sensor} seq {seq} at ")),
+        "the flipped reading is not named: {err}"
+    );
+    assert!(err.contains(&format!("value now {after}")), "{err}");
+}
+
+/// Removes audit entries after `keep` and rewrites the recorded head to
+/// the last one kept (or removes it): a consistent, shorter trail.
+fn cut_trail(db: &Path, keep: u64) {
+    let db = redb::Database::open(db).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut audit = txn.open_table(AUDIT).unwrap();
+        let head: Option<Vec<u8>> = if keep == 0 {
+            None
+        } else {
+            let v: serde_json::Value =
+                serde_json::from_slice(audit.get(keep).unwrap().unwrap().value()).unwrap();
+            let hash = v["hash"].as_str().unwrap();
+            let mut bytes = keep.to_be_bytes().to_vec();
+            bytes.extend((0..32).map(|i| u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).unwrap()));
+            Some(bytes)
+        };
+        audit.retain(|seq, _| seq <= keep).unwrap();
+        let mut state = txn.open_table(STATE).unwrap();
+        match head {
+            Some(h) => {
+                state.insert("audit_head", h.as_slice()).unwrap();
+            }
+            None => {
+                state.remove("audit_head").unwrap();
+            }
+        }
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn newest_entries_removed_with_the_head_rewritten_fail_verify_against_an_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = run_and_stop(dir.path());
+    let anchor = verifies_untouched(&cfg.db());
+    let n = show(&cfg.db()).len() as u64;
+    assert!(n >= 3, "config_loaded, gateway_started, gateway_stopped");
+    cut_trail(&cfg.db(), n - 2);
+
+    // The file alone cannot show it, and verify says so, checking the rest:
+    // the readings the removed checkpoints covered are now uncovered.
+    let out = coldgate(&["verify"], &cfg.db());
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("cannot be detected"), "{said}");
+    assert!(
+        said.contains(&format!("audit trail OK ({} entries", n - 2)),
+        "{said}"
+    );
+    assert!(said.contains("not covered yet"), "{said}");
+
+    let out = coldgate(&["verify", "--anchor", &anchor], &cfg.db());
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does NOT reach the anchor"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "ends at entry {} but the anchor is entry {n}",
+            n - 2
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_wiped_trail_fails_verify_against_an_anchor() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = run_and_stop(dir.path());
+    let anchor = verifies_untouched(&cfg.db());
+    cut_trail(&cfg.db(), 0);
+
+    let out = coldgate(&["verify"], &cfg.db());
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("cannot be detected"), "{said}");
+    assert!(said.contains("the trail has none"), "{said}");
+
+    let out = coldgate(&["verify", "--anchor", &anchor], &cfg.db());
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("whole trail was wiped"), "{err}");
+}
+
+#[test]
+fn a_malformed_anchor_is_refused_naming_the_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("missing.redb");
+    let out = coldgate(&["verify", "--anchor", "12"], &db);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("SEQ:HASH"), "{}", text(&out));
+}
