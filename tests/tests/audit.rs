@@ -229,3 +229,68 @@ fn a_malformed_anchor_is_refused_naming_the_form() {
     assert!(!out.status.success());
     assert!(text(&out).contains("SEQ:HASH"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_events_and_the_status_publish_heads_the_trail_on_the_card_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = coldgate_tests::free_port();
+    let _broker = coldgate_tests::start_broker(BIN, port);
+    let mut sub = coldgate_tests::Subscriber::connect(port, "coldgate/v1/test-gw/#").await;
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 1;
+    cfg.failure = NO_FAILURE;
+    cfg.mqtt_port = Some(port);
+    let config = cfg.write();
+    let log = dir.path().join("run.log");
+    let mut gw = start_gateway(BIN, &config, &log);
+    let (mut heads, mut status_heads) = (Vec::new(), Vec::new());
+    let mut collect = |topic: String, v: serde_json::Value| {
+        if topic.ends_with("/events/audit") {
+            heads.push((v["audit_seq"].as_u64().unwrap(), v["audit_head"].clone()));
+        } else if topic.ends_with("/status") && v["audit_head"].is_string() {
+            status_heads.push(v["audit_head"].as_str().unwrap().to_string());
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match sub.next(left).await {
+            Some((topic, v)) => {
+                let audit = topic.ends_with("/events/audit") && v["phase"] == "gateway_started";
+                collect(topic, v);
+                if audit {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    // A clean stop publishes a last status: it carries the head too.
+    assert!(gw.terminate(Duration::from_secs(20)).success());
+    while let Some((topic, v)) = sub.next(Duration::from_secs(2)).await {
+        collect(topic, v);
+    }
+    assert!(heads.len() >= 2, "{heads:?}");
+    assert!(!status_heads.is_empty(), "no status carried a head");
+    let anchors: Vec<String> = show(&cfg.db())
+        .iter()
+        .map(|e| e["anchor"].as_str().unwrap().to_string())
+        .collect();
+    // Each event carries the head its entry made, announced before the
+    // commit: it must be exactly what the file holds.
+    for (seq, head) in &heads {
+        assert_eq!(
+            head.as_str(),
+            Some(anchors[*seq as usize - 1].as_str()),
+            "audit event {seq}"
+        );
+    }
+    for head in &status_heads {
+        assert!(
+            anchors.contains(head),
+            "status head {head} is not in {anchors:?}"
+        );
+    }
+    // And each is an anchor the untouched file reaches.
+    let out = coldgate(&["verify", "--anchor", &status_heads[0]], &cfg.db());
+    assert!(out.status.success(), "{}", text(&out));
+}
