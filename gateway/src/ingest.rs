@@ -517,6 +517,7 @@ impl Ingest {
                     // Who changed what must not wait for the batch timer: a
                     // power cut right after a reload would lose it.
                     Some(record) => {
+                        self.commit_readings_before_audit(&ch.committed);
                         self.push_audit(record);
                         // Records sent together (start: config, then
                         // gateway) share one commit.
@@ -556,10 +557,17 @@ impl Ingest {
         while let Ok(seq) = ch.acked.try_recv() {
             self.acked.push(seq);
         }
+        let mut last = Vec::new();
         if let Some(rx) = audit_rx.as_mut() {
             while let Ok(record) = rx.try_recv() {
-                self.push_audit(record);
+                last.push(record);
             }
+        }
+        if !last.is_empty() {
+            self.commit_readings_before_audit(&ch.committed);
+        }
+        for record in last {
+            self.push_audit(record);
         }
         // Shutting down: a failed commit is retried a few times, then reported.
         for attempt in 0..5 {
@@ -615,6 +623,16 @@ impl Ingest {
         match &mut self.outage {
             Some(o) if self.readings.len() >= OUTAGE_BUFFER_READINGS => o.dropped += 1,
             _ => self.readings.push(r),
+        }
+    }
+
+    /// Commits the readings waiting, so that the audit entry about to be
+    /// queued checkpoints them too: a clean stop's entry then covers every
+    /// reading, and so does the head its event publishes. One commit more
+    /// per start, stop or reload.
+    fn commit_readings_before_audit(&mut self, committed: &watch::Sender<u64>) {
+        if !self.readings.is_empty() && self.audit.is_empty() && self.outage.is_none() {
+            self.commit(committed);
         }
     }
 
