@@ -149,6 +149,12 @@ fn readings_summary(r: &ReadingsVerified) -> String {
             r.unverifiable, r.trimmed_spans
         ));
     }
+    if r.before_checkpoints > 0 {
+        out.push_str(&format!(
+            "; {} readings written before this file had checkpoints (an earlier build) cannot be checked",
+            r.before_checkpoints
+        ));
+    }
     if r.uncovered > 0 {
         out.push_str(&format!(
             "; {} readings from {} on were committed after the last checkpoint{} and are not covered yet",

@@ -235,6 +235,12 @@ impl Store {
                 None => {
                     meta.insert(SCHEMA_KEY, SCHEMA_VERSION)
                         .map_err(|e| self.err(e))?;
+                    // A new file has no reading outside a checkpoint; a file
+                    // without the marker was written by an earlier build.
+                    txn.open_table(STATE)
+                        .map_err(|e| self.err(e))?
+                        .insert(READINGS_SPAN_FROM_KEY, i64::MAX.to_be_bytes().as_slice())
+                        .map_err(|e| self.err(e))?;
                 }
                 Some(v) if v > SCHEMA_VERSION => {
                     return Err(StoreError::NewerSchema {

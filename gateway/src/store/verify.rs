@@ -248,4 +248,47 @@ mod tests {
         assert!(!w.readings_checkpoint_due(hour + hour - 1));
         assert!(w.readings_checkpoint_due(2 * hour));
     }
+
+    #[test]
+    fn a_file_from_an_earlier_build_starts_with_a_baseline_instead_of_hashing_it_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        {
+            let (_store, mut w) = Store::open(&path, 1 << 20).unwrap();
+            commit_batches(&mut w, 0, 20, 1000);
+        }
+        {
+            // Earlier builds wrote no scan marker.
+            use super::super::tables::{READINGS_SPAN_FROM_KEY, STATE};
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(STATE)
+                .unwrap()
+                .remove(READINGS_SPAN_FROM_KEY)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        {
+            let (_store, mut w) = Store::open(&path, 1 << 20).unwrap();
+            w.commit_with_audit(&[], &[], &[], &[], None, &[record(0)])
+                .unwrap();
+            commit_batches(&mut w, 20, 10, 1000);
+            w.commit_with_audit(&[], &[], &[], &[], None, &[record(1)])
+                .unwrap();
+        }
+        let store = Store::open_existing(&path).unwrap();
+        let first = AuditEntry::decode(&store.audit_rows().unwrap()[0].1).unwrap();
+        let c = first.readings.unwrap();
+        assert!(
+            c.baseline && c.readings == 0 && c.through["a"] == 20,
+            "{c:?}"
+        );
+        drop(store);
+        let v = verify(&path).unwrap();
+        assert_eq!(
+            (v.before_checkpoints, v.verified, v.uncovered),
+            (40, 20, 0),
+            "{v:?}"
+        );
+    }
 }

@@ -69,8 +69,8 @@ pub struct Writer {
     outbox_cap: Option<u64>,
     /// Per sensor, the last seq the last readings checkpoint covers.
     covered: BTreeMap<String, u64>,
-    /// See `tables::READINGS_SPAN_FROM_KEY`; `None` when unknown (a file
-    /// from an earlier build): the next checkpoint scans every reading.
+    /// See `tables::READINGS_SPAN_FROM_KEY`; `None` in a file from an
+    /// earlier build, whose first checkpoint is then a baseline.
     span_from_ms: Option<i64>,
     /// The checkpoint of the committed readings, computed for an audit
     /// event's head before the commit and reused by it.
@@ -204,8 +204,13 @@ impl Writer {
             .iter()
             .map(|(name, t)| t.saturating_sub(self.covered.get(name).copied().unwrap_or(0)))
             .sum();
+        let Some(from) = self.span_from_ms else {
+            let mut c = SpanHasher::default().finish(through);
+            c.baseline = true;
+            self.checkpoint_cache = Some(c.clone());
+            return Ok(c);
+        };
         let mut hasher = SpanHasher::default();
-        let from = self.span_from_ms.unwrap_or(i64::MIN);
         if expected > 0 && from != i64::MAX {
             let txn = s.db()?.begin_read().map_err(|e| s.err(e))?;
             let names = s.sensor_names(&txn)?;

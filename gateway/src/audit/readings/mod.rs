@@ -44,6 +44,11 @@ pub struct Checkpoint {
     pub digest: String,
     /// The single-change locator sums (see the module comment).
     pub locator: [u64; 2],
+    /// The first checkpoint in a file written by an earlier build: it
+    /// records `through` but covers none of the readings up to it, because
+    /// hashing a full card at start could outlast the service watchdog.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 /// One stored reading as the table holds it, with its sensor's name.
@@ -118,6 +123,7 @@ impl SpanHasher {
             from_ms: self.from_ms,
             digest: hex::encode(self.sha.finalize()),
             locator: self.sums,
+            baseline: false,
         }
     }
 }
@@ -230,6 +236,8 @@ pub struct ReadingsVerified {
     /// Readings of spans partly trimmed (retention, size cap): not checkable.
     pub trimmed_spans: u64,
     pub unverifiable: u64,
+    /// Readings written before the file had checkpoints (up to a baseline).
+    pub before_checkpoints: u64,
     /// Readings committed after the last checkpoint: not covered yet.
     pub uncovered: u64,
     pub uncovered_from_ms: Option<i64>,
@@ -330,6 +338,10 @@ impl ReadingsVerifier {
         };
         for (i, span) in std::mem::take(&mut self.spans).into_iter().enumerate() {
             let found = span.hasher.count();
+            if span.recorded.baseline {
+                v.before_checkpoints += found;
+                continue;
+            }
             let recorded = span.recorded.readings;
             // Trimming removes the oldest readings: a span reaching back to
             // the oldest kept reading may have lost some legitimately.
@@ -343,7 +355,7 @@ impl ReadingsVerifier {
                 v.unverifiable += found;
                 continue;
             }
-            let (entry, kind) = (span.entry, span.first.clone());
+            let (entry, first) = (span.entry, span.first.clone());
             if found != recorded {
                 return Err(Mismatch {
                     span: i,
@@ -351,7 +363,7 @@ impl ReadingsVerifier {
                     recorded,
                     found,
                     position: None,
-                    first: kind,
+                    first,
                 });
             }
             let sums = span.hasher.sums;
@@ -363,7 +375,7 @@ impl ReadingsVerifier {
                     recorded,
                     found,
                     position: locate(span.recorded.locator, sums, found),
-                    first: kind,
+                    first,
                 });
             }
             if found > 0 {

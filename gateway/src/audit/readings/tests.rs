@@ -250,3 +250,20 @@ fn the_locator_finds_one_change_and_only_one() {
     }
     assert_eq!(locate(recorded, recorded, 50), None);
 }
+
+#[test]
+fn readings_before_a_baseline_are_reported_as_written_before_checkpoints() {
+    let (rows, mut cps) = two_spans();
+    // The first checkpoint of a file from an earlier build covers nothing.
+    cps[0].1 = SpanHasher::default().finish(cps[0].1.through.clone());
+    cps[0].1.baseline = true;
+    let v = verify(cps.clone(), &rows).unwrap();
+    assert_eq!((v.before_checkpoints, v.verified, v.spans), (10, 10, 1));
+    assert_eq!(v.from_entry, Some(3));
+    // Without the flag the same checkpoint would claim none of them.
+    cps[0].1.baseline = false;
+    assert!(matches!(
+        verify(cps, &rows).unwrap_err(),
+        ReadingsError::Added { entry: 2, .. }
+    ));
+}
