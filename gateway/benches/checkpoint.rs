@@ -39,6 +39,8 @@ struct Load {
     ids: Vec<Arc<str>>,
     t: i64,
     n: u64,
+    /// How long the last commit took (the checkpoint's scan included).
+    elapsed: std::time::Duration,
 }
 
 impl Load {
@@ -82,8 +84,10 @@ impl Load {
             (vec![], vec![])
         };
         let before = write_bytes();
+        let started = std::time::Instant::now();
         w.commit_with_audit(&batch, &events, &[], &[], None, &records)
             .expect("commit");
+        self.elapsed = started.elapsed();
         write_bytes() - before
     }
 }
@@ -99,6 +103,7 @@ fn main() {
             .collect(),
         t: 1_800_000_000_000,
         n: 0,
+        elapsed: std::time::Duration::ZERO,
     };
     // Warm-up: the file and its tables exist, one checkpoint was made.
     for i in 0..300 {
@@ -107,12 +112,15 @@ fn main() {
     let rounds = 5;
     let routine_per_round = 60;
     let (mut routine, mut routine_n, mut cp, mut after) = (0u64, 0u64, 0u64, 0u64);
+    let (mut routine_time, mut cp_time) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     for _ in 0..rounds {
         for _ in 0..routine_per_round {
             routine += load.commit(&mut w, false);
+            routine_time += load.elapsed;
             routine_n += 1;
         }
         cp += load.commit(&mut w, true);
+        cp_time += load.elapsed;
         after += load.commit(&mut w, false);
     }
     let routine = routine as f64 / routine_n as f64;
@@ -125,5 +133,11 @@ fn main() {
          extra per checkpoint {extra:.0} B = {:.3} % of an hour of 2 s commits (1,800)",
         routine / PER_COMMIT as f64,
         100.0 * extra / (routine * 1800.0)
+    );
+    let span = (routine_per_round + 1) * PER_COMMIT;
+    println!(
+        "time: routine commit {:.1} ms; commit with a checkpoint of {span} readings {:.1} ms",
+        routine_time.as_secs_f64() * 1000.0 / routine_n as f64,
+        cp_time.as_secs_f64() * 1000.0 / rounds as f64,
     );
 }
