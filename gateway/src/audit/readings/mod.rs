@@ -103,10 +103,7 @@ impl SpanHasher {
         let bytes = r.canonical();
         self.sha.update(&bytes);
         self.count += 1;
-        let h: [u8; 32] = Sha256::digest(&bytes).into();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&h[..8]);
-        let x = u64::from_be_bytes(first) % P;
+        let x = fnv1a(&bytes) % P;
         self.sums[0] = add_mod(self.sums[0], x);
         self.sums[1] = add_mod(self.sums[1], mul_mod(self.count % P, x));
         self.from_ms = Some(self.from_ms.map_or(r.at_ms, |f| f.min(r.at_ms)));
@@ -126,6 +123,15 @@ impl SpanHasher {
             baseline: false,
         }
     }
+}
+
+/// The locator needs a value that changes with the reading, not a
+/// cryptographic hash (the digest is the evidence): FNV-1a, cheap beside the
+/// SHA-256 every reading already goes through.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn add_mod(a: u64, b: u64) -> u64 {
