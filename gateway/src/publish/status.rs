@@ -140,6 +140,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&status_payload(
             "g1",
             "online",
+            None,
             StatusFacts {
                 audit_head: Some(head),
                 ..StatusFacts::default()
@@ -149,9 +150,13 @@ mod tests {
         let text = v["audit_head"].as_str().unwrap();
         assert_eq!(text, format!("12:{}", "ab".repeat(32)));
         assert_eq!(text.parse::<crate::audit::Head>(), Ok(head));
-        let empty: serde_json::Value =
-            serde_json::from_slice(&status_payload("g1", "online", StatusFacts::default()))
-                .unwrap();
+        let empty: serde_json::Value = serde_json::from_slice(&status_payload(
+            "g1",
+            "online",
+            None,
+            StatusFacts::default(),
+        ))
+        .unwrap();
         assert!(empty["audit_head"].is_null());
     }
 
