@@ -212,6 +212,18 @@ pub struct MqttConfig {
     /// Longest wait between connection attempts. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// While waiting to reconnect, how often (on average, jittered) a bare
+    /// TCP connect checks whether a broker that was away is back, so the
+    /// wait can end early instead of sitting out a long backoff; `0s`: no
+    /// probes. Cheap for the broker (no TLS; a refused one is its kernel's
+    /// reset). Default `1s`.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_probe: Duration,
+    /// When a probe finds the broker back, the attempt still waits a random
+    /// time below this, so a fleet that saw it return together spreads its
+    /// TLS handshakes over this long (docs/mqtt.md). Default `3s`.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_spread: Duration,
     /// How often the retained status is refreshed. Default `60s`.
     #[serde(with = "humantime_serde")]
     pub status_interval: Duration,
@@ -324,6 +336,8 @@ impl Default for MqttConfig {
             inflight: 32,
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(60),
+            reconnect_probe: Duration::from_secs(1),
+            reconnect_spread: Duration::from_secs(3),
             status_interval: Duration::from_secs(60),
             username: None,
             password_file: None,

@@ -46,6 +46,8 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.mqtt.port, 1883);
     assert_eq!(c.mqtt.inflight, 32);
     assert_eq!(c.mqtt.max_payload, ByteSize(128 * 1024));
+    assert_eq!(c.mqtt.reconnect_probe, Duration::from_secs(1));
+    assert_eq!(c.mqtt.reconnect_spread, Duration::from_secs(3));
     assert_eq!(c.sensors[0].quantities, vec![Quantity::Temperature]);
 }
 
@@ -408,4 +410,17 @@ fn a_max_payload_outside_what_mqtt_and_one_event_need_is_named() {
     }
     let ok = parse(&format!("{MINIMAL}[mqtt]\nmax_payload = \"256KiB\"\n"), "t").unwrap();
     assert_eq!(ok.mqtt.max_payload, ByteSize(256 * 1024));
+}
+
+#[test]
+fn a_reconnect_probe_shorter_than_100ms_is_named_and_zero_turns_probes_off() {
+    let p = problems(&format!("{MINIMAL}[mqtt]\nreconnect_probe = \"10ms\"\n"));
+    assert!(has(&p, "mqtt.reconnect_probe", "at least 100ms"), "{p:?}");
+    let off = parse(
+        &format!("{MINIMAL}[mqtt]\nreconnect_probe = \"0s\"\nreconnect_spread = \"10s\"\n"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(off.mqtt.reconnect_probe, Duration::ZERO);
+    assert_eq!(off.mqtt.reconnect_spread, Duration::from_secs(10));
 }

@@ -12,6 +12,9 @@ use super::{truncate_echo, Config, Problem, ProfileConfig, SensorKind};
 /// remaining-length field ends at 256 MiB.
 const MIN_PAYLOAD: u64 = 4 * 1024;
 const MAX_PAYLOAD: u64 = 256 * 1024 * 1024 - 1;
+/// The shortest `mqtt.reconnect_probe`: below it the probes of a fleet would
+/// be a load of their own on the broker's host.
+const MIN_PROBE: Duration = Duration::from_millis(100);
 
 impl Config {
     pub fn validate(&self) -> Vec<Problem> {
@@ -280,6 +283,12 @@ impl Config {
             p.push(Problem::new(
                 "mqtt.reconnect_max",
                 "must not be shorter than mqtt.reconnect_min",
+            ));
+        }
+        if !m.reconnect_probe.is_zero() && m.reconnect_probe < MIN_PROBE {
+            p.push(Problem::new(
+                "mqtt.reconnect_probe",
+                "must be 0s (no probes) or at least 100ms: shorter is a busy loop against the broker",
             ));
         }
         if m.password_file.is_some() && m.tls.is_none() {

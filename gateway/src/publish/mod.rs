@@ -64,6 +64,9 @@ pub struct PublisherOptions {
     pub inflight: u16,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// `mqtt.reconnect_probe` and `mqtt.reconnect_spread`: see `link`.
+    pub reconnect_probe: Duration,
+    pub reconnect_spread: Duration,
     pub status_interval: Duration,
     pub username: Option<String>,
     pub password_file: Option<std::path::PathBuf>,
@@ -84,6 +87,8 @@ impl PublisherOptions {
             inflight: c.mqtt.inflight,
             reconnect_min: c.mqtt.reconnect_min,
             reconnect_max: c.mqtt.reconnect_max,
+            reconnect_probe: c.mqtt.reconnect_probe,
+            reconnect_spread: c.mqtt.reconnect_spread,
             status_interval: c.mqtt.status_interval,
             username: c.mqtt.username.clone(),
             password_file: c.mqtt.password_file.clone(),
@@ -201,6 +206,8 @@ enum Sent {
 enum Ended {
     Shutdown,
     Lost(String),
+    /// rumqttc's event loop failed; how decides the next wait.
+    Failed(String, link::Failure),
 }
 
 impl Publisher {
@@ -420,6 +427,10 @@ impl Publisher {
     /// while longer, publishes `offline` and disconnects.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = link::Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
+        let probing = link::Probing {
+            every: self.opts.reconnect_probe,
+            spread: self.opts.reconnect_spread,
+        };
         let mut answers = futures::stream::FuturesUnordered::new();
         loop {
             if *shutdown.borrow() {
@@ -433,26 +444,38 @@ impl Publisher {
                     self.connection(client, eventloop, &mut shutdown, &mut answers)
                         .await
                 }
-                Err(error) => Ended::Lost(error),
+                // TLS files or the password cannot be read: no broker
+                // coming back mends that.
+                Err(error) => Ended::Failed(error, link::Failure::Refused),
             };
-            match ended {
+            let (error, failure) = match ended {
                 Ended::Shutdown => return,
-                Ended::Lost(error) => {
-                    self.connected_since_ms = None;
-                    let wait = backoff
-                        .after_failure(connected_at.elapsed(), rand::rng().random_range(0.5..1.0));
-                    warn!(%error, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
-                    self.link.send_modify(|l| {
-                        l.connected = false;
-                        l.publish_errors += 1;
-                        l.last_error = Some(error);
-                        l.next_retry_ms = Some(crate::event::now_ms() + wait.as_millis() as i64);
-                    });
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => return,
-                    }
-                }
+                Ended::Lost(error) => (error, link::Failure::Lost),
+                Ended::Failed(error, failure) => (error, failure),
+            };
+            self.connected_since_ms = None;
+            let wait =
+                backoff.after_failure(connected_at.elapsed(), rand::rng().random_range(0.5..1.0));
+            warn!(%error, ?failure, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
+            self.link.send_modify(|l| {
+                l.connected = false;
+                l.publish_errors += 1;
+                l.last_error = Some(error);
+                l.next_retry_ms = Some(crate::event::now_ms() + wait.as_millis() as i64);
+            });
+            let (host, port) = (self.opts.host.clone(), self.opts.port);
+            let waited = link::wait(
+                wait,
+                failure,
+                probing,
+                |limit| link::tcp_probe(host.clone(), port, limit),
+                || rand::rng().random::<f64>(),
+            );
+            tokio::select! {
+                waited = waited => if let link::Waited::Back { away } = waited {
+                    info!(away_ms = away.as_millis() as u64, cut_from_ms = wait.as_millis() as u64, "The broker accepts connections again; reconnecting before the backoff ends.");
+                },
+                _ = shutdown.changed() => return,
             }
         }
     }
@@ -539,7 +562,7 @@ impl Publisher {
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        return Ended::Lost(tls::explain(&e, self.opts.tls.as_ref(), &self.opts.host))
+                        return Ended::Failed(tls::explain(&e, self.opts.tls.as_ref(), &self.opts.host), link::Failure::of(&e))
                     }
                 },
                 Some(answer) = answers.next(), if !answers.is_empty() => {

@@ -439,7 +439,7 @@ pub fn explain(
 /// The rustls error under a connection error, however rumqttc wrapped it
 /// (handshake failures come as TLS I/O errors, an alert after the handshake
 /// as a read error of the MQTT state).
-fn rustls_cause(error: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
+pub(crate) fn rustls_cause(error: &rumqttc::ConnectionError) -> Option<&rustls::Error> {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
