@@ -1,11 +1,8 @@
 //! Every kind of event the engine produces, checked against its JSON Schema
-//! in `docs/schema/`.
-//!
-//! A full JSON-Schema crate would pull a large dependency tree onto a Pi
-//! build for one test, so this is a small checker of the keywords those files
-//! use: `type` (one or a list), `const`, `enum`, `required`, `properties`,
-//! `items`, `minLength`, `maxLength`, `minimum`. An unknown keyword fails the
-//! test, so a schema cannot silently use more than is checked.
+//! in `docs/schema/` by a maintained validator (the `jsonschema` crate, a
+//! dev-dependency only: Draft 2020-12, formats asserted), as a subscriber's
+//! own validator would check it. The end-to-end tests check every payload a
+//! real gateway publishes the same way (`coldgate_tests::schema`).
 
 use super::tests_support::*;
 use super::*;
@@ -23,113 +20,19 @@ const SCHEMAS: [(&str, &str); 4] = [
     ("lot", include_str!("../../../../docs/schema/lot.json")),
 ];
 
-const KNOWN: [&str; 15] = [
-    "$schema",
-    "$id",
-    "title",
-    "description",
-    "type",
-    "const",
-    "enum",
-    "required",
-    "properties",
-    "items",
-    "minLength",
-    "maxLength",
-    "minimum",
-    "additionalProperties",
-    "format",
-];
-
-fn type_matches(t: &str, v: &Value) -> bool {
-    match t {
-        "string" => v.is_string(),
-        "number" => v.is_number(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        "array" => v.is_array(),
-        "object" => v.is_object(),
-        _ => false,
-    }
-}
-
-fn check(schema: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
-    let Some(s) = schema.as_object() else {
-        errors.push(format!("{at}: schema is not an object"));
-        return;
-    };
-    for key in s.keys() {
-        if !KNOWN.contains(&key.as_str()) {
-            errors.push(format!(
-                "{at}: keyword `{key}` is not supported by this checker"
-            ));
-        }
-    }
-    if let Some(t) = s.get("type") {
-        let ok = match t {
-            Value::String(t) => type_matches(t, v),
-            Value::Array(ts) => ts
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|t| type_matches(t, v)),
-            _ => false,
-        };
-        if !ok {
-            errors.push(format!("{at}: {v} is not of type {t}"));
-        }
-    }
-    if let Some(c) = s.get("const") {
-        if c != v {
-            errors.push(format!("{at}: {v} is not {c}"));
-        }
-    }
-    if let Some(Value::Array(options)) = s.get("enum") {
-        if !options.contains(v) {
-            errors.push(format!("{at}: {v} is not one of {options:?}"));
-        }
-    }
-    if let Some(text) = v.as_str() {
-        let n = text.chars().count() as u64;
-        if s.get("minLength")
-            .and_then(Value::as_u64)
-            .is_some_and(|m| n < m)
-        {
-            errors.push(format!("{at}: `{text}` is too short"));
-        }
-        if s.get("maxLength")
-            .and_then(Value::as_u64)
-            .is_some_and(|m| n > m)
-        {
-            errors.push(format!("{at}: `{text}` is too long"));
-        }
-    }
-    if let (Some(n), Some(m)) = (v.as_f64(), s.get("minimum").and_then(Value::as_f64)) {
-        if n < m {
-            errors.push(format!("{at}: {n} is below {m}"));
-        }
-    }
-    if let Some(obj) = v.as_object() {
-        if let Some(Value::Array(req)) = s.get("required") {
-            for k in req.iter().filter_map(Value::as_str) {
-                if !obj.contains_key(k) {
-                    errors.push(format!("{at}: missing `{k}`"));
-                }
-            }
-        }
-        if let Some(Value::Object(props)) = s.get("properties") {
-            for (k, sub) in props {
-                if let Some(x) = obj.get(k) {
-                    check(sub, x, &format!("{at}.{k}"), errors);
-                }
-            }
-        }
-    }
-    if let (Some(list), Some(items)) = (v.as_array(), s.get("items")) {
-        for (i, x) in list.iter().enumerate() {
-            check(items, x, &format!("{at}[{i}]"), errors);
-        }
-    }
+/// Every error of `payload` against the schema `text`, with where.
+fn check(text: &str, payload: &Value, errors: &mut Vec<String>) {
+    let schema: Value = serde_json::from_str(text).unwrap();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    errors.extend(
+        validator
+            .iter_errors(payload)
+            .map(|e| format!("{e} at {}", e.instance_path())),
+    );
 }
 
 /// Events of every kind and phase, from one scripted trip.
@@ -170,8 +73,7 @@ fn every_event_kind_and_phase_matches_its_schema() {
             errors.push(format!("no schema for {kind}"));
             continue;
         };
-        let schema: Value = serde_json::from_str(text).unwrap();
-        check(&schema, &payload, kind, &mut errors);
+        check(text, &payload, &mut errors);
     }
     assert!(errors.is_empty(), "{errors:#?}");
     let want = [
@@ -188,8 +90,7 @@ fn every_event_kind_and_phase_matches_its_schema() {
 }
 
 #[test]
-fn the_checker_rejects_a_payload_missing_a_field_or_with_a_wrong_type() {
-    let schema: Value = serde_json::from_str(SCHEMAS[0].1).unwrap();
+fn the_validator_rejects_a_missing_field_a_wrong_type_and_a_bad_time() {
     let ev = every_event()
         .into_iter()
         .find(|e| e.kind == EventKind::Excursion)
@@ -197,7 +98,10 @@ fn the_checker_rejects_a_payload_missing_a_field_or_with_a_wrong_type() {
     let mut payload: Value = serde_json::from_slice(&ev.payload(1, "g")).unwrap();
     payload.as_object_mut().unwrap().remove("affected");
     payload["duration_s"] = json!("long");
+    payload["started_at"] = json!("yesterday");
     let mut errors = Vec::new();
-    check(&schema, &payload, "excursion", &mut errors);
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    check(SCHEMAS[0].1, &payload, &mut errors);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("affected")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("date-time")), "{errors:?}");
 }
