@@ -77,7 +77,14 @@ fn events_on(store: &Store, topic: &str) -> Vec<Value> {
         .unwrap()
         .into_iter()
         .filter(|e| e.topic == topic)
-        .map(|e| serde_json::from_slice(&e.payload).unwrap())
+        .map(|e| {
+            // As published: every stored payload follows its schema.
+            let topic = format!("coldgate/v1/gw/{}", e.topic);
+            if let Err(error) = coldgate_tests::schema::check_published(&topic, &e.payload) {
+                panic!("{error}");
+            }
+            serde_json::from_slice(&e.payload).unwrap()
+        })
         .collect()
 }
 

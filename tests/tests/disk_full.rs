@@ -119,7 +119,14 @@ fn gateway_events(store: &Store) -> Vec<Value> {
         .unwrap()
         .into_iter()
         .filter(|e| e.topic == "events/gateway")
-        .map(|e| serde_json::from_slice(&e.payload).unwrap())
+        .map(|e| {
+            // As published: every stored payload follows its schema.
+            let topic = format!("coldgate/v1/gw/{}", e.topic);
+            if let Err(error) = coldgate_tests::schema::check_published(&topic, &e.payload) {
+                panic!("{error}");
+            }
+            serde_json::from_slice(&e.payload).unwrap()
+        })
         .collect()
 }
 
