@@ -120,7 +120,8 @@ struct IdOnly {
     command_id: Option<String>,
 }
 
-fn request_id_of(payload: &[u8]) -> Option<String> {
+/// The request id of a payload, cut to a bound; `command_id` counts too.
+pub(super) fn request_id_of(payload: &[u8]) -> Option<String> {
     let ids: IdOnly = serde_json::from_slice(payload).ok()?;
     ids.request_id
         .or(ids.command_id)

@@ -77,15 +77,7 @@ impl ReplayResult {
 /// Parses and checks a request; on refusal the request id when it could be
 /// read, and why.
 pub fn parse(payload: &[u8]) -> Result<ReplayRequest, (Option<String>, String)> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        #[serde(default)]
-        request_id: Option<String>,
-    }
-    let id = serde_json::from_slice::<IdOnly>(payload)
-        .ok()
-        .and_then(|i| i.request_id)
-        .map(|id| crate::event::parts::bounded_str(&id));
+    let id = super::commands::request_id_of(payload);
     if payload.len() > REPLAY_MAX_BYTES {
         return Err((
             id,

@@ -53,6 +53,18 @@ pub struct StoredEvent {
     pub payload: Vec<u8>,
 }
 
+impl StoredEvent {
+    /// From a row of the events (or telemetry) table.
+    fn from_row(seq: u64, (at_ms, topic, payload): (i64, &str, &[u8])) -> StoredEvent {
+        StoredEvent {
+            seq,
+            at_ms,
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+        }
+    }
+}
+
 /// Opens the database file again (after an I/O error redb refuses every
 /// operation until the file is reopened, which also repairs it).
 type Opener = Arc<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
@@ -413,13 +425,7 @@ impl Store {
             let (seq, _) = row.map_err(|e| self.err(e))?;
             let seq = seq.value();
             if let Some(ev) = events.get(seq).map_err(|e| self.err(e))? {
-                let (at_ms, topic, payload) = ev.value();
-                out.push(StoredEvent {
-                    seq,
-                    at_ms,
-                    topic: topic.to_string(),
-                    payload: payload.to_vec(),
-                });
+                out.push(StoredEvent::from_row(seq, ev.value()));
             }
         }
         Ok(out)
@@ -478,13 +484,7 @@ impl Store {
         let mut out = Vec::new();
         for row in events.range(from_seq..=to_seq).map_err(|e| self.err(e))? {
             let (seq, v) = row.map_err(|e| self.err(e))?;
-            let (at_ms, topic, payload) = v.value();
-            out.push(StoredEvent {
-                seq: seq.value(),
-                at_ms,
-                topic: topic.to_string(),
-                payload: payload.to_vec(),
-            });
+            out.push(StoredEvent::from_row(seq.value(), v.value()));
         }
         Ok(out)
     }
@@ -496,14 +496,9 @@ impl Store {
         let mut out = Vec::new();
         for row in events.iter().map_err(|e| self.err(e))? {
             let (seq, v) = row.map_err(|e| self.err(e))?;
-            let (at_ms, topic, payload) = v.value();
-            if at_ms >= from_ms && at_ms < to_ms {
-                out.push(StoredEvent {
-                    seq: seq.value(),
-                    at_ms,
-                    topic: topic.to_string(),
-                    payload: payload.to_vec(),
-                });
+            let ev = v.value();
+            if ev.0 >= from_ms && ev.0 < to_ms {
+                out.push(StoredEvent::from_row(seq.value(), ev));
             }
         }
         Ok(out)
@@ -597,13 +592,7 @@ impl Store {
             .take(limit)
         {
             let (id, v) = row.map_err(|e| self.err(e))?;
-            let (at_ms, topic, payload) = v.value();
-            out.push(StoredEvent {
-                seq: id.value(),
-                at_ms,
-                topic: topic.to_string(),
-                payload: payload.to_vec(),
-            });
+            out.push(StoredEvent::from_row(id.value(), v.value()));
         }
         Ok(out)
     }
