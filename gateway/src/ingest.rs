@@ -32,7 +32,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{Jump, SyncState, SystemClock, Timeline, WallClock};
-use crate::event::{now_ms, rfc3339, Event, EventKind};
+use crate::event::{now_ms, payload, rfc3339, Event};
 use crate::excursion::Engine;
 use crate::manifest::Pallet;
 use crate::publish::telemetry::Aggregator;
@@ -256,22 +256,20 @@ impl Ingest {
         if self.newest_ms != i64::MIN {
             self.newest_ms = self.newest_ms.saturating_add(jump.offset_ms);
         }
-        let fields = json!({
-            "phase": "clock_jump",
-            "kind": "clock_jump",
-            "offset_ms": jump.offset_ms,
-            "affected_from": rfc3339(jump.affected_from_ms),
-            "affected_to": rfc3339(jump.affected_to_ms),
-            "synchronised": jump.sync.as_option(),
-        });
-        let mut record = fields.clone();
+        let body = payload::Gateway::ClockJump {
+            phase: Default::default(),
+            offset_ms: jump.offset_ms,
+            affected_from: rfc3339(jump.affected_from_ms),
+            affected_to: rfc3339(jump.affected_to_ms),
+            synchronised: jump.sync.as_option(),
+        };
+        // The clock table keeps the same fields, marked as a jump record.
+        let mut record = serde_json::to_value(&body).unwrap_or_default();
         record["record"] = json!("jump");
         record["at"] = json!(rfc3339(jump.at_ms));
         self.writer
             .stage_clock_record(serde_json::to_vec(&record).unwrap_or_default());
-        if let serde_json::Value::Object(map) = fields {
-            self.push_events(vec![Event::new(EventKind::Gateway, jump.at_ms, map)]);
-        }
+        self.push_events(vec![Event::new(jump.at_ms, body)]);
     }
 
     /// Whether commits are failing (the disk is full or broken).
@@ -644,27 +642,40 @@ impl Ingest {
         record.details = crate::event::parts::bounded(&record.details);
         record.actor = crate::event::parts::bounded_str(&record.actor);
         let audit_seq = self.writer.next_audit_seq() + self.audit.len() as u64;
-        let mut f = serde_json::Map::new();
-        f.insert("phase".into(), json!(record.kind.as_str()));
-        f.insert("audit_seq".into(), json!(audit_seq));
         // The head once this entry is in (SEQ:HASH): a subscriber keeping
         // the last one holds an anchor `audit verify --anchor` checks.
         let mut pending = self.audit.clone();
         pending.push(record.clone());
         let head = blocking(|| self.writer.audit_head_after(&pending));
-        f.insert("audit_head".into(), json!(head.ok().map(|h| h.to_string())));
-        f.insert("actor".into(), json!(record.actor));
-        f.insert("details".into(), record.details.clone());
-        let mut events = vec![Event::new(EventKind::Audit, record.at_ms, f)];
+        let mut events = vec![Event::new(
+            record.at_ms,
+            payload::Audit {
+                phase: record.kind,
+                audit_seq,
+                actor: record.actor.clone(),
+                details: record.details.clone(),
+                audit_head: head.ok().map(|h| h.to_string()),
+            },
+        )];
         if record.kind == AuditKind::ConfigRejected {
-            let mut g = serde_json::Map::new();
-            g.insert("phase".into(), json!("config_rejected"));
-            g.insert("kind".into(), json!("config_rejected"));
-            g.insert("actor".into(), json!(record.actor));
-            for key in ["path", "problems"] {
-                g.insert(key.into(), record.details[key].clone());
-            }
-            events.push(Event::new(EventKind::Gateway, record.at_ms, g));
+            let text = |key: &str| record.details[key].as_str().unwrap_or_default().to_string();
+            let problems = record.details["problems"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .map(|p| p.as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            events.push(Event::new(
+                record.at_ms,
+                payload::Gateway::ConfigRejected {
+                    phase: Default::default(),
+                    actor: record.actor.clone(),
+                    path: text("path"),
+                    problems,
+                },
+            ));
         }
         self.push_events(events);
         self.audit.push(record);
@@ -717,25 +728,25 @@ impl Ingest {
             dropped_readings = o.dropped,
             "Storage recovered; the readings held in memory are committed."
         );
-        let mut f = serde_json::Map::new();
-        f.insert("phase".into(), json!("recovered"));
-        f.insert("kind".into(), json!("storage"));
-        f.insert(
-            "reason".into(),
-            json!(if o.disk_full {
-                "disk_full"
+        let recovery = payload::StorageRecovery {
+            reason: if o.disk_full {
+                payload::StorageReason::DiskFull
             } else {
-                "storage_error"
-            }),
-        );
-        f.insert("since".into(), json!(rfc3339(o.since_ms)));
-        f.insert(
-            "outage_s".into(),
-            json!(now.saturating_sub(o.since_ms) / 1000),
-        );
-        f.insert("failed_commits".into(), json!(o.failures));
-        f.insert("dropped_readings".into(), json!(o.dropped));
-        self.push_events(vec![Event::new(EventKind::Gateway, now, f)]);
+                payload::StorageReason::StorageError
+            },
+            since: rfc3339(o.since_ms),
+            outage_s: now.saturating_sub(o.since_ms) / 1000,
+            failed_commits: o.failures,
+            dropped_readings: o.dropped,
+        };
+        self.push_events(vec![Event::new(
+            now,
+            payload::Gateway::Storage {
+                phase: payload::StoragePhase::Recovered,
+                failure: None,
+                recovery: Some(recovery),
+            },
+        )]);
         if let Err(error) = self.try_commit(committed) {
             warn!(%error, "The recovered event is kept for the next commit.");
         }
@@ -756,20 +767,23 @@ impl Ingest {
             pending = self.readings.len(),
             "Commit failed; readings are held in memory and the commit is retried every batch interval."
         );
-        let mut f = serde_json::Map::new();
-        f.insert(
-            "phase".into(),
-            json!(if disk_full {
-                "disk_full"
-            } else {
-                "storage_error"
-            }),
-        );
-        f.insert("kind".into(), json!("storage"));
-        f.insert("error".into(), json!(error.to_string()));
-        f.insert("held_readings".into(), json!(self.readings.len()));
-        f.insert("buffer_limit".into(), json!(OUTAGE_BUFFER_READINGS));
-        self.push_events(vec![Event::new(EventKind::Gateway, now, f)]);
+        let failure = payload::StorageFailure {
+            error: error.to_string(),
+            held_readings: self.readings.len() as u64,
+            buffer_limit: OUTAGE_BUFFER_READINGS as u64,
+        };
+        self.push_events(vec![Event::new(
+            now,
+            payload::Gateway::Storage {
+                phase: if disk_full {
+                    payload::StoragePhase::DiskFull
+                } else {
+                    payload::StoragePhase::StorageError
+                },
+                failure: Some(failure),
+                recovery: None,
+            },
+        )]);
         let first = i64::try_from(self.opts.batch_interval.as_millis()).unwrap_or(1000);
         self.outage = Some(Outage {
             since_ms: now,
@@ -791,7 +805,7 @@ impl Ingest {
                 self.events.push(StoredEvent {
                     seq,
                     at_ms: ev.at_ms,
-                    topic: ev.kind.topic(),
+                    topic: ev.kind().topic(),
                     payload,
                 });
                 seq += 1;
@@ -832,13 +846,15 @@ impl Ingest {
             downtime_s,
             "The last run did not stop cleanly (power cut, kill or crash): nothing was observed since its last commit."
         );
-        let mut f = serde_json::Map::new();
-        f.insert("phase".into(), json!("detected"));
-        f.insert("kind".into(), json!("unclean_stop"));
-        f.insert("last_alive_at".into(), json!(rfc3339(last.alive_ms)));
-        f.insert("started_at".into(), json!(rfc3339(now)));
-        f.insert("downtime_s".into(), json!(downtime_s));
-        self.push_events(vec![Event::new(EventKind::Gateway, now, f)]);
+        self.push_events(vec![Event::new(
+            now,
+            payload::Gateway::UncleanStop {
+                phase: Default::default(),
+                last_alive_at: rfc3339(last.alive_ms),
+                started_at: rfc3339(now),
+                downtime_s,
+            },
+        )]);
     }
 
     /// The publisher could not send outbox entry `s.seq`: it leaves the
@@ -853,17 +869,15 @@ impl Ingest {
             "An outbox entry larger than mqtt.max_payload is set aside (kept in the database, not published)."
         );
         self.writer.stage_set_aside(s.seq);
-        let mut f = serde_json::Map::new();
-        f.insert("phase".into(), json!("set_aside"));
-        f.insert("kind".into(), json!("entry_set_aside"));
-        f.insert("set_aside_seq".into(), json!(s.seq));
-        f.insert("topic".into(), json!(s.topic));
-        f.insert("bytes".into(), json!(s.bytes));
-        f.insert("max_payload".into(), json!(self.max_payload));
         self.push_events(vec![Event::new(
-            EventKind::Gateway,
             self.clock.wall_ms(),
-            f,
+            payload::Gateway::EntrySetAside {
+                phase: Default::default(),
+                set_aside_seq: s.seq,
+                topic: s.topic,
+                bytes: s.bytes as u64,
+                max_payload: self.max_payload as u64,
+            },
         )]);
     }
 
@@ -984,7 +998,7 @@ impl Ingest {
                 self.pressure = Some(done.telemetry_dropped);
                 let event = pressure_event(
                     now,
-                    "started",
+                    payload::PressurePhase::Started,
                     done.outbox_total,
                     cap,
                     done.telemetry_dropped,
@@ -1000,7 +1014,13 @@ impl Ingest {
                         cap, dropped, "The outbox is no longer full."
                     );
                     self.pressure = None;
-                    let event = pressure_event(now, "ended", done.outbox_total, cap, dropped);
+                    let event = pressure_event(
+                        now,
+                        payload::PressurePhase::Ended,
+                        done.outbox_total,
+                        cap,
+                        dropped,
+                    );
                     self.push_events(vec![event]);
                 }
             }
@@ -1010,14 +1030,22 @@ impl Ingest {
 }
 
 /// `events/gateway` with `kind: outbox_pressure`.
-fn pressure_event(at_ms: i64, phase: &str, waiting: u64, cap: u64, dropped: u64) -> Event {
-    let mut f = serde_json::Map::new();
-    f.insert("phase".into(), phase.into());
-    f.insert("kind".into(), "outbox_pressure".into());
-    f.insert("outbox_waiting".into(), waiting.into());
-    f.insert("outbox_cap".into(), cap.into());
-    f.insert("telemetry_dropped".into(), dropped.into());
-    Event::new(EventKind::Gateway, at_ms, f)
+fn pressure_event(
+    at_ms: i64,
+    phase: payload::PressurePhase,
+    waiting: u64,
+    cap: u64,
+    dropped: u64,
+) -> Event {
+    Event::new(
+        at_ms,
+        payload::Gateway::OutboxPressure {
+            phase,
+            outbox_waiting: waiting,
+            outbox_cap: cap,
+            telemetry_dropped: dropped,
+        },
+    )
 }
 
 /// The next entry set aside, or never when there is no channel.

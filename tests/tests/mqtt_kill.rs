@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use coldgate::event::{now_ms, Event, EventKind};
+use coldgate::event::{now_ms, payload, Event, EventKind};
 use coldgate::store::{Store, StoredEvent};
 use coldgate_tests::{free_port, start_broker, start_gateway, Subscriber, TestConfig};
 
@@ -26,18 +26,22 @@ fn backlog(db: &Path, n: u64) {
     let topic = EventKind::Door.topic();
     // Door openings, as the engine would raise them: every payload must
     // follow its schema (the subscriber checks each one).
-    let fields = serde_json::json!({
-        "phase": "opened", "door_id": "01JD8Z5K8Q4V2N7M3X6T9R1B0C", "sensor_id": "rear-0",
-        "zone": "rear", "lux": 120.0, "threshold_lux": 50.0,
-        "opened_at": coldgate::event::rfc3339(at_ms), "closed_at": null, "duration_s": 0,
-    });
-    let serde_json::Value::Object(fields) = fields else {
-        unreachable!("a JSON object literal")
+    let door = payload::Door {
+        phase: payload::DoorPhase::Opened,
+        door_id: "01JD8Z5K8Q4V2N7M3X6T9R1B0C".into(),
+        sensor_id: "rear-0".into(),
+        zone: "rear".into(),
+        lux: 120.0,
+        max_lux: None,
+        threshold_lux: 50.0,
+        opened_at: coldgate::event::rfc3339(at_ms),
+        closed_at: None,
+        duration_s: 0,
     };
     while next <= n {
         let batch: Vec<StoredEvent> = (next..=n.min(next + 9_999))
             .map(|seq| {
-                let ev = Event::new(EventKind::Door, at_ms, fields.clone());
+                let ev = Event::new(at_ms, door.clone());
                 StoredEvent {
                     seq,
                     at_ms,

@@ -572,35 +572,14 @@ pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .flatten()
         .map(|e| {
-            let p = &e["payload"];
             let kind = e["topic"]
                 .as_str()
                 .unwrap_or("")
                 .trim_start_matches("events/")
                 .to_string();
-            let detail = match kind.as_str() {
-                "excursion" => format!(
-                    "{} {} limit {} max {} ({} s)",
-                    s(p, "quantity"),
-                    s(p, "direction"),
-                    s(p, "limit"),
-                    s(p, "max"),
-                    s(p, "duration_s")
-                ),
-                "door" => format!("{} lux, {} s", s(p, "lux"), s(p, "duration_s")),
-                "lot" => format!("{} {} gtin {}", s(p, "reason"), s(p, "lot"), s(p, "gtin")),
-                "sensor" => format!("gap {} s", s(p, "gap_s")),
-                _ => String::new(),
-            };
-            vec![
-                e["seq"].to_string(),
-                s(p, "at"),
-                kind,
-                s(p, "phase"),
-                s(p, "zone"),
-                s(p, "sensor_id"),
-                detail,
-            ]
+            let mut row = vec![e["seq"].to_string()];
+            row.extend(event_row(&kind, &e["payload"]));
+            row
         })
         .collect();
     if rows.is_empty() {
@@ -615,6 +594,68 @@ pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// AT, KIND, PHASE, ZONE, SENSOR and DETAIL of a stored event, read as its
+/// payload type; one that does not read is shown as its raw JSON.
+fn event_row(kind: &str, payload: &Value) -> Vec<String> {
+    use crate::event::payload::{word, EventBody};
+    let Ok(e) = EventBody::parse_value(kind, payload) else {
+        let raw = payload.to_string();
+        return vec![
+            String::new(),
+            kind.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            raw,
+        ];
+    };
+    let (phase, zone, sensor, detail) = match &e.body {
+        EventBody::Excursion(x) => (
+            word(&x.phase),
+            x.zone.clone(),
+            x.sensor_id.clone(),
+            format!(
+                "{} {} limit {} max {} ({} s)",
+                x.quantity.as_str(),
+                x.direction.as_str(),
+                x.limit,
+                x.max,
+                x.duration_s
+            ),
+        ),
+        EventBody::Door(x) => (
+            word(&x.phase),
+            x.zone.clone(),
+            x.sensor_id.clone(),
+            format!("{} lux, {} s", x.lux, x.duration_s),
+        ),
+        EventBody::Lot(x) => (
+            word(&x.phase),
+            x.zone.clone().unwrap_or_default(),
+            String::new(),
+            format!(
+                "{} {} gtin {}",
+                x.reason.as_str(),
+                x.lot.as_deref().unwrap_or(""),
+                x.gtin.as_deref().unwrap_or("")
+            ),
+        ),
+        EventBody::Sensor(x) => (
+            word(&x.phase),
+            x.zone.clone(),
+            x.sensor_id.clone(),
+            format!("gap {} s", x.gap_s),
+        ),
+        EventBody::Gateway(_) | EventBody::Audit(_) => (
+            payload["phase"].as_str().unwrap_or_default().to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ),
+    };
+    vec![e.at, kind.to_string(), phase, zone, sensor, detail]
 }
 
 pub fn manifest(a: &ManifestArgs) -> anyhow::Result<ExitCode> {

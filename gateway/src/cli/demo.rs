@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::config;
 use crate::daemon::Gateway;
+use crate::event::payload::{word, Direction, DoorPhase, EventBody, ExcursionPhase};
 use crate::publish::Delivered;
 
 #[derive(Args)]
@@ -144,29 +144,43 @@ fn start_broker(asked: Option<u16>) -> anyhow::Result<u16> {
     Ok(port)
 }
 
-/// One readable line per delivered event.
+/// One readable line per delivered event, read as the subscriber reads it:
+/// the payload type of its topic.
 pub fn describe(d: &Delivered) -> String {
-    let v: Value = serde_json::from_slice(&d.payload).unwrap_or(Value::Null);
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_string();
     let kind = d.topic.rsplit('/').next().unwrap_or("?");
-    match kind {
-        "excursion" => {
-            let limit = v.get("limit").and_then(Value::as_f64).unwrap_or(f64::NAN);
-            let sign = if s("direction") == "high" { ">=" } else { "<=" };
-            let tail = if s("phase") == "ended" {
-                format!(
-                    "lasted {} s, min {} max {} mean {}",
-                    v["duration_s"], v["min"], v["max"], v["mean"]
-                )
-            } else {
-                format!("since {}, max so far {}", s("started_at"), v["max"])
+    let Ok(e) = EventBody::parse(kind, &d.payload) else {
+        return format!(
+            "#{:<4} {} {}",
+            d.seq,
+            kind.to_uppercase(),
+            String::from_utf8_lossy(&d.payload)
+        );
+    };
+    let (seq, at) = (d.seq, e.at);
+    let part = match (e.part, e.parts) {
+        (Some(k), Some(n)) => format!(" (part {k} of {n})"),
+        _ => String::new(),
+    };
+    match e.body {
+        EventBody::Excursion(x) => {
+            let sign = match x.direction {
+                Direction::High => ">=",
+                Direction::Low => "<=",
             };
-            let lots: Vec<String> = v["affected"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|p| p["items"].as_array().into_iter().flatten())
-                .filter_map(|i| i["lot"].as_str().map(str::to_string))
+            let tail = match x.phase {
+                ExcursionPhase::Ended => format!(
+                    "lasted {} s, min {} max {} mean {}",
+                    x.duration_s, x.min, x.max, x.mean
+                ),
+                ExcursionPhase::Started => {
+                    format!("since {}, max so far {}", x.started_at, x.max)
+                }
+            };
+            let lots: Vec<&str> = x
+                .affected
+                .iter()
+                .flat_map(|p| &p.items)
+                .map(|i| i.lot.as_str())
                 .collect();
             let lots = if lots.is_empty() {
                 String::new()
@@ -174,55 +188,42 @@ pub fn describe(d: &Delivered) -> String {
                 format!("; lots {}", lots.join(", "))
             };
             format!(
-                "#{:<4} {}  EXCURSION {:<7} {} {} {} {} {} (profile {}, zone {}): {}{}",
-                d.seq,
-                s("at"),
-                s("phase"),
-                s("sensor_id"),
-                s("quantity"),
-                sign,
-                limit,
-                s("unit"),
-                s("profile"),
-                s("zone"),
-                tail,
-                lots
+                "#{seq:<4} {at}  EXCURSION {:<7} {} {} {sign} {} {} (profile {}, zone {}): {tail}{lots}{part}",
+                word(&x.phase),
+                x.sensor_id,
+                x.quantity.as_str(),
+                x.limit,
+                x.unit,
+                x.profile,
+                x.zone,
             )
         }
-        "door" => format!(
-            "#{:<4} {}  DOOR      {:<7} zone {} ({} lux){}",
-            d.seq,
-            s("at"),
-            s("phase"),
-            s("zone"),
-            v["lux"],
-            v.get("duration_s")
-                .filter(|x| !x.is_null())
-                .map(|x| format!(", open {x} s"))
-                .unwrap_or_default()
+        EventBody::Door(x) => format!(
+            "#{seq:<4} {at}  DOOR      {:<7} zone {} ({} lux){}",
+            word(&x.phase),
+            x.zone,
+            x.lux,
+            match x.phase {
+                DoorPhase::Closed => format!(", open {} s", x.duration_s),
+                DoorPhase::Opened => String::new(),
+            }
         ),
-        "sensor" => format!(
-            "#{:<4} {}  SENSOR    {:<7} {} in zone {}",
-            d.seq,
-            s("at"),
-            s("phase"),
-            s("sensor_id"),
-            s("zone")
+        EventBody::Sensor(x) => format!(
+            "#{seq:<4} {at}  SENSOR    {:<7} {} in zone {}",
+            word(&x.phase),
+            x.sensor_id,
+            x.zone
         ),
-        "lot" => format!(
-            "#{:<4} {}  LOT       {:<7} {} lot {} gtin {}",
-            d.seq,
-            s("at"),
-            s("phase"),
-            s("reason"),
-            s("lot"),
-            s("gtin")
+        EventBody::Lot(x) => format!(
+            "#{seq:<4} {at}  LOT       {:<7} {} lot {} gtin {}{part}",
+            word(&x.phase),
+            x.reason.as_str(),
+            x.lot.as_deref().unwrap_or("?"),
+            x.gtin.as_deref().unwrap_or("?"),
         ),
-        other => format!(
-            "#{:<4} {}  {} {}",
-            d.seq,
-            s("at"),
-            other.to_uppercase(),
+        EventBody::Gateway(_) | EventBody::Audit(_) => format!(
+            "#{seq:<4} {at}  {} {}",
+            kind.to_uppercase(),
             String::from_utf8_lossy(&d.payload)
         ),
     }

@@ -478,16 +478,13 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
             )
         }
     };
-    let answer: Value = serde_json::from_slice(&outcome.payload).unwrap_or_default();
     if !outcome.ok {
-        let errors = answer["errors"]
-            .as_array()
-            .map(|e| {
-                e.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The answer ingest published: its errors, as the operator's MQTT
+        // subscriber sees them.
+        let errors =
+            serde_json::from_slice::<crate::event::payload::CommandResult>(&outcome.payload)
+                .map(|answer| answer.errors)
+                .unwrap_or_default();
         return refused(StatusCode::UNPROCESSABLE_ENTITY, errors);
     }
     Json(json!({

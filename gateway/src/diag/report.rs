@@ -13,11 +13,11 @@ mod html;
 use std::collections::{BTreeMap, BTreeSet};
 
 use coldgate_sensor_drivers::Quantity;
-use serde::Deserialize;
 
 use super::chart::{self, ChartError, ChartSpec, Limits, Mark, MarkKind, Series};
 use crate::config::{Config, ProfileConfig};
 use crate::event::parse_rfc3339;
+use crate::event::payload::{self, Envelope};
 use crate::excursion::mkt::{MktAccumulator, DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL};
 use crate::excursion::EngineState;
 use crate::manifest::{Item, Pallet};
@@ -355,7 +355,9 @@ pub fn build(
     for ev in store.events_between(i64::MIN, i64::MAX)? {
         match ev.topic.as_str() {
             "events/excursion" => {
-                let Ok(e) = serde_json::from_slice::<ExcursionPayload>(&ev.payload) else {
+                let Ok(Envelope { body: e, .. }) =
+                    serde_json::from_slice::<Envelope<payload::Excursion>>(&ev.payload)
+                else {
                     continue;
                 };
                 let names_subject = ledger_ids.contains(&e.excursion_id)
@@ -382,9 +384,9 @@ pub fn build(
                     id: e.excursion_id.clone(),
                     sensor: e.sensor_id,
                     zone: e.zone,
-                    quantity: e.quantity,
+                    quantity: e.quantity.as_str().to_string(),
                     unit: e.unit,
-                    direction: e.direction,
+                    direction: e.direction.as_str().to_string(),
                     limit: e.limit,
                     profile: e.profile,
                     started_ms,
@@ -398,7 +400,9 @@ pub fn build(
                 excursions.insert(e.excursion_id, row);
             }
             "events/door" => {
-                let Ok(d) = serde_json::from_slice::<DoorPayload>(&ev.payload) else {
+                let Ok(Envelope { body: d, .. }) =
+                    serde_json::from_slice::<Envelope<payload::Door>>(&ev.payload)
+                else {
                     continue;
                 };
                 let Some(opened_ms) = parse_rfc3339(&d.opened_at) else {
@@ -541,15 +545,15 @@ fn temperature_band(p: &ProfileConfig) -> Option<Limits> {
 }
 
 /// The budget of the rule an excursion was raised under.
-fn rule_budget(config: &Config, e: &ExcursionPayload) -> Option<i64> {
+fn rule_budget(config: &Config, e: &payload::Excursion) -> Option<i64> {
     let p = profile(config, &e.profile)?;
     p.limits
         .iter()
         .find(|l| {
-            l.quantity.as_str() == e.quantity
-                && match e.direction.as_str() {
-                    "high" => l.high == Some(e.limit),
-                    _ => l.low == Some(e.limit),
+            l.quantity == e.quantity
+                && match e.direction {
+                    payload::Direction::High => l.high == Some(e.limit),
+                    payload::Direction::Low => l.low == Some(e.limit),
                 }
         })
         .and_then(|l| l.budget)
@@ -670,47 +674,6 @@ pub fn format_duration(ms: i64) -> String {
     } else {
         format!("{s} s")
     }
-}
-
-/// The fields of a stored `events/excursion` payload the report reads.
-#[derive(Debug, Deserialize)]
-struct ExcursionPayload {
-    excursion_id: String,
-    sensor_id: String,
-    zone: String,
-    quantity: String,
-    unit: String,
-    direction: String,
-    limit: f64,
-    profile: String,
-    started_at: String,
-    ended_at: Option<String>,
-    duration_s: i64,
-    min: f64,
-    max: f64,
-    #[serde(default)]
-    affected: Vec<Affected>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Affected {
-    sscc: String,
-    #[serde(default)]
-    items: Vec<AffectedItem>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AffectedItem {
-    gtin: String,
-    lot: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct DoorPayload {
-    door_id: String,
-    zone: String,
-    opened_at: String,
-    closed_at: Option<String>,
 }
 
 #[cfg(test)]

@@ -331,6 +331,21 @@ pub fn bounded(value: &Value) -> Value {
     }
 }
 
+/// A list of outside strings cut down for an echo, as [`bounded`] cuts a
+/// JSON list: each string to [`ECHO_MAX_BYTES`], at most [`ECHO_MAX_ITEMS`]
+/// of them and a last one saying how many more there were.
+pub fn bounded_list(list: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = list
+        .iter()
+        .take(ECHO_MAX_ITEMS)
+        .map(|s| bounded_str(s))
+        .collect();
+    if list.len() > ECHO_MAX_ITEMS {
+        out.push(format!("… and {} more", list.len() - ECHO_MAX_ITEMS));
+    }
+    out
+}
+
 /// `s` itself when short; else its start (cut at a character boundary) and
 /// how many bytes it had.
 pub fn bounded_str(s: &str) -> String {

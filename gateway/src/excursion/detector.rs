@@ -12,22 +12,9 @@ use ulid::Ulid;
 
 use super::mkt::{MktAccumulator, DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL};
 
-/// Which limit was crossed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Low,
-    High,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Low => "low",
-            Direction::High => "high",
-        }
-    }
-}
+/// Which limit was crossed: the payload's own type, so the engine and the
+/// wire cannot disagree on its names.
+pub use crate::event::payload::Direction;
 
 /// One rule's limits. Inclusive by default: a value equal to a limit is
 /// out of range; `exclusive` makes only values beyond it out.

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use coldgate_sensor_drivers::{Quantity, Reading};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
 use tracing::{debug, info, warn};
 
 use super::detector::{Limits, Tracker, Transition};
@@ -21,7 +20,7 @@ use super::ledger::{Exhausted, Ledger, LotExposure};
 use super::profile::{compile, Profile, Rule};
 use super::silence::{Gap, Presence};
 use crate::config::Config;
-use crate::event::{parse_rfc3339, rfc3339, Event, EventKind};
+use crate::event::{parse_rfc3339, payload, rfc3339, Event};
 use crate::manifest::{LoadCommand, LoadWarning, Manifest, ManifestError, Pallet};
 
 /// Largest magnitude of a reading the engine judges.
@@ -490,7 +489,7 @@ fn affected(
     from: i64,
     to: i64,
     excursion_id: &str,
-) -> Value {
+) -> Vec<payload::Affected> {
     let mut list = Vec::new();
     for pallet in st.manifest.overlapping(zone, from, to) {
         if effective_profile(pallet, zones) != profile {
@@ -499,15 +498,13 @@ fn affected(
         for item in &pallet.items {
             st.ledger.note_excursion(item, &pallet.sscc, excursion_id);
         }
-        list.push(json!({
-            "sscc": pallet.sscc,
-            "zone": pallet.zone,
-            "items": pallet.items.iter().map(|i| json!({
-                "gtin": i.gtin, "lot": i.lot, "expiry": i.expiry, "serials": i.serials,
-            })).collect::<Vec<_>>(),
-        }));
+        list.push(payload::Affected {
+            sscc: pallet.sscc.clone(),
+            zone: pallet.zone.clone(),
+            items: pallet.items.clone(),
+        });
     }
-    Value::Array(list)
+    list
 }
 
 fn excursion_event(
@@ -519,7 +516,7 @@ fn excursion_event(
     b: &Bound,
     t: &Transition,
 ) -> Event {
-    let (phase, id, dir, since, at, ended, stats) = match *t {
+    let (phase, id, dir, since, at, stats, end) = match *t {
         Transition::Started {
             excursion_id,
             direction,
@@ -527,13 +524,13 @@ fn excursion_event(
             at_ms,
             stats,
         } => (
-            "started",
+            payload::ExcursionPhase::Started,
             excursion_id,
             direction,
             since_ms,
             at_ms,
-            None,
             stats,
+            None,
         ),
         Transition::Ended {
             excursion_id,
@@ -541,144 +538,135 @@ fn excursion_event(
             since_ms,
             ended_ms,
             stats,
-            ..
+            degree_minutes,
+            mkt,
         } => (
-            "ended",
+            payload::ExcursionPhase::Ended,
             excursion_id,
             direction,
             since_ms,
             ended_ms,
-            Some(ended_ms),
             stats,
+            Some(payload::ExcursionEnd {
+                degree_minutes: round3(degree_minutes),
+                mkt: mkt.map(round3),
+            }),
         ),
     };
     let limits: &Limits = &b.rule.limits;
     let id = id.to_string();
-    let mut f = Map::new();
-    f.insert("phase".into(), json!(phase));
-    f.insert("excursion_id".into(), json!(id));
-    f.insert("sensor_id".into(), json!(sensor));
-    f.insert("zone".into(), json!(zone));
-    f.insert("quantity".into(), json!(quantity.as_str()));
-    f.insert("unit".into(), json!(quantity.unit()));
-    f.insert("direction".into(), json!(dir.as_str()));
-    f.insert("limit".into(), json!(limits.limit(dir)));
-    f.insert("exclusive".into(), json!(limits.exclusive));
-    f.insert("profile".into(), json!(b.profile));
-    f.insert("started_at".into(), json!(rfc3339(since)));
-    f.insert(
-        "ended_at".into(),
-        ended.map(rfc3339).map(Value::from).unwrap_or(Value::Null),
-    );
-    f.insert("duration_s".into(), json!(at.saturating_sub(since) / 1000));
-    f.insert("min".into(), json!(round3(stats.min)));
-    f.insert("max".into(), json!(round3(stats.max)));
-    f.insert("mean".into(), json!(round3(stats.mean())));
-    if let Transition::Ended {
-        degree_minutes,
-        mkt,
-        ..
-    } = *t
-    {
-        f.insert("degree_minutes".into(), json!(round3(degree_minutes)));
-        f.insert("mkt".into(), json!(mkt.map(round3)));
-    }
-    f.insert(
-        "affected".into(),
-        affected(st, zones, zone, &b.profile, since, at, &id),
-    );
-    info!(sensor = %sensor, zone = %zone, profile = %b.profile, %phase, excursion = %id, "Excursion.");
-    Event::new(EventKind::Excursion, at, f)
+    info!(sensor = %sensor, zone = %zone, profile = %b.profile, phase = ?phase, excursion = %id, "Excursion.");
+    let body = payload::Excursion {
+        phase,
+        excursion_id: id.clone(),
+        sensor_id: sensor.to_string(),
+        zone: zone.to_string(),
+        quantity,
+        unit: quantity.unit().to_string(),
+        direction: dir,
+        // A direction is only ever classified against a limit that exists.
+        limit: limits.limit(dir).unwrap_or(f64::NAN),
+        exclusive: limits.exclusive,
+        profile: b.profile.clone(),
+        started_at: rfc3339(since),
+        ended_at: end.as_ref().map(|_| rfc3339(at)),
+        duration_s: at.saturating_sub(since) / 1000,
+        min: round3(stats.min),
+        max: round3(stats.max),
+        mean: round3(stats.mean()),
+        end,
+        affected: affected(st, zones, zone, &b.profile, since, at, &id),
+    };
+    Event::new(at, body)
 }
 
 fn door_event(sensor: &str, zone: &str, t: &DoorTransition, threshold: f64) -> Event {
-    let mut f = Map::new();
-    f.insert("sensor_id".into(), json!(sensor));
-    f.insert("zone".into(), json!(zone));
-    f.insert("threshold_lux".into(), json!(threshold));
-    let at = match t {
+    debug!(sensor = %sensor, zone = %zone, "Door event.");
+    let (body, at) = match t {
         DoorTransition::Opened {
             door_id,
             at_ms,
             lux,
-        } => {
-            f.insert("phase".into(), json!("opened"));
-            f.insert("door_id".into(), json!(door_id.to_string()));
-            f.insert("lux".into(), json!(lux));
-            f.insert("opened_at".into(), json!(rfc3339(*at_ms)));
-            f.insert("closed_at".into(), Value::Null);
-            f.insert("duration_s".into(), json!(0));
-            *at_ms
-        }
-        DoorTransition::Closed { door, at_ms, lux } => {
-            f.insert("phase".into(), json!("closed"));
-            f.insert("door_id".into(), json!(door.door_id.to_string()));
-            f.insert("lux".into(), json!(lux));
-            f.insert("max_lux".into(), json!(door.max_lux));
-            f.insert("opened_at".into(), json!(rfc3339(door.since_ms)));
-            f.insert("closed_at".into(), json!(rfc3339(*at_ms)));
-            f.insert(
-                "duration_s".into(),
-                json!(at_ms.saturating_sub(door.since_ms) / 1000),
-            );
-            *at_ms
-        }
+        } => (
+            payload::Door {
+                phase: payload::DoorPhase::Opened,
+                door_id: door_id.to_string(),
+                sensor_id: sensor.to_string(),
+                zone: zone.to_string(),
+                lux: *lux,
+                max_lux: None,
+                threshold_lux: threshold,
+                opened_at: rfc3339(*at_ms),
+                closed_at: None,
+                duration_s: 0,
+            },
+            *at_ms,
+        ),
+        DoorTransition::Closed { door, at_ms, lux } => (
+            payload::Door {
+                phase: payload::DoorPhase::Closed,
+                door_id: door.door_id.to_string(),
+                sensor_id: sensor.to_string(),
+                zone: zone.to_string(),
+                lux: *lux,
+                max_lux: Some(door.max_lux),
+                threshold_lux: threshold,
+                opened_at: rfc3339(door.since_ms),
+                closed_at: Some(rfc3339(*at_ms)),
+                duration_s: at_ms.saturating_sub(door.since_ms) / 1000,
+            },
+            *at_ms,
+        ),
     };
-    debug!(sensor = %sensor, zone = %zone, "Door event.");
-    Event::new(EventKind::Door, at, f)
+    Event::new(at, body)
 }
 
 fn sensor_event(sensor: &str, zone: &str, gap: Gap, limit_ms: Option<i64>) -> Event {
-    let mut f = Map::new();
     let (phase, last_seen, at) = match gap {
         Gap::Silent {
             last_seen_ms,
             at_ms,
-        } => ("silent", last_seen_ms, at_ms),
+        } => (payload::SensorPhase::Silent, last_seen_ms, at_ms),
         Gap::Back {
             last_seen_ms,
             at_ms,
-        } => ("back", last_seen_ms, at_ms),
+        } => (payload::SensorPhase::Back, last_seen_ms, at_ms),
     };
-    f.insert("phase".into(), json!(phase));
-    f.insert("sensor_id".into(), json!(sensor));
-    f.insert("zone".into(), json!(zone));
-    f.insert("last_seen_at".into(), json!(rfc3339(last_seen)));
-    f.insert("gap_s".into(), json!(at.saturating_sub(last_seen) / 1000));
-    f.insert("silence_limit_s".into(), json!(limit_ms.map(|l| l / 1000)));
-    Event::new(EventKind::Sensor, at, f)
+    let body = payload::SensorGap {
+        phase,
+        sensor_id: sensor.to_string(),
+        zone: zone.to_string(),
+        last_seen_at: rfc3339(last_seen),
+        gap_s: at.saturating_sub(last_seen) / 1000,
+        silence_limit_s: limit_ms.map(|l| l / 1000),
+    };
+    Event::new(at, body)
 }
 
 fn lot_event(e: &Exhausted, profile: &str, at: i64) -> Event {
-    let mut f = Map::new();
-    f.insert("phase".into(), json!("exhausted"));
-    f.insert("reason".into(), json!(e.reason));
-    f.insert("gtin".into(), json!(e.gtin));
-    f.insert("lot".into(), json!(e.lot));
-    f.insert("expiry".into(), json!(e.expiry));
-    f.insert("profile".into(), json!(profile));
-    f.insert("pallets".into(), json!(e.pallets));
-    f.insert("rule".into(), json!(e.label));
-    if e.reason == "budget" {
-        f.insert(
-            "out_of_range_s".into(),
-            json!((e.value / 1000.0).round() as i64),
-        );
-        f.insert("budget_s".into(), json!((e.limit / 1000.0).round() as i64));
+    warn!(gtin = %e.gtin, lot = %e.lot, reason = e.reason.as_str(), "Lot limit exhausted.");
+    let mut lot = payload::Lot::new(payload::LotPhase::Exhausted, e.reason);
+    lot.gtin = Some(e.gtin.clone());
+    lot.lot = Some(e.lot.clone());
+    lot.expiry = Some(e.expiry.clone());
+    lot.profile = Some(profile.to_string());
+    lot.pallets = Some(e.pallets.clone());
+    lot.rule = Some(e.label.clone());
+    if e.reason == payload::LotReason::Budget {
+        lot.out_of_range_s = Some((e.value / 1000.0).round() as i64);
+        lot.budget_s = Some((e.limit / 1000.0).round() as i64);
     } else {
-        f.insert("mkt".into(), json!(round3(e.value)));
-        f.insert("mkt_limit".into(), json!(e.limit));
+        lot.mkt = Some(round3(e.value));
+        lot.mkt_limit = Some(e.limit);
     }
-    warn!(gtin = %e.gtin, lot = %e.lot, reason = e.reason, "Lot limit exhausted.");
-    Event::new(EventKind::Lot, at, f)
+    Event::new(at, lot)
 }
 
 fn warning_event(w: &LoadWarning, sscc: &str, zone: &str, at: i64) -> Event {
-    let mut f = Map::new();
-    f.insert("phase".into(), json!("warning"));
-    f.insert("reason".into(), json!(w.reason()));
-    f.insert("sscc".into(), json!(sscc));
-    f.insert("zone".into(), json!(zone));
+    warn!(%sscc, reason = w.reason().as_str(), "Load warning.");
+    let mut lot = payload::Lot::new(payload::LotPhase::Warning, w.reason());
+    lot.sscc = Some(sscc.to_string());
+    lot.zone = Some(zone.to_string());
     match w {
         LoadWarning::SsccOnBoard { .. } => {}
         LoadWarning::SerialOnBoard {
@@ -686,44 +674,47 @@ fn warning_event(w: &LoadWarning, sscc: &str, zone: &str, at: i64) -> Event {
             serial,
             other_sscc,
         } => {
-            f.insert("gtin".into(), json!(gtin));
-            f.insert("serial".into(), json!(serial));
-            f.insert("other_sscc".into(), json!(other_sscc));
+            lot.gtin = Some(gtin.clone());
+            lot.serial = Some(serial.clone());
+            lot.other_sscc = Some(other_sscc.clone());
         }
         LoadWarning::SerialSeenBefore { gtin, serial } => {
-            f.insert("gtin".into(), json!(gtin));
-            f.insert("serial".into(), json!(serial));
+            lot.gtin = Some(gtin.clone());
+            lot.serial = Some(serial.clone());
         }
         LoadWarning::SerialLotMismatch {
             gtin,
             serial,
-            lot,
+            lot: this_lot,
             earlier_lot,
         } => {
-            f.insert("gtin".into(), json!(gtin));
-            f.insert("serial".into(), json!(serial));
-            f.insert("lot".into(), json!(lot));
-            f.insert("earlier_lot".into(), json!(earlier_lot));
+            lot.gtin = Some(gtin.clone());
+            lot.serial = Some(serial.clone());
+            lot.lot = Some(this_lot.clone());
+            lot.earlier_lot = Some(earlier_lot.clone());
         }
         LoadWarning::LotExpiryMismatch {
             gtin,
-            lot,
+            lot: this_lot,
             expiry,
             earlier_expiry,
         } => {
-            f.insert("gtin".into(), json!(gtin));
-            f.insert("lot".into(), json!(lot));
-            f.insert("expiry".into(), json!(expiry));
-            f.insert("earlier_expiry".into(), json!(earlier_expiry));
+            lot.gtin = Some(gtin.clone());
+            lot.lot = Some(this_lot.clone());
+            lot.expiry = Some(expiry.clone());
+            lot.earlier_expiry = Some(earlier_expiry.clone());
         }
-        LoadWarning::LotExpired { gtin, lot, expiry } => {
-            f.insert("gtin".into(), json!(gtin));
-            f.insert("lot".into(), json!(lot));
-            f.insert("expiry".into(), json!(expiry));
+        LoadWarning::LotExpired {
+            gtin,
+            lot: this_lot,
+            expiry,
+        } => {
+            lot.gtin = Some(gtin.clone());
+            lot.lot = Some(this_lot.clone());
+            lot.expiry = Some(Some(expiry.clone()));
         }
     }
-    warn!(%sscc, reason = w.reason(), "Load warning.");
-    Event::new(EventKind::Lot, at, f)
+    Event::new(at, lot)
 }
 
 fn round3(v: f64) -> f64 {

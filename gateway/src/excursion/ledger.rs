@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::Accrued;
 use super::mkt::{MktAccumulator, WindowedMkt};
 use super::profile::MktRule;
+use crate::event::payload::LotReason;
 use crate::manifest::Item;
 
 /// Buckets per MKT window: bounds the state a lot adds to every commit
@@ -59,8 +60,8 @@ pub struct Exhausted {
     pub gtin: String,
     pub lot: String,
     pub expiry: Option<String>,
-    /// `budget`, `mkt_stay` or `mkt_window`.
-    pub reason: &'static str,
+    /// `Budget`, `MktStay` or `MktWindow`.
+    pub reason: LotReason,
     pub label: Option<String>,
     /// Total time out of range (ms) or MKT (°C).
     pub value: f64,
@@ -97,7 +98,7 @@ impl LotExposure {
     fn exhaust(
         &mut self,
         flag: String,
-        reason: &'static str,
+        reason: LotReason,
         label: Option<String>,
         value: f64,
         limit: f64,
@@ -175,7 +176,7 @@ impl Ledger {
         }
         lot.exhaust(
             format!("budget:{label}"),
-            "budget",
+            LotReason::Budget,
             Some(label.to_string()),
             total as f64,
             budget as f64,
@@ -235,10 +236,16 @@ impl Ledger {
             return out;
         }
         if let Some(v) = stay.filter(|v| *v > rule.limit) {
-            out.extend(lot.exhaust("mkt_stay".into(), "mkt_stay", None, v, rule.limit));
+            out.extend(lot.exhaust("mkt_stay".into(), LotReason::MktStay, None, v, rule.limit));
         }
         if let Some(v) = window.filter(|v| *v > rule.limit) {
-            out.extend(lot.exhaust("mkt_window".into(), "mkt_window", None, v, rule.limit));
+            out.extend(lot.exhaust(
+                "mkt_window".into(),
+                LotReason::MktWindow,
+                None,
+                v,
+                rule.limit,
+            ));
         }
         out
     }
@@ -280,7 +287,7 @@ mod tests {
             None
         );
         let e = l.accrue(&item(), "B", "p/temperature/0", 5 * H, 6 * H, Some(2 * H));
-        assert_eq!(e.map(|e| e.reason), Some("budget"));
+        assert_eq!(e.map(|e| e.reason), Some(LotReason::Budget));
         assert_eq!(
             l.accrue(&item(), "B", "p/temperature/0", 7 * H, 8 * H, Some(2 * H)),
             None
@@ -307,8 +314,8 @@ mod tests {
         }
         let first = events.iter().find(|(_, e)| !e.is_empty()).unwrap();
         assert_eq!(first.0, 24);
-        let reasons: Vec<&str> = first.1.iter().map(|e| e.reason).collect();
-        assert_eq!(reasons, ["mkt_stay", "mkt_window"]);
+        let reasons: Vec<LotReason> = first.1.iter().map(|e| e.reason).collect();
+        assert_eq!(reasons, [LotReason::MktStay, LotReason::MktWindow]);
         assert!(l
             .observe_temperature(&item(), "A", &rule, 25 * H, 9.0, None)
             .is_empty());

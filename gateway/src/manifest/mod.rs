@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::payload::LotReason;
+
 pub use pallet::{gtin_problem, lot_key, parse_iso_date, sscc_problem, Item, Pallet};
 
 /// A load command (from config, MQTT or HTTP), not yet validated.
@@ -86,14 +88,14 @@ pub enum LoadWarning {
 
 impl LoadWarning {
     /// The `reason` of the event.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> LotReason {
         match self {
-            LoadWarning::SsccOnBoard { .. } => "sscc_on_board",
-            LoadWarning::SerialOnBoard { .. } => "serial_on_board",
-            LoadWarning::SerialSeenBefore { .. } => "serial_seen_before",
-            LoadWarning::SerialLotMismatch { .. } => "serial_lot_mismatch",
-            LoadWarning::LotExpiryMismatch { .. } => "lot_expiry_mismatch",
-            LoadWarning::LotExpired { .. } => "lot_expired",
+            LoadWarning::SsccOnBoard { .. } => LotReason::SsccOnBoard,
+            LoadWarning::SerialOnBoard { .. } => LotReason::SerialOnBoard,
+            LoadWarning::SerialSeenBefore { .. } => LotReason::SerialSeenBefore,
+            LoadWarning::SerialLotMismatch { .. } => LotReason::SerialLotMismatch,
+            LoadWarning::LotExpiryMismatch { .. } => LotReason::LotExpiryMismatch,
+            LoadWarning::LotExpired { .. } => LotReason::LotExpired,
         }
     }
 }
@@ -334,7 +336,7 @@ mod tests {
         assert!(m.load(cmd(0, &["1"])).is_empty());
         let w = m.load(cmd(10, &["1"]));
         assert_eq!(
-            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            w.iter().map(|w| w.reason().as_str()).collect::<Vec<_>>(),
             ["sscc_on_board", "serial_on_board"]
         );
         assert_eq!(m.stays.len(), 2);
@@ -347,7 +349,7 @@ mod tests {
         m.unload(SSCC, 100).unwrap();
         let w = m.load(cmd(200, &["1"]));
         assert_eq!(
-            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            w.iter().map(|w| w.reason().as_str()).collect::<Vec<_>>(),
             ["serial_seen_before"]
         );
         assert_eq!(m.stays[0].unloaded_at_ms, Some(100), "history is kept");
@@ -362,7 +364,7 @@ mod tests {
         c.items[0].lot = "XYZ".into();
         let w = m.load(c);
         assert_eq!(
-            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            w.iter().map(|w| w.reason().as_str()).collect::<Vec<_>>(),
             ["serial_lot_mismatch", "serial_seen_before"]
         );
         let mut c = cmd(300, &[]);
@@ -370,7 +372,7 @@ mod tests {
         c.items[0].expiry = Some("2029-01-31".into());
         let w = m.load(c);
         assert_eq!(
-            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            w.iter().map(|w| w.reason().as_str()).collect::<Vec<_>>(),
             ["lot_expiry_mismatch"]
         );
     }
@@ -382,7 +384,7 @@ mod tests {
         c.items[0].expiry = Some("2027-12-31".into());
         let w = m.load(c);
         assert_eq!(
-            w.iter().map(LoadWarning::reason).collect::<Vec<_>>(),
+            w.iter().map(|w| w.reason().as_str()).collect::<Vec<_>>(),
             ["lot_expired"]
         );
     }

@@ -13,22 +13,10 @@ use super::gs1;
 /// Longest AI (10) lot and AI (21) serial (GS1 General Specifications §3.2).
 const MAX_LOT_OR_SERIAL: usize = 20;
 
-/// One trade item line on a pallet: a GTIN and lot, with the lot's expiry
-/// and, for serialised packs, their serial numbers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Item {
-    /// GTIN-14 with a valid check digit (pad shorter GTINs with leading zeros).
-    pub gtin: String,
-    /// AI (10) batch/lot: 1 to 20 characters of GS1 character set 82.
-    pub lot: String,
-    /// The lot's expiry, `YYYY-MM-DD`.
-    #[serde(default)]
-    pub expiry: Option<String>,
-    /// AI (21) serials of the packs on this pallet, if serialised.
-    #[serde(default)]
-    pub serials: Vec<String>,
-}
+/// One trade item line on a pallet. The same type is the item of every
+/// payload that lists items (manifest, load command, `affected`), so what is
+/// on board and what is published cannot drift apart.
+pub use crate::event::payload::Item;
 
 impl Item {
     /// The key of this item's lot in the lot ledger.

@@ -14,11 +14,11 @@
 //! `"duplicate": true`, also after a restart.
 
 use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::oneshot;
 
+use crate::event::payload::{self, CommandResult, ManifestCommand as WireCommand};
 use crate::event::{now_ms, parse_rfc3339, rfc3339};
-use crate::manifest::{Item, LoadCommand};
+use crate::manifest::LoadCommand;
 
 /// A command for the engine, as ingest receives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,43 +62,24 @@ impl Answer {
     /// The answer to a repeated request id: the stored original, marked
     /// `"duplicate": true`.
     pub fn repeat(stored: &[u8]) -> Answer {
-        let mut v: serde_json::Value = serde_json::from_slice(stored).unwrap_or_else(|_| json!({}));
-        let ok = v["ok"].as_bool().unwrap_or(false);
-        if let Some(m) = v.as_object_mut() {
-            m.insert("duplicate".into(), serde_json::Value::Bool(true));
-        }
-        Answer {
-            ok,
-            duplicate: true,
-            payload: serde_json::to_vec(&v).unwrap_or_default(),
+        match serde_json::from_slice::<CommandResult>(stored) {
+            Ok(mut original) => {
+                original.duplicate = true;
+                Answer {
+                    ok: original.ok,
+                    duplicate: true,
+                    payload: payload::to_bytes(&original),
+                }
+            }
+            // Written by this build or an earlier one with the same fields;
+            // a stored answer that does not read back is repeated as it is.
+            Err(_) => Answer {
+                ok: false,
+                duplicate: true,
+                payload: stored.to_vec(),
+            },
         }
     }
-}
-
-/// The JSON an operator sends.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-enum Wire {
-    Load {
-        #[serde(alias = "command_id")]
-        request_id: String,
-        sscc: String,
-        zone: String,
-        #[serde(default)]
-        profile: Option<String>,
-        /// RFC 3339; now if absent.
-        #[serde(default)]
-        loaded_at: Option<String>,
-        items: Vec<Item>,
-    },
-    Unload {
-        #[serde(alias = "command_id")]
-        request_id: String,
-        sscc: String,
-        /// RFC 3339; now if absent.
-        #[serde(default)]
-        at: Option<String>,
-    },
 }
 
 /// The largest command taken, in bytes (`cmd/manifest` payload). A load of
@@ -153,7 +134,7 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
             format!("request_id is longer than {REQUEST_ID_MAX_BYTES} bytes"),
         ));
     }
-    let wire: Wire = serde_json::from_slice(payload)
+    let wire: WireCommand = serde_json::from_slice(payload)
         .map_err(|e| (id.clone(), format!("not a manifest command: {e}")))?;
     let time = |t: Option<String>, field: &str| match t {
         None => Ok(now_ms()),
@@ -165,7 +146,7 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
         }),
     };
     match wire {
-        Wire::Load {
+        WireCommand::Load {
             request_id,
             sscc,
             zone,
@@ -183,7 +164,7 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
             }),
             request_id,
         }),
-        Wire::Unload {
+        WireCommand::Unload {
             request_id,
             sscc,
             at,
@@ -201,25 +182,21 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
 /// `request_id` and, for clients written against the first version, as
 /// `command_id`.
 pub fn result_payload(gateway_id: &str, request_id: Option<&str>, outcome: &Outcome) -> Vec<u8> {
-    let errors: &[String] = match outcome {
-        Ok(()) => &[],
-        Err(e) => e,
+    let errors = match outcome {
+        Ok(()) => Vec::new(),
+        Err(e) => crate::event::parts::bounded_list(e),
     };
-    // Refusals may echo what was sent: cut down, so an answer always fits
-    // in a packet the broker takes.
-    let errors = crate::event::parts::bounded(&json!(errors));
     let request_id = request_id.map(crate::event::parts::bounded_str);
-    let v = json!({
-        "schema": "coldgate.command_result/1",
-        "gateway_id": gateway_id,
-        "at": rfc3339(now_ms()),
-        "request_id": request_id,
-        "command_id": request_id,
-        "ok": outcome.is_ok(),
-        "duplicate": false,
-        "errors": errors,
-    });
-    serde_json::to_vec(&v).unwrap_or_default()
+    payload::to_bytes(&CommandResult {
+        schema: "coldgate.command_result/1".into(),
+        gateway_id: gateway_id.into(),
+        at: rfc3339(now_ms()),
+        command_id: request_id.clone(),
+        request_id,
+        ok: outcome.is_ok(),
+        duplicate: false,
+        errors,
+    })
 }
 
 #[cfg(test)]

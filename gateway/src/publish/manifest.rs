@@ -4,49 +4,53 @@
 //! with its effective profile) after every committed change; the publisher
 //! turns them into this payload at every (re)connect and after each change.
 
-use serde_json::json;
-
+use crate::event::payload::{self, Manifest, ManifestPallet};
 use crate::event::rfc3339;
 use crate::manifest::Pallet;
 
-/// `{"schema": "coldgate.manifest/1", …, "pallets": [...]}` with the pallets
-/// on board at `now_ms`, in load order.
-pub fn manifest_payload(gateway_id: &str, stays: &[Pallet], now_ms: i64) -> Vec<u8> {
-    let pallets: Vec<_> = stays
+/// The manifest with the pallets on board at `now_ms`, in load order.
+pub fn manifest(gateway_id: &str, stays: &[Pallet], now_ms: i64) -> Manifest {
+    let pallets = stays
         .iter()
         .filter(|p| p.on_board_at(now_ms))
-        .map(|p| {
-            json!({
-                "sscc": p.sscc,
-                "zone": p.zone,
-                "profile": p.profile,
-                "loaded_at": rfc3339(p.loaded_at_ms),
-                "items": p.items,
-            })
+        .map(|p| ManifestPallet {
+            sscc: p.sscc.clone(),
+            zone: p.zone.clone(),
+            profile: p.profile.clone(),
+            loaded_at: rfc3339(p.loaded_at_ms),
+            items: p.items.clone(),
         })
         .collect();
-    let v = json!({
-        "schema": "coldgate.manifest/1",
-        "gateway_id": gateway_id,
-        "at": rfc3339(now_ms),
-        "pallets": pallets,
-    });
-    serde_json::to_vec(&v).unwrap_or_default()
+    Manifest {
+        schema: "coldgate.manifest/1".into(),
+        gateway_id: gateway_id.into(),
+        at: rfc3339(now_ms),
+        pallets,
+        part: None,
+        parts: None,
+    }
 }
 
 /// The manifest as retained messages of at most `max` bytes: (topic below
 /// the prefix, payload). One message on `manifest` when it fits; else part
 /// 1 there and part k on `manifest/part/{k}`, all with the same `at`, `part`
-/// and `parts` (docs/mqtt.md, "Large events").
+/// and `parts` (docs/mqtt.md, "Large events"). The split works on the
+/// serialised message; each part reads back as a [`Manifest`].
 pub fn manifest_messages(
     gateway_id: &str,
     stays: &[Pallet],
     now_ms: i64,
     max: usize,
 ) -> Result<Vec<(String, Vec<u8>)>, crate::event::parts::SplitError> {
-    let whole: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&manifest_payload(gateway_id, stays, now_ms)).unwrap_or_default();
-    let parts = crate::event::parts::split(&whole, "pallets", max)?;
+    let whole = manifest(gateway_id, stays, now_ms);
+    let map = match serde_json::to_value(&whole) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    let parts = crate::event::parts::split(&map, "pallets", max)?;
+    if parts.len() == 1 {
+        return Ok(vec![("manifest".to_string(), payload::to_bytes(&whole))]);
+    }
     Ok(parts
         .into_iter()
         .enumerate()
@@ -55,7 +59,7 @@ pub fn manifest_messages(
                 0 => "manifest".to_string(),
                 k => part_topic(k + 1),
             };
-            (topic, serde_json::to_vec(&m).unwrap_or_default())
+            (topic, payload::to_bytes(&m))
         })
         .collect())
 }
@@ -93,8 +97,7 @@ mod tests {
             stay("b", 0, Some(500)),
             stay("c", 2_000, None),
         ];
-        let v: serde_json::Value =
-            serde_json::from_slice(&manifest_payload("g", &stays, 1_000)).unwrap();
+        let v = serde_json::to_value(manifest("g", &stays, 1_000)).unwrap();
         assert_eq!(v["schema"], "coldgate.manifest/1");
         let pallets = v["pallets"].as_array().unwrap();
         assert_eq!(pallets.len(), 1, "{v}");

@@ -10,8 +10,6 @@
 //! commands. A request is bounded ([`REPLAY_MAX_EVENTS`]) so no request can
 //! make the gateway read or send without limit.
 
-use serde::{Deserialize, Serialize};
-
 use crate::event::{now_ms, rfc3339};
 
 /// Most events one request may ask for; ask again for the rest.
@@ -20,36 +18,7 @@ pub const REPLAY_MAX_EVENTS: u64 = 1_000;
 /// The largest replay request taken, in bytes.
 pub const REPLAY_MAX_BYTES: usize = 4 * 1024;
 
-/// What a subscriber sends on `cmd/replay`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayRequest {
-    pub request_id: String,
-    /// First seq wanted (from 1).
-    pub from_seq: u64,
-    /// Last seq wanted, inclusive.
-    pub to_seq: u64,
-}
-
-/// The answer on `cmd/replay/result`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct ReplayResult {
-    pub schema: String,
-    pub gateway_id: String,
-    pub at: String,
-    pub request_id: Option<String>,
-    pub ok: bool,
-    pub from_seq: Option<u64>,
-    pub to_seq: Option<u64>,
-    /// Events republished, in seq order before this answer.
-    pub replayed: u64,
-    /// Seqs in the range that the gateway does not hold (never raised yet).
-    pub missing: Vec<u64>,
-    /// Seqs held but not republished: larger than `mqtt.max_payload` (set
-    /// aside when first sent; read them with `coldgate export`).
-    pub set_aside: Vec<u64>,
-    pub errors: Vec<String>,
-}
+pub use crate::event::payload::{ReplayRequest, ReplayResult};
 
 impl ReplayResult {
     pub fn refused(gateway_id: &str, request_id: Option<String>, why: String) -> ReplayResult {

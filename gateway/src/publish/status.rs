@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-
+use crate::event::payload::{self, ClockJumpSeen, Link, Status, StatusState};
 use crate::event::{now_ms, rfc3339};
 
 /// The publisher's view of its connection, for diagnostics.
@@ -69,38 +68,46 @@ pub fn status_payload(
     facts: StatusFacts,
 ) -> Vec<u8> {
     let now = now_ms();
-    let link = &facts.link;
-    let v = json!({
-        "schema": "coldgate.status/1",
-        "gateway_id": gateway_id,
-        "at": rfc3339(now),
-        "state": state,
-        "reason": reason,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": facts.uptime.as_secs(),
-        "outbox_depth": facts.outbox_depth,
-        "oldest_unsent_at": facts.oldest_unsent_ms.map(rfc3339),
-        "oldest_unsent_age_s": facts.oldest_unsent_ms.map(|t| (now - t).max(0) / 1000),
-        "telemetry_dropped": facts.telemetry_dropped,
-        "set_aside": facts.set_aside,
-        // The clock's state (the clock helper owns `crate::clock`): add its
-        // fields here, beside `clock_synced`.
-        "clock_synced": crate::clock::is_synchronised(),
-        "clock_state": crate::clock::sync_state().as_str(),
-        "clock_last_jump": facts.clock_last_jump.map(|(at, offset)| json!({
-            "at": rfc3339(at), "offset_ms": offset,
-        })),
-        "client_cert_expires_at": facts.client_cert_expires_ms.map(rfc3339),
-        "audit_head": facts.audit_head.map(|h| h.to_string()),
-        "link": {
-            "state": if state == "online" { "connected" } else { "disconnected" },
-            "connected_since": facts.connected_since_ms.map(rfc3339),
-            "failures": link.publish_errors,
-            "last_error": link.last_error,
-            "verified": link.verified,
+    let online = state == "online";
+    let link = facts.link;
+    let status = Status {
+        schema: "coldgate.status/1".into(),
+        gateway_id: gateway_id.into(),
+        at: rfc3339(now),
+        state: if online {
+            StatusState::Online
+        } else {
+            StatusState::Offline
         },
-    });
-    serde_json::to_vec(&v).unwrap_or_default()
+        reason: reason.map(str::to_string),
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: facts.uptime.as_secs(),
+        outbox_depth: facts.outbox_depth,
+        oldest_unsent_at: facts.oldest_unsent_ms.map(rfc3339),
+        oldest_unsent_age_s: facts.oldest_unsent_ms.map(|t| (now - t).max(0) / 1000),
+        telemetry_dropped: facts.telemetry_dropped,
+        set_aside: facts.set_aside,
+        clock_synced: crate::clock::is_synchronised(),
+        clock_state: Some(crate::clock::sync_state().as_str().into()),
+        clock_last_jump: facts.clock_last_jump.map(|(at, offset_ms)| ClockJumpSeen {
+            at: rfc3339(at),
+            offset_ms,
+        }),
+        client_cert_expires_at: facts.client_cert_expires_ms.map(rfc3339),
+        audit_head: facts.audit_head.map(|h| h.to_string()),
+        link: Link {
+            state: if online {
+                payload::LinkState::Connected
+            } else {
+                payload::LinkState::Disconnected
+            },
+            connected_since: facts.connected_since_ms.map(rfc3339),
+            failures: link.publish_errors,
+            last_error: link.last_error,
+            verified: link.verified,
+        },
+    };
+    payload::to_bytes(&status)
 }
 
 #[cfg(test)]
@@ -179,7 +186,10 @@ mod tests {
             ["synchronised", "unsynchronised", "unknown"].contains(&state),
             "{state}"
         );
-        assert_eq!(v["clock_synced"], json!(crate::clock::is_synchronised()));
+        assert_eq!(
+            v["clock_synced"],
+            serde_json::json!(crate::clock::is_synchronised())
+        );
     }
 
     #[test]

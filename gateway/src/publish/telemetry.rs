@@ -12,10 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use coldgate_sensor_drivers::{Quantity, Reading};
-use serde_json::{json, Map, Value};
-
+use crate::event::payload::{self, QuantityStats};
 use crate::event::rfc3339;
+use coldgate_sensor_drivers::{Quantity, Reading};
 
 /// One telemetry message, ready to store and publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,31 +118,32 @@ impl Aggregator {
 
     fn message(&self, sensor: &str, w: &Window) -> Telemetry {
         let end = w.start_ms.saturating_add(self.interval_ms);
-        let mut quantities = Map::new();
-        for (name, (q, s)) in &w.stats {
-            quantities.insert(
-                (*name).to_string(),
-                json!({
-                    "unit": q.unit(),
-                    "min": s.min,
-                    "max": s.max,
-                    "mean": s.sum / s.count.max(1) as f64,
-                    "count": s.count,
-                }),
-            );
-        }
-        let v = json!({
-            "schema": "coldgate.telemetry/1",
-            "gateway_id": self.gateway_id,
-            "sensor_id": sensor,
-            "from": rfc3339(w.start_ms),
-            "to": rfc3339(end),
-            "quantities": Value::Object(quantities),
-        });
+        let quantities = w
+            .stats
+            .iter()
+            .map(|(name, (q, s))| {
+                let stats = QuantityStats {
+                    unit: q.unit().to_string(),
+                    min: s.min,
+                    max: s.max,
+                    mean: s.sum / s.count.max(1) as f64,
+                    count: s.count,
+                };
+                ((*name).to_string(), stats)
+            })
+            .collect();
+        let message = payload::Telemetry {
+            schema: "coldgate.telemetry/1".into(),
+            gateway_id: self.gateway_id.clone(),
+            sensor_id: sensor.to_string(),
+            from: rfc3339(w.start_ms),
+            to: rfc3339(end),
+            quantities,
+        };
         Telemetry {
             at_ms: end,
             topic: format!("telemetry/{sensor}"),
-            payload: serde_json::to_vec(&v).unwrap_or_default(),
+            payload: payload::to_bytes(&message),
         }
     }
 }
@@ -162,7 +162,7 @@ mod tests {
         }
     }
 
-    fn json(t: &Telemetry) -> Value {
+    fn json(t: &Telemetry) -> serde_json::Value {
         serde_json::from_slice(&t.payload).unwrap()
     }
 

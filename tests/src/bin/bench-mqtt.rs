@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use coldgate::daemon::Gateway;
-use coldgate::event::{now_ms, Event, EventKind};
+use coldgate::event::{now_ms, payload, rfc3339, Event};
 use coldgate::store::{Store, StoredEvent};
 use coldgate_sensor_drivers::{Quantity, Reading, ReadingSender, Source, SourceError};
 use tokio::sync::watch;
@@ -72,13 +72,23 @@ fn backlog(db: &std::path::Path, gateway_id: &str, n: u64) -> anyhow::Result<()>
     while next <= last {
         let batch: Vec<StoredEvent> = (next..=last.min(next + 9_999))
             .map(|seq| {
-                let mut fields = serde_json::Map::new();
-                fields.insert("phase".into(), "backlog".into());
-                let ev = Event::new(EventKind::Gateway, now_ms(), fields);
+                // A typical small event: a sensor back after a gap.
+                let now = now_ms();
+                let ev = Event::new(
+                    now,
+                    payload::SensorGap {
+                        phase: payload::SensorPhase::Back,
+                        sensor_id: "bench-1".into(),
+                        zone: "rear".into(),
+                        last_seen_at: rfc3339(now - 60_000),
+                        gap_s: 60,
+                        silence_limit_s: Some(30),
+                    },
+                );
                 StoredEvent {
                     seq,
                     at_ms: ev.at_ms,
-                    topic: EventKind::Gateway.topic(),
+                    topic: ev.kind().topic(),
                     payload: ev.payload(seq, gateway_id),
                 }
             })

@@ -104,7 +104,7 @@ fn trip(pallets: &str, hot_rear: std::ops::Range<i64>, hot_front: std::ops::Rang
             StoredEvent {
                 seq,
                 at_ms: e.at_ms,
-                topic: e.kind.topic(),
+                topic: e.kind().topic(),
                 payload: e.payload(seq, &config.gateway_id),
             }
         })

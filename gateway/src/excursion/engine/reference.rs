@@ -245,29 +245,18 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, i64, Vec<Obs>) {
     }
     let mut seen: Seen = events
         .iter()
-        .filter(|ev| ev.kind == EventKind::Excursion)
-        .map(|ev| {
-            let f = &ev.fields;
-            let sensor = SENSORS
-                .iter()
-                .position(|s| f["sensor_id"] == *s)
-                .unwrap_or(99);
-            let phase = if f["phase"] == "started" {
-                "started"
-            } else {
-                "ended"
+        .filter_map(|ev| match &ev.body {
+            crate::event::payload::EventBody::Excursion(x) => Some((ev.at_ms, x)),
+            _ => None,
+        })
+        .map(|(at_ms, x)| {
+            let sensor = SENSORS.iter().position(|s| x.sensor_id == *s).unwrap_or(99);
+            let phase = match x.phase {
+                crate::event::payload::ExcursionPhase::Started => "started",
+                crate::event::payload::ExcursionPhase::Ended => "ended",
             };
-            let dir = if f["direction"] == "high" {
-                Direction::High
-            } else {
-                Direction::Low
-            };
-            let since = f["started_at"]
-                .as_str()
-                .and_then(parse_rfc3339)
-                .unwrap_or(-1);
-            let affected = f["affected"].as_array().map_or(99, Vec::len);
-            (ev.at_ms, sensor, phase, dir, since, affected)
+            let since = parse_rfc3339(&x.started_at).unwrap_or(-1);
+            (at_ms, sensor, phase, x.direction, since, x.affected.len())
         })
         .collect();
     seen.sort_by_key(|&(at, sensor, phase, ..)| (at, sensor, phase == "started"));

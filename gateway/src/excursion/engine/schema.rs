@@ -6,6 +6,8 @@
 
 use super::tests_support::*;
 use super::*;
+use crate::event::EventKind;
+use serde_json::{json, Value};
 
 const SCHEMAS: [(&str, &str); 4] = [
     (
@@ -64,7 +66,7 @@ fn every_event_kind_and_phase_matches_its_schema() {
     let mut errors = Vec::new();
     for ev in &events {
         let payload: Value = serde_json::from_slice(&ev.payload(7, "g")).unwrap();
-        let kind = ev.kind.as_str();
+        let kind = ev.kind().as_str();
         seen.insert(format!(
             "{kind}/{}",
             payload["phase"].as_str().unwrap_or("?")
@@ -93,7 +95,7 @@ fn every_event_kind_and_phase_matches_its_schema() {
 fn the_validator_rejects_a_missing_field_a_wrong_type_and_a_bad_time() {
     let ev = every_event()
         .into_iter()
-        .find(|e| e.kind == EventKind::Excursion)
+        .find(|e| e.kind() == EventKind::Excursion)
         .unwrap();
     let mut payload: Value = serde_json::from_slice(&ev.payload(1, "g")).unwrap();
     payload.as_object_mut().unwrap().remove("affected");

@@ -1,6 +1,8 @@
 //! Configs, pallets and feeders shared by the engine's test modules.
 
 use super::*;
+use crate::event::EventKind;
+use serde_json::Value;
 
 pub(super) const MIN: i64 = 60_000;
 pub(super) const SSCC: &str = "106141412345678908";
@@ -73,7 +75,7 @@ pub(super) fn payload(e: &Event) -> Value {
 pub(super) fn of_kind(events: &[Event], kind: EventKind) -> Vec<Value> {
     events
         .iter()
-        .filter(|e| e.kind == kind)
+        .filter(|e| e.kind() == kind)
         .map(payload)
         .collect()
 }

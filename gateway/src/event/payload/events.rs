@@ -1,0 +1,264 @@
+//! The bodies of `events/excursion`, `events/door`, `events/sensor` and
+//! `events/lot`: what the engine saw.
+
+use coldgate_sensor_drivers::Quantity;
+use serde::{Deserialize, Serialize};
+
+use super::messages::Item;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExcursionPhase {
+    Started,
+    Ended,
+}
+
+/// Which limit was crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Low,
+    High,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Low => "low",
+            Direction::High => "high",
+        }
+    }
+}
+
+/// `events/excursion`: a value outside a profile's limit for longer than its
+/// delay (`started`), and back inside (`ended`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Excursion {
+    pub phase: ExcursionPhase,
+    /// The same in the `started` and `ended` events of one excursion.
+    pub excursion_id: String,
+    pub sensor_id: String,
+    pub zone: String,
+    pub quantity: Quantity,
+    pub unit: String,
+    pub direction: Direction,
+    pub limit: f64,
+    /// The limit itself is out of range (`limit` is excluded from the range).
+    #[serde(default)]
+    pub exclusive: bool,
+    pub profile: String,
+    pub started_at: String,
+    /// `None` while the excursion is open.
+    pub ended_at: Option<String>,
+    pub duration_s: i64,
+    pub min: f64,
+    pub max: f64,
+    pub mean: f64,
+    /// Present on `ended` only.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<ExcursionEnd>,
+    /// The pallets of the profile on board in the zone at some time of the
+    /// excursion, with every lot and serial: the products to quarantine.
+    pub affected: Vec<Affected>,
+}
+
+/// What only an ended excursion knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExcursionEnd {
+    /// The integral of the distance beyond the limit over time.
+    pub degree_minutes: f64,
+    /// Mean kinetic temperature over the excursion (temperature only).
+    pub mkt: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Affected {
+    pub sscc: String,
+    pub zone: String,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoorPhase {
+    Opened,
+    Closed,
+}
+
+/// `events/door`: light inside the container over the threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Door {
+    pub phase: DoorPhase,
+    pub door_id: String,
+    pub sensor_id: String,
+    pub zone: String,
+    pub lux: f64,
+    /// The brightest reading while open; on `closed` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lux: Option<f64>,
+    pub threshold_lux: f64,
+    pub opened_at: String,
+    pub closed_at: Option<String>,
+    pub duration_s: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorPhase {
+    Silent,
+    Back,
+}
+
+/// `events/sensor`: a sensor silent for longer than its limit, and back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorGap {
+    pub phase: SensorPhase,
+    pub sensor_id: String,
+    pub zone: String,
+    pub last_seen_at: String,
+    pub gap_s: i64,
+    pub silence_limit_s: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LotPhase {
+    /// A budget or MKT limit of the lot is used up.
+    Exhausted,
+    /// A load looked wrong (a code seen twice, a lot past its expiry, …).
+    Warning,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LotReason {
+    Budget,
+    MktStay,
+    MktWindow,
+    SsccOnBoard,
+    SerialOnBoard,
+    SerialSeenBefore,
+    SerialLotMismatch,
+    LotExpiryMismatch,
+    LotExpired,
+}
+
+impl LotReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LotReason::Budget => "budget",
+            LotReason::MktStay => "mkt_stay",
+            LotReason::MktWindow => "mkt_window",
+            LotReason::SsccOnBoard => "sscc_on_board",
+            LotReason::SerialOnBoard => "serial_on_board",
+            LotReason::SerialSeenBefore => "serial_seen_before",
+            LotReason::SerialLotMismatch => "serial_lot_mismatch",
+            LotReason::LotExpiryMismatch => "lot_expiry_mismatch",
+            LotReason::LotExpired => "lot_expired",
+        }
+    }
+}
+
+/// `events/lot`. Which fields are present depends on `reason`
+/// (docs/schema/lot.json): a flat record, as on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lot {
+    pub phase: LotPhase,
+    pub reason: LotReason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+    /// Present (possibly null) where the reason concerns the lot's expiry.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub expiry: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The exhausted rule, as the profile names it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub rule: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_range_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mkt: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mkt_limit: Option<f64>,
+    /// The pallet a warning is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sscc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_sscc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earlier_lot: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "present_or_null"
+    )]
+    pub earlier_expiry: Option<Option<String>>,
+    /// The SSCCs an exhausted lot was on board with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pallets: Option<Vec<String>>,
+}
+
+impl Lot {
+    /// A lot event with only its phase and reason; the builder sets the rest.
+    pub fn new(phase: LotPhase, reason: LotReason) -> Lot {
+        Lot {
+            phase,
+            reason,
+            gtin: None,
+            lot: None,
+            expiry: None,
+            profile: None,
+            rule: None,
+            out_of_range_s: None,
+            budget_s: None,
+            mkt: None,
+            mkt_limit: None,
+            sscc: None,
+            zone: None,
+            serial: None,
+            other_sscc: None,
+            earlier_lot: None,
+            earlier_expiry: None,
+            pallets: None,
+        }
+    }
+}
+
+/// A field that is absent (outer `None`), present as `null` (`Some(None)`)
+/// or present with a value: serde's `Option` alone folds the first two.
+pub(super) mod present_or_null {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
