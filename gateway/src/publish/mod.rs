@@ -709,12 +709,7 @@ impl Publisher {
                     format!("cannot read the events table: {error}"),
                 ),
                 Ok(events) => {
-                    let mut result =
-                        replay::ReplayResult::refused(&gw, Some(r.request_id), String::new());
-                    result.ok = true;
-                    result.errors.clear();
-                    result.from_seq = Some(r.from_seq);
-                    result.to_seq = Some(r.to_seq);
+                    let mut result = replay::ReplayResult::accepted(&gw, &r);
                     let mut expected = r.from_seq;
                     for ev in events {
                         result.missing.extend(expected..ev.seq);
