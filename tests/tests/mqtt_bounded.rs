@@ -434,9 +434,16 @@ async fn an_entry_stored_too_large_to_send_is_set_aside_and_the_rest_flow() {
     let mut seqs = BTreeSet::new();
     let mut set_aside = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline
-        && !(set_aside.contains(&big_seq) && seqs.iter().any(|s| *s > big_seq))
-    {
+    // Until the large entry is set aside, a later one arrived, and every
+    // seq up to the newest is accounted for (sent or set aside): the notice
+    // for an entry set aside comes after the entries behind it.
+    let done = |seqs: &BTreeSet<u64>, set_aside: &BTreeSet<u64>| {
+        let newest = seqs.iter().max().copied().unwrap_or(0);
+        set_aside.contains(&big_seq)
+            && newest > big_seq
+            && (1..=newest).all(|s| seqs.contains(&s) || set_aside.contains(&s))
+    };
+    while Instant::now() < deadline && !done(&seqs, &set_aside) {
         if let Some((_, v)) = events.next(Duration::from_secs(1)).await {
             assert!(size(&v) <= LIMIT);
             if v["kind"] == "entry_set_aside" {
