@@ -350,10 +350,8 @@ fn readability_problems(layout: &serde_json::Value) -> Vec<String> {
             continue;
         };
         for (kind, text, b, _) in &texts {
-            if kind == "legend" || kind == "mark" {
-                if b.overlaps(&data) {
-                    problems.push(format!("chart {n}: {kind} `{text}` is over the data"));
-                }
+            if (kind == "legend" || kind == "mark") && b.overlaps(&data) {
+                problems.push(format!("chart {n}: {kind} `{text}` is over the data"));
             }
         }
         let legend = texts.iter().filter(|t| t.0 == "legend").count();
@@ -382,7 +380,7 @@ fn readability_problems(layout: &serde_json::Value) -> Vec<String> {
                 data.w
             ));
         }
-        // Time ticks: `HH:MM`, `MM-DD HH:MM` or `MM-DD`, at round minutes;
+        // Time ticks: `HH:MM`, `7 Dec 00:00` or `7 Dec`, at round minutes;
         // where one tick's time of day is before the last one's, the axis
         // passed midnight and that tick names its date.
         let ticks: Vec<&String> = texts
@@ -394,13 +392,32 @@ fn readability_problems(layout: &serde_json::Value) -> Vec<String> {
         if ticks.len() < 2 {
             problems.push(format!("chart {n}: {} time ticks", ticks.len()));
         }
+        let parsed: Vec<(&String, u32, bool)> = ticks
+            .iter()
+            .filter_map(|t| match tick_time(t) {
+                Some((minute, dated)) => Some((*t, minute, dated)),
+                None => {
+                    problems.push(format!("chart {n}: tick `{t}` is not a time"));
+                    None
+                }
+            })
+            .collect();
+        // Round: every tick on a multiple of one step of the clock (the
+        // smallest distance between two ticks).
+        let step = parsed
+            .windows(2)
+            .map(|w| (w[1].1 + 24 * 60 - w[0].1) % (24 * 60))
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(24 * 60);
+        let clock_steps = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720];
+        let dates_only = parsed.iter().all(|t| t.2) && parsed.iter().all(|t| t.1 == 0);
+        if !dates_only && !clock_steps.contains(&step) {
+            problems.push(format!("chart {n}: ticks {step} min apart"));
+        }
         let mut last_minute = None;
-        for t in ticks {
-            let Some((minute, dated)) = tick_time(t) else {
-                problems.push(format!("chart {n}: tick `{t}` is not a time"));
-                continue;
-            };
-            if minute % 5 != 0 {
+        for (t, minute, dated) in parsed {
+            if !dates_only && minute % step.max(1) != 0 {
                 problems.push(format!("chart {n}: tick `{t}` is not at a round time"));
             }
             if last_minute.is_some_and(|l| minute <= l) && !dated {
@@ -421,15 +438,17 @@ fn tick_time(label: &str) -> Option<(u32, bool)> {
         let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
         (h < 24 && m < 60 && s.len() == 5).then_some(h * 60 + m)
     };
-    let date = |s: &str| {
-        let b = s.as_bytes();
-        s.len() == 5 && b[2] == b'-' && s[..2].parse::<u8>().is_ok() && s[3..].parse::<u8>().is_ok()
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let date = |d: &str, m: &str| {
+        d.parse::<u8>().is_ok_and(|d| (1..=31).contains(&d)) && MONTHS.contains(&m)
     };
     let parts: Vec<&str> = label.split_whitespace().collect();
     match parts.as_slice() {
-        [t] if date(t) => Some((0, true)),
         [t] => Some((hm(t)?, false)),
-        [d, t] if date(d) => Some((hm(t)?, true)),
+        [d, m] if date(d, m) => Some((0, true)),
+        [d, m, t] if date(d, m) => Some((hm(t)?, true)),
         _ => None,
     }
 }
@@ -614,7 +633,7 @@ fn the_readability_check_finds_overlap_clipping_small_text_a_legend_on_the_data_
                 text("mark", "2–8 °C, high", r(80.0, 42.0, 70.0, 13.0), 12.0),
                 text("mark", "door", r(160.0, 42.0, 30.0, 13.0), 12.0),
                 text("tick", "23:00", r(60.0, 225.0, 30.0, 13.0), 12.0),
-                text("tick", "12-07 00:00", r(150.0, 225.0, 70.0, 13.0), 12.0),
+                text("tick", "7 Dec 00:00", r(150.0, 225.0, 70.0, 13.0), 12.0),
                 text("tick", "01:00", r(250.0, 225.0, 30.0, 13.0), 12.0),
             ],
         }],

@@ -3,10 +3,21 @@
 //!
 //! Shared by the dashboard (readings API, `?points=`) and the trip report.
 //! Every SVG carries machine-checkable markers so a test can see what was
-//! drawn: the root `<svg>` has `data-series-count` and `data-point-count`,
-//! each data line sits in `<g class="cg-series" data-label=…>`, each mark in
+//! drawn: the root `<svg>` has `data-series-count`, `data-point-count` and
+//! `data-plot` (the data area: x y width height), each data line sits in
+//! `<g class="cg-series" data-label=…>`, each mark with its label in
 //! `<g class="cg-mark cg-mark-excursion|cg-mark-door">`, the limits band in
-//! `<g class="cg-limits">`.
+//! `<g class="cg-limits">`, the legend in `<g class="cg-legend">`, the time
+//! labels in `<g class="cg-xticks">`.
+//!
+//! Readable at the size it is shown (the callers draw it at about the width
+//! it is displayed, so its text keeps its size): nothing is printed over
+//! the data but the lines and the shading. Title, legend and mark labels
+//! sit in rows above the data area, the mark labels placed by
+//! [`place_labels`] so none covers another; the time axis is ticked at
+//! round times by [`time_ticks`]. Text widths are estimated, not measured
+//! (there is no font here), on the wide side; the browser test measures
+//! the real ones.
 //!
 //! Design: plotters cannot put classes on what it draws, so before and after
 //! each part we draw an invisible marker text and afterwards replace each
@@ -144,44 +155,379 @@ pub fn render_svg(spec: &ChartSpec) -> Result<String, ChartError> {
 
     let mut groups: Vec<String> = Vec::new();
     let mut buf = String::new();
-    draw(spec, &series, &mut groups, &mut buf).map_err(|e| ChartError::Draw(e.to_string()))?;
-    Ok(post_process(&buf, &groups, series.len(), point_count))
+    let plot =
+        draw(spec, &series, &mut groups, &mut buf).map_err(|e| ChartError::Draw(e.to_string()))?;
+    Ok(post_process(&buf, &groups, series.len(), point_count, plot))
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Average advance of a sans-serif glyph, in ems. There is no font library
+/// here (the viewer lays the text out), so widths are estimated on the wide
+/// side: DejaVu Sans, Debian's default, averages about 0.6 em.
+const EM_ADVANCE: f64 = 0.65;
+/// Mark labels stack in at most this many rows above the data; one that
+/// fits in none is left out (its mark stays drawn) rather than overlap.
+const MAX_LABEL_LANES: usize = 3;
+
+/// Text `font_px` high as shown. plotters' SVG backend writes a font of
+/// size `s` as `font-size` `s / 1.24` (its raster backends' em box), so
+/// the size asked of it is scaled up to match.
+fn sans(font_px: f64) -> FontDesc<'static> {
+    FontDesc::new(FontFamily::SansSerif, font_px * 1.24, FontStyle::Normal)
+}
+
+/// The estimated width of `text` drawn at `font_px`.
+pub fn text_width(text: &str, font_px: f64) -> f64 {
+    text.chars().count() as f64 * font_px * EM_ADVANCE
+}
+
+/// The chart's text size: 13 px on a narrow chart (shown about 1:1 on a
+/// phone), 14 px on a wide one (shown at up to 0.85 in the report).
+fn font_px(width: u32) -> f64 {
+    if width < 600 {
+        13.0
+    } else {
+        14.0
+    }
+}
+
+/// A labelled tick on the time axis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeTick {
+    pub at_ms: i64,
+    pub label: String,
+}
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+/// The steps people read a clock by; days are UTC midnights.
+const TICK_STEPS: [i64; 19] = [
+    MINUTE,
+    2 * MINUTE,
+    5 * MINUTE,
+    10 * MINUTE,
+    15 * MINUTE,
+    30 * MINUTE,
+    HOUR,
+    2 * HOUR,
+    3 * HOUR,
+    6 * HOUR,
+    12 * HOUR,
+    DAY,
+    2 * DAY,
+    7 * DAY,
+    14 * DAY,
+    28 * DAY,
+    91 * DAY,
+    182 * DAY,
+    364 * DAY,
+];
+
+/// Ticks for `[from_ms, to_ms)` on an axis `axis_px` wide: the finest step
+/// of [`TICK_STEPS`] whose labels, centred on their ticks, stay inside the
+/// axis and at least two ems apart. Labels are `HH:MM` (UTC); where the
+/// range passes midnight the first tick and the first of each new day also
+/// name the date (`7 Dec 00:00`); steps of a day or more are dates only,
+/// with the year when the range passes a new year.
+pub fn time_ticks(from_ms: i64, to_ms: i64, axis_px: f64, font_px: f64) -> Vec<TimeTick> {
+    if from_ms >= to_ms || axis_px <= 0.0 {
+        return Vec::new();
+    }
+    let span = (to_ms - from_ms) as f64;
+    let x = |t: i64| (t - from_ms) as f64 / span * axis_px;
+    let passes_midnight = from_ms.div_euclid(DAY) != (to_ms - 1).div_euclid(DAY);
+    let passes_new_year = year(from_ms) != year(to_ms - 1);
+    let mut best = Vec::new();
+    for step in TICK_STEPS {
+        // More than one tick per 20 px never fits; skip without labelling.
+        if (to_ms - from_ms) / step > (axis_px / 20.0) as i64 + 1 {
+            continue;
+        }
+        let first = from_ms.div_euclid(step) * step
+            + if from_ms.rem_euclid(step) == 0 {
+                0
+            } else {
+                step
+            };
+        let times: Vec<i64> = std::iter::successors(Some(first), |t| t.checked_add(step))
+            .take_while(|t| *t < to_ms)
+            .collect();
+        let ticks = label_ticks(&times, step, passes_midnight, passes_new_year);
+        let edges_ok = |t: &TimeTick| {
+            let half = text_width(&t.label, font_px) / 2.0;
+            x(t.at_ms) - half >= 0.0 && x(t.at_ms) + half <= axis_px
+        };
+        // Ticks whose labels would hang over an edge are left out, and the
+        // rest labelled again (the first kept one may now need the date).
+        let kept: Vec<i64> = ticks
+            .iter()
+            .filter(|t| edges_ok(t))
+            .map(|t| t.at_ms)
+            .collect();
+        let ticks = label_ticks(&kept, step, passes_midnight, passes_new_year);
+        let apart = ticks.windows(2).all(|w| {
+            let gap = x(w[1].at_ms) - x(w[0].at_ms);
+            gap - (text_width(&w[0].label, font_px) + text_width(&w[1].label, font_px)) / 2.0
+                >= 2.0 * font_px
+        });
+        if apart && ticks.iter().all(edges_ok) {
+            if ticks.len() >= 2 {
+                return ticks;
+            }
+            if best.is_empty() {
+                best = ticks;
+            }
+        }
+    }
+    best
+}
+
+fn year(ms: i64) -> Option<i32> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(|t| t.year())
+}
+
+fn label_ticks(times: &[i64], step: i64, passes_midnight: bool, with_year: bool) -> Vec<TimeTick> {
+    let mut previous_day = None;
+    times
+        .iter()
+        .map(|&at_ms| {
+            let day = at_ms.div_euclid(DAY);
+            let dated = step >= DAY || (passes_midnight && previous_day != Some(day));
+            previous_day = Some(day);
+            TimeTick {
+                at_ms,
+                label: tick_label(at_ms, step >= DAY, dated, with_year),
+            }
+        })
+        .collect()
+}
+
+fn tick_label(ms: i64, date_only: bool, dated: bool, with_year: bool) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
+        return ms.to_string();
+    };
+    let month = &format!("{}", t.month())[..3];
+    let date = if !with_year {
+        format!("{} {month}", t.day())
+    } else {
+        format!("{} {month} {}", t.day(), t.year())
+    };
+    match (date_only, dated) {
+        (true, _) => date,
+        (false, true) => format!("{date} {:02}:{:02}", t.hour(), t.minute()),
+        (false, false) => format!("{:02}:{:02}", t.hour(), t.minute()),
+    }
+}
+
+/// Where a label goes: its left edge and its row (0 next to the data).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    pub x: f64,
+    pub lane: usize,
+}
+
+/// Places labels of `(anchor, width)` in rows between `left` and `right`:
+/// each starts at its anchor (pulled inside when it would run past the
+/// right edge) in the first of `lanes` rows where it keeps `gap` from the
+/// labels already there, taken in the order of their anchors. A label that
+/// fits in no row gets None: a missing label can be looked up in the
+/// table, one printed over another cannot be read at all.
+pub fn place_labels(
+    labels: &[(f64, f64)],
+    left: f64,
+    right: f64,
+    lanes: usize,
+    gap: f64,
+) -> Vec<Option<Placed>> {
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by(|a, b| labels[*a].0.total_cmp(&labels[*b].0));
+    let mut lane_end = vec![f64::NEG_INFINITY; lanes];
+    let mut out = vec![None; labels.len()];
+    for i in order {
+        let (anchor, width) = labels[i];
+        if !(anchor.is_finite() && width.is_finite()) || width > right - left {
+            continue;
+        }
+        let x = anchor.min(right - width).max(left);
+        if let Some(lane) = lane_end.iter().position(|end| x >= end + gap) {
+            lane_end[lane] = x + width;
+            out[i] = Some(Placed { x, lane });
+        }
+    }
+    out
+}
+
+/// Where things go, in pixels, worked out before plotters draws.
+struct Layout {
+    font: f64,
+    pad: f64,
+    title_font: f64,
+    /// Legend entries: (series index, x, y of the text's top).
+    legend: Vec<(usize, f64, f64)>,
+    /// Per mark: its label's left edge and top, if it has room.
+    mark_labels: Vec<Option<(f64, f64)>>,
+    plot_left: f64,
+    plot_right: f64,
+    plot_top: f64,
+    plot_bottom: f64,
+    y_labels: usize,
+}
+
+fn layout(spec: &ChartSpec, y: &Range<f64>) -> Layout {
+    let (w, h) = (f64::from(spec.width), f64::from(spec.height));
+    let font = font_px(spec.width);
+    let pad = 8.0;
+    let title_font = font + 1.0;
+    let line = font * 1.4;
+    // The value labels' column, as wide as the widest of its ends.
+    let y_label_w = [y.start, y.end]
+        .iter()
+        .map(|v| text_width(&format!("{v:.1}"), font))
+        .fold(0.0, f64::max)
+        + 10.0;
+    let plot_left = (pad + y_label_w).round();
+    let plot_right = (w - pad - font / 2.0).round();
+
+    // The legend in rows under the title, never over the data.
+    let mut top = pad + title_font * 1.4;
+    let mut legend = Vec::new();
+    let mut x = pad;
+    for (i, s) in spec.series.iter().enumerate() {
+        let item = 22.0 + text_width(&s.label, font);
+        if x > pad && x + item > w - pad {
+            x = pad;
+            top += line;
+        }
+        legend.push((i, x, top));
+        x += item + font;
+    }
+    if !legend.is_empty() {
+        top += line;
+    }
+
+    // Mark labels in rows above the data, as few rows as they need, and
+    // never so many that the data has less than a third of the height.
+    let span = (spec.to_ms - spec.from_ms) as f64;
+    let plot_w = plot_right - plot_left;
+    let wanted: Vec<(f64, f64)> = spec
+        .marks
+        .iter()
+        .map(|m| {
+            let from = m.from_ms.clamp(spec.from_ms, spec.to_ms);
+            let anchor = plot_left + (from - spec.from_ms) as f64 / span * plot_w;
+            (anchor, text_width(&m.label, font))
+        })
+        .collect();
+    let bottom_area = font * 1.3 + 8.0;
+    let room = ((h - top - pad - bottom_area) * 2.0 / 3.0 / line)
+        .floor()
+        .max(0.0) as usize;
+    let placed = place_labels(
+        &wanted,
+        plot_left,
+        w - pad,
+        MAX_LABEL_LANES.min(room),
+        font * 0.8,
+    );
+    let lanes = placed
+        .iter()
+        .flatten()
+        .map(|p| p.lane + 1)
+        .max()
+        .unwrap_or(0);
+    let lanes_bottom = top + lanes as f64 * line;
+    let mark_labels = placed
+        .iter()
+        .map(|p| p.map(|p| (p.x, lanes_bottom - (p.lane + 1) as f64 * line)))
+        .collect();
+    let plot_top = (lanes_bottom + font * 0.6).round();
+    let plot_bottom = (h - pad - bottom_area).round().max(plot_top + 10.0);
+    let y_labels = (((plot_bottom - plot_top) / (font * 2.2)) as usize).clamp(2, 8);
+    Layout {
+        font,
+        pad,
+        title_font,
+        legend,
+        mark_labels,
+        plot_left,
+        plot_right,
+        plot_top,
+        plot_bottom,
+        y_labels,
+    }
+}
 
 fn draw(
     spec: &ChartSpec,
     series: &[(&str, Vec<(i64, f64)>)],
     groups: &mut Vec<String>,
     buf: &mut String,
-) -> DrawResult {
+) -> Result<(i32, i32, i32, i32), Box<dyn std::error::Error>> {
     let root = SVGBackend::with_string(buf, (spec.width, spec.height)).into_drawing_area();
     root.fill(&WHITE)?;
     let y = value_range(series, spec.limits);
     let span = spec.to_ms - spec.from_ms;
-    let x_fmt = |ms: &i64| format_time(*ms, span);
+    let lay = layout(spec, &y);
+    let font = lay.font;
     let y_fmt = |v: &f64| format!("{v:.1}");
+    let px = |v: f64| v.round() as i32;
 
     let mut chart = ChartBuilder::on(&root)
-        .caption(&spec.title, ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
+        .margin_top(px(lay.plot_top))
+        .margin_left(px(lay.pad))
+        .margin_right(px(f64::from(spec.width) - lay.plot_right))
+        .margin_bottom(px(f64::from(spec.height) - lay.plot_bottom))
+        .x_label_area_size(0)
+        .y_label_area_size(px(lay.plot_left - lay.pad))
         .build_cartesian_2d(spec.from_ms..spec.to_ms, y.clone())?;
     chart
         .configure_mesh()
-        .x_labels(6)
-        .y_labels(6)
-        .x_label_formatter(&x_fmt)
+        .disable_x_mesh()
+        // The time ticks are drawn below, at round times.
+        .x_labels(2)
+        .y_labels(lay.y_labels)
         .y_label_formatter(&y_fmt)
-        .x_desc("UTC")
-        .y_desc(spec.unit.as_str())
         .light_line_style(RGBColor(0xEE, 0xEE, 0xEE))
-        // Readable when a 900-px chart is printed 18 cm wide.
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 15))
+        .bold_line_style(RGBColor(0xDD, 0xDD, 0xDD))
+        .label_style(sans(font))
         .draw()?;
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    let plot_w = f64::from(xs.end - xs.start);
+
+    // Time ticks: grid lines in the data, labels under it.
+    let ticks = time_ticks(spec.from_ms, spec.to_ms, plot_w, font);
+    for t in &ticks {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(t.at_ms, y.start), (t.at_ms, y.end)],
+            RGBColor(0xDD, 0xDD, 0xDD).stroke_width(1),
+        )))?;
+    }
+    // The axis line along the bottom of the data.
+    root.draw(&PathElement::new(
+        vec![(xs.start, ys.end), (xs.end, ys.end)],
+        BLACK.stroke_width(1),
+    ))?;
+    begin(&root, groups, "cg-xticks", "UTC")?;
+    for t in &ticks {
+        let x = xs.start + px((t.at_ms - spec.from_ms) as f64 / span as f64 * plot_w);
+        root.draw(&PathElement::new(
+            vec![(x, ys.end), (x, ys.end + 4)],
+            BLACK.stroke_width(1),
+        ))?;
+        root.draw(&Text::new(
+            t.label.clone(),
+            (x, ys.end + 6),
+            sans(font)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))?;
+    }
+    end(&root)?;
 
     // Limits band under everything else.
     if let Some(limits) = spec.limits {
@@ -215,12 +561,20 @@ fn draw(
         end(&root)?;
     }
 
-    for mark in &spec.marks {
+    for (mark, label_at) in spec.marks.iter().zip(&lay.mark_labels) {
         let from = mark.from_ms.clamp(spec.from_ms, spec.to_ms);
         let to = mark.to_ms.unwrap_or(spec.to_ms).clamp(from, spec.to_ms);
-        let (class, fill) = match mark.kind {
-            MarkKind::Excursion => ("cg-mark cg-mark-excursion", EXCURSION_FILL.mix(0.18)),
-            MarkKind::Door => ("cg-mark cg-mark-door", DOOR_FILL.mix(0.25)),
+        let (class, fill, ink) = match mark.kind {
+            MarkKind::Excursion => (
+                "cg-mark cg-mark-excursion",
+                EXCURSION_FILL.mix(0.18),
+                RGBColor(0x9B, 0x1C, 0x1C),
+            ),
+            MarkKind::Door => (
+                "cg-mark cg-mark-door",
+                DOOR_FILL.mix(0.25),
+                RGBColor(0x44, 0x44, 0x44),
+            ),
         };
         begin(&root, groups, class, &mark.label)?;
         // At least one pixel wide, so a short door opening still shows.
@@ -234,61 +588,86 @@ fn draw(
             [(from, y.end), (to, y.start)],
             fill.filled(),
         )))?;
-        // Label inside the plot: left-aligned at the start, or right-aligned
-        // at the end when the mark starts in the right part of the chart.
-        let (at, h_pos) = if from - spec.from_ms > span / 10 * 7 {
-            (to, HPos::Right)
-        } else {
-            (from, HPos::Left)
-        };
-        chart.draw_series(std::iter::once(Text::new(
-            mark.label.clone(),
-            (at, y.end),
-            ("sans-serif", 14)
-                .into_font()
-                .color(&BLACK)
-                .pos(Pos::new(h_pos, VPos::Top)),
-        )))?;
+        // The label in its row above the data, from where the mark starts.
+        if let Some((x, top)) = label_at {
+            root.draw(&Text::new(
+                mark.label.clone(),
+                (px(*x), px(*top)),
+                sans(font)
+                    .into_font()
+                    .color(&ink)
+                    .pos(Pos::new(HPos::Left, VPos::Top)),
+            ))?;
+        }
         end(&root)?;
     }
 
     for (i, (label, points)) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         begin(&root, groups, "cg-series", label)?;
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))?
-            .label(*label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))?;
         end(&root)?;
     }
 
     if series.iter().all(|(_, p)| p.is_empty()) {
-        let (w, h) = (spec.width as i32, spec.height as i32);
         root.draw(&Text::new(
             "no data in this range",
-            (w / 2, h / 2),
-            ("sans-serif", 16)
+            ((xs.start + xs.end) / 2, (ys.start + ys.end) / 2),
+            sans(font + 2.0)
                 .into_font()
                 .color(&RGBColor(0x55, 0x55, 0x55))
                 .pos(Pos::new(HPos::Center, VPos::Center)),
         ))?;
     }
-    if !series.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(0xAA, 0xAA, 0xAA))
-            .label_font(("sans-serif", 14))
-            .draw()?;
+    if !lay.legend.is_empty() {
+        begin(&root, groups, "cg-legend", "")?;
+        for &(i, x, top) in &lay.legend {
+            let color = PALETTE[i % PALETTE.len()];
+            let mid = px(top + font * 0.6);
+            root.draw(&PathElement::new(
+                vec![(px(x), mid), (px(x + 18.0), mid)],
+                color.stroke_width(3),
+            ))?;
+            root.draw(&Text::new(
+                spec.series[i].label.clone(),
+                (px(x + 22.0), px(top)),
+                sans(font)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(Pos::new(HPos::Left, VPos::Top)),
+            ))?;
+        }
+        end(&root)?;
     }
+    let title = format!("{} ({}, UTC)", spec.title, spec.unit);
+    root.draw(&Text::new(
+        fit(
+            &title,
+            f64::from(spec.width) - 2.0 * lay.pad,
+            lay.title_font,
+        ),
+        (px(lay.pad), px(lay.pad)),
+        sans(lay.title_font)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Top)),
+    ))?;
     root.present()?;
-    Ok(())
+    Ok((xs.start, ys.start, xs.end - xs.start, ys.end - ys.start))
+}
+
+/// `text`, shortened with an ellipsis to fit `width_px`.
+fn fit(text: &str, width_px: f64, font_px: f64) -> String {
+    if text_width(text, font_px) <= width_px {
+        return text.to_string();
+    }
+    let keep = (width_px / (font_px * EM_ADVANCE)).floor() as usize;
+    let mut out: String = text.chars().take(keep.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 fn begin<DB: DrawingBackend>(
@@ -333,7 +712,13 @@ where
 
 /// Replaces each marker `<text>` (three lines: open tag, content, close tag)
 /// by the group it stands for, and adds the counts to the root element.
-fn post_process(svg: &str, groups: &[String], series_count: usize, point_count: usize) -> String {
+fn post_process(
+    svg: &str,
+    groups: &[String],
+    series_count: usize,
+    point_count: usize,
+    plot: (i32, i32, i32, i32),
+) -> String {
     let lines: Vec<&str> = svg.lines().collect();
     let mut out = String::with_capacity(svg.len() + 256);
     let mut i = 0;
@@ -342,7 +727,8 @@ fn post_process(svg: &str, groups: &[String], series_count: usize, point_count: 
         let line = lines[i];
         if !root_done && line.starts_with("<svg") {
             out.push_str(&format!(
-                "<svg class=\"cg-chart\" role=\"img\" data-series-count=\"{series_count}\" data-point-count=\"{point_count}\""
+                "<svg class=\"cg-chart\" role=\"img\" data-series-count=\"{series_count}\" data-point-count=\"{point_count}\" data-plot=\"{} {} {} {}\"",
+                plot.0, plot.1, plot.2, plot.3
             ));
             out.push_str(&line[4..]);
             out.push('\n');
@@ -395,27 +781,6 @@ fn value_range(series: &[(&str, Vec<(i64, f64)>)], limits: Option<Limits>) -> Ra
     }
     let pad = ((hi - lo) * 0.08).max(0.5);
     (lo - pad)..(hi + pad)
-}
-
-/// Axis label: `HH:MM` within a day, `MM-DD HH:MM` beyond, `YYYY-MM-DD`
-/// beyond 300 days; UTC.
-fn format_time(ms: i64, span_ms: i64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
-        return ms.to_string();
-    };
-    if span_ms <= 24 * 3600 * 1000 {
-        format!("{:02}:{:02}", t.hour(), t.minute())
-    } else if span_ms > 300 * 24 * 3600 * 1000 {
-        format!("{}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
-    } else {
-        format!(
-            "{:02}-{:02} {:02}:{:02}",
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute()
-        )
-    }
 }
 
 /// Escapes text for an XML/HTML attribute or element content.
@@ -768,6 +1133,173 @@ mod tests {
             downsample(&unsorted, 0, 10, 5),
             vec![(1, 2.0), (3, 3.0), (5, 1.0)]
         );
+    }
+
+    fn at(rfc3339: &str) -> i64 {
+        crate::event::parse_rfc3339(rfc3339).unwrap()
+    }
+
+    fn labels(ticks: &[TimeTick]) -> Vec<&str> {
+        ticks.iter().map(|t| t.label.as_str()).collect()
+    }
+
+    #[test]
+    fn ticks_of_three_hours_on_a_wide_chart_fall_on_half_hours() {
+        let ticks = time_ticks(
+            at("2026-12-07T00:07:13Z"),
+            at("2026-12-07T03:07:13Z"),
+            760.0,
+            14.0,
+        );
+        assert!(ticks.len() >= 5, "{ticks:?}");
+        assert!(
+            ticks.iter().all(|t| t.at_ms % (30 * MINUTE) == 0),
+            "{ticks:?}"
+        );
+        assert_eq!(ticks[0].label, "00:30");
+    }
+
+    #[test]
+    fn ticks_of_three_hours_on_a_phone_are_fewer_and_on_the_hour() {
+        let ticks = time_ticks(
+            at("2026-12-07T00:07:13Z"),
+            at("2026-12-07T03:07:13Z"),
+            280.0,
+            13.0,
+        );
+        assert!((2..=4).contains(&ticks.len()), "{ticks:?}");
+        assert!(ticks.iter().all(|t| t.at_ms % HOUR == 0), "{ticks:?}");
+    }
+
+    #[test]
+    fn a_range_past_midnight_names_the_date_at_its_first_tick_and_at_each_new_day() {
+        let ticks = time_ticks(
+            at("2026-12-06T20:00:00Z"),
+            at("2026-12-07T04:00:00Z"),
+            760.0,
+            14.0,
+        );
+        let l = labels(&ticks);
+        assert!(l[0].starts_with("6 Dec "), "{l:?}");
+        assert!(l.contains(&"7 Dec 00:00"), "{l:?}");
+        let dated = l.iter().filter(|l| l.contains("Dec")).count();
+        assert_eq!(dated, 2, "only the first and the new day: {l:?}");
+    }
+
+    #[test]
+    fn a_range_within_one_day_has_times_only() {
+        let ticks = time_ticks(
+            at("2026-12-07T08:00:00Z"),
+            at("2026-12-07T20:00:00Z"),
+            760.0,
+            14.0,
+        );
+        assert!(ticks.iter().all(|t| !t.label.contains("Dec")), "{ticks:?}");
+        assert!(ticks.iter().all(|t| t.at_ms % HOUR == 0), "{ticks:?}");
+    }
+
+    #[test]
+    fn a_week_is_ticked_by_date_at_utc_midnights() {
+        let ticks = time_ticks(
+            at("2026-12-01T05:00:00Z"),
+            at("2026-12-08T05:00:00Z"),
+            760.0,
+            14.0,
+        );
+        assert!(ticks.iter().all(|t| t.at_ms % DAY == 0), "{ticks:?}");
+        assert_eq!(ticks[0].label, "2 Dec");
+    }
+
+    #[test]
+    fn labels_that_would_overlap_go_to_separate_rows() {
+        let placed = place_labels(
+            &[(100.0, 80.0), (100.0, 80.0), (150.0, 40.0), (200.0, 30.0)],
+            50.0,
+            500.0,
+            3,
+            8.0,
+        );
+        let p: Vec<Placed> = placed.into_iter().map(Option::unwrap).collect();
+        assert_eq!((p[0].x, p[0].lane), (100.0, 0));
+        assert_eq!((p[1].x, p[1].lane), (100.0, 1));
+        assert_eq!(p[2].lane, 2);
+        assert_eq!(
+            (p[3].x, p[3].lane),
+            (200.0, 0),
+            "after the first, in its row"
+        );
+    }
+
+    #[test]
+    fn a_label_that_fits_in_no_row_is_left_out_rather_than_printed_over_another() {
+        let placed = place_labels(
+            &[(100.0, 80.0), (110.0, 80.0), (120.0, 80.0)],
+            0.0,
+            500.0,
+            2,
+            8.0,
+        );
+        assert!(placed[0].is_some() && placed[1].is_some());
+        assert_eq!(placed[2], None);
+        assert_eq!(
+            place_labels(&[(10.0, 600.0)], 0.0, 500.0, 3, 8.0),
+            vec![None],
+            "wider than the chart"
+        );
+    }
+
+    #[test]
+    fn a_label_near_the_right_edge_is_pulled_inside() {
+        let placed = place_labels(&[(480.0, 60.0)], 0.0, 500.0, 1, 8.0);
+        assert_eq!(placed, vec![Some(Placed { x: 440.0, lane: 0 })]);
+    }
+
+    proptest! {
+        #[test]
+        fn placed_labels_never_overlap_and_stay_between_the_edges(
+            labels in proptest::collection::vec((-50.0f64..600.0, 1.0f64..200.0), 0..30),
+            lanes in 0usize..4,
+        ) {
+            let placed = place_labels(&labels, 0.0, 500.0, lanes, 6.0);
+            prop_assert_eq!(placed.len(), labels.len());
+            let boxes: Vec<(f64, f64, usize)> = placed
+                .iter()
+                .zip(&labels)
+                .filter_map(|(p, (_, w))| p.map(|p| (p.x, p.x + w, p.lane)))
+                .collect();
+            for (i, a) in boxes.iter().enumerate() {
+                prop_assert!(a.0 >= 0.0 && a.1 <= 500.0 && a.2 < lanes, "{:?}", a);
+                for b in &boxes[i + 1..] {
+                    prop_assert!(a.2 != b.2 || a.1 + 6.0 <= b.0 || b.1 + 6.0 <= a.0, "{:?} {:?}", a, b);
+                }
+            }
+        }
+
+        #[test]
+        fn tick_labels_never_crowd_or_hang_over_the_axis(
+            from in 1_500_000_000_000i64..1_900_000_000_000,
+            len in 60_000i64..(400 * DAY),
+            axis in 150.0f64..2000.0,
+            font in 11.0f64..16.0,
+        ) {
+            let ticks = time_ticks(from, from + len, axis, font);
+            let x = |t: i64| (t - from) as f64 / len as f64 * axis;
+            for t in &ticks {
+                prop_assert!(t.at_ms >= from && t.at_ms < from + len);
+                let half = text_width(&t.label, font) / 2.0;
+                prop_assert!(x(t.at_ms) - half >= 0.0 && x(t.at_ms) + half <= axis, "{:?}", t);
+                prop_assert!(t.at_ms % MINUTE == 0, "{:?}", t);
+            }
+            for w in ticks.windows(2) {
+                let room = x(w[1].at_ms) - x(w[0].at_ms);
+                let need =
+                    (text_width(&w[0].label, font) + text_width(&w[1].label, font)) / 2.0 + 2.0 * font;
+                prop_assert!(room >= need - 1e-6, "{:?}", w);
+            }
+            // A step of the clock: all ticks equally apart.
+            let steps: std::collections::BTreeSet<i64> = ticks.windows(2).map(|w| w[1].at_ms - w[0].at_ms).collect();
+            prop_assert!(steps.len() <= 1 || ticks.windows(2).all(|w| (w[1].at_ms - w[0].at_ms) % steps.first().copied().unwrap_or(1) == 0));
+        }
     }
 
     proptest! {

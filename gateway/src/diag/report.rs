@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use coldgate_sensor_drivers::Quantity;
 
 use super::chart::{self, ChartError, ChartSpec, Limits, Mark, MarkKind, Series};
-use crate::config::{Config, ProfileConfig};
+use crate::config::{Config, LimitConfig, ProfileConfig};
 use crate::event::parse_rfc3339;
 use crate::event::payload::{self, Envelope};
 use crate::excursion::mkt::{MktAccumulator, DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL};
@@ -25,8 +25,13 @@ use crate::store::{Store, StoreError};
 
 /// Points per sensor line on the report's chart (min/max kept per bucket).
 pub const CHART_POINTS: usize = 1200;
-const CHART_WIDTH: u32 = 900;
-const CHART_HEIGHT: u32 = 340;
+/// The chart is drawn twice, each shown about 1:1 where it is used so its
+/// text keeps its size: wide on a screen and on A4 (the page's text column
+/// is about 760 px), narrow on a phone.
+const CHART_WIDTH: u32 = 760;
+const CHART_HEIGHT: u32 = 320;
+const NARROW_CHART_WIDTH: u32 = 360;
+const NARROW_CHART_HEIGHT: u32 = 300;
 
 /// What the report is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +117,8 @@ pub struct Excursion {
     pub unit: String,
     pub direction: String,
     pub limit: f64,
+    /// The rule as people say it and the side it broke: `2–8 °C, high`.
+    pub rule: String,
     pub profile: String,
     pub started_ms: i64,
     /// None while it is still open.
@@ -137,6 +144,9 @@ pub struct DoorOpening {
 pub struct RuleExposure {
     /// `profile/quantity/index`, the ledger's name of the rule.
     pub rule: String,
+    /// The rule as people say it (`2–8 °C`); the ledger's name when the
+    /// configuration no longer has the rule.
+    pub name: String,
     pub total_ms: i64,
     pub budget_ms: Option<i64>,
 }
@@ -175,8 +185,10 @@ pub struct TripReport {
     pub verdict: Verdict,
     /// Why the verdict is what it is, one sentence each.
     pub reasons: Vec<String>,
-    /// Temperature readings on the chart (after downsampling).
+    /// Temperature readings on the chart (after downsampling), drawn for
+    /// a screen or A4 and for a phone.
     pub chart_svg: String,
+    pub narrow_chart_svg: String,
 }
 
 /// The report as one self-contained, printable HTML document.
@@ -379,7 +391,12 @@ pub fn build(
                     Some(end) => end - started_ms,
                     None => (as_of_ms - started_ms).max(e.duration_s.saturating_mul(1000)),
                 };
-                let budget_ms = rule_budget(config, &e);
+                let rule = excursion_rule(config, &e);
+                let budget_ms = rule.and_then(|r| r.budget).map(ms);
+                let rule = match rule {
+                    Some(r) => format!("{}, {}", rule_name(r), e.direction),
+                    None => format!("{} {} {}", e.direction, e.limit, unit_label(&e.unit)),
+                };
                 let row = Excursion {
                     id: e.excursion_id.clone(),
                     sensor: e.sensor_id,
@@ -388,6 +405,7 @@ pub fn build(
                     unit: e.unit,
                     direction: e.direction.as_str().to_string(),
                     limit: e.limit,
+                    rule,
                     profile: e.profile,
                     started_ms,
                     ended_ms,
@@ -483,8 +501,8 @@ pub fn build(
         (Some(a), Some(b)) => (a, b.max(a + 60_000) + 1),
         _ => (from_ms, to_ms + 1),
     };
-    let chart_svg = chart::render_svg(&ChartSpec {
-        title: "Temperature during the stays".to_string(),
+    let spec = ChartSpec {
+        title: "During the stays".to_string(),
         unit: "°C".to_string(),
         from_ms: chart_from,
         to_ms: chart_to,
@@ -505,7 +523,7 @@ pub fn build(
                 kind: MarkKind::Excursion,
                 from_ms: e.started_ms,
                 to_ms: e.ended_ms,
-                label: format!("excursion {}", e.zone),
+                label: e.rule.clone(),
             })
             .chain(doors.iter().map(|d| Mark {
                 kind: MarkKind::Door,
@@ -514,6 +532,12 @@ pub fn build(
                 label: "door".to_string(),
             }))
             .collect(),
+    };
+    let chart_svg = chart::render_svg(&spec)?;
+    let narrow_chart_svg = chart::render_svg(&ChartSpec {
+        width: NARROW_CHART_WIDTH,
+        height: NARROW_CHART_HEIGHT,
+        ..spec
     })?;
 
     Ok(TripReport {
@@ -530,6 +554,7 @@ pub fn build(
         verdict,
         reasons,
         chart_svg,
+        narrow_chart_svg,
     })
 }
 
@@ -544,20 +569,64 @@ fn temperature_band(p: &ProfileConfig) -> Option<Limits> {
     (low.is_some() || high.is_some()).then_some(Limits { low, high })
 }
 
-/// The budget of the rule an excursion was raised under.
-fn rule_budget(config: &Config, e: &payload::Excursion) -> Option<i64> {
-    let p = profile(config, &e.profile)?;
-    p.limits
-        .iter()
-        .find(|l| {
-            l.quantity == e.quantity
-                && match e.direction {
-                    payload::Direction::High => l.high == Some(e.limit),
-                    payload::Direction::Low => l.low == Some(e.limit),
-                }
-        })
-        .and_then(|l| l.budget)
-        .map(ms)
+fn excursion_rule<'a>(config: &'a Config, e: &payload::Excursion) -> Option<&'a LimitConfig> {
+    find_rule(
+        config,
+        &e.profile,
+        e.quantity.as_str(),
+        e.direction.as_str(),
+        e.limit,
+    )
+}
+
+/// The rule an excursion was raised under: the one of its profile and
+/// quantity whose limit on the broken side (`high`/`low`) is the one the
+/// event names.
+pub fn find_rule<'a>(
+    config: &'a Config,
+    profile_id: &str,
+    quantity: &str,
+    direction: &str,
+    limit: f64,
+) -> Option<&'a LimitConfig> {
+    let p = profile(config, profile_id)?;
+    p.limits.iter().find(|l| {
+        l.quantity.as_str() == quantity
+            && match direction {
+                "high" => l.high == Some(limit),
+                _ => l.low == Some(limit),
+            }
+    })
+}
+
+/// A rule as people say it: `2–8 °C` for a band; for one side, `below 8
+/// °C` when the limit itself is out of range and `max 8 °C` when only a
+/// value beyond it is (the same for `above` and `min`).
+pub fn rule_name(rule: &LimitConfig) -> String {
+    let unit = unit_label(rule.quantity.unit());
+    let n = |v: f64| {
+        let s = format!("{v:.2}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    };
+    match (rule.low, rule.high) {
+        (Some(l), Some(h)) => format!("{}–{} {unit}", n(l), n(h)),
+        (None, Some(h)) if rule.exclusive => format!("max {} {unit}", n(h)),
+        (None, Some(h)) => format!("below {} {unit}", n(h)),
+        (Some(l), None) if rule.exclusive => format!("min {} {unit}", n(l)),
+        (Some(l), None) => format!("above {} {unit}", n(l)),
+        (None, None) => format!("any {}", rule.quantity.as_str()),
+    }
+}
+
+/// The UN/CEFACT unit codes of the payloads, as people write them.
+pub fn unit_label(code: &str) -> &str {
+    match code {
+        "CEL" => "°C",
+        "P1" => "%",
+        "LUX" => "lx",
+        "MVO" => "mV",
+        other => other,
+    }
 }
 
 fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> LotSummary {
@@ -580,17 +649,16 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
             let mut parts = label.rsplitn(3, '/');
             let index = parts.next().and_then(|i| i.parse::<usize>().ok());
             let _quantity = parts.next();
-            let budget_ms = parts
+            let rule = parts
                 .next()
                 .and_then(|p| profile(config, p))
                 .zip(index)
-                .and_then(|(p, i)| p.limits.get(i))
-                .and_then(|r| r.budget)
-                .map(ms);
+                .and_then(|(p, i)| p.limits.get(i));
             RuleExposure {
                 rule: label.clone(),
+                name: rule.map_or_else(|| label.clone(), rule_name),
+                budget_ms: rule.and_then(|r| r.budget).map(ms),
                 total_ms: accrued.total_ms,
-                budget_ms,
             }
         })
         .collect();
@@ -614,7 +682,13 @@ pub fn judge(excursions: &[Excursion], lots: &[LotSummary]) -> (Verdict, Vec<Str
                 "mkt_stay" => "its MKT limit over the stay".to_string(),
                 "mkt_window" => "its MKT limit over the window".to_string(),
                 f => match f.strip_prefix("budget:") {
-                    Some(rule) => format!("the time-out-of-range budget of {rule}"),
+                    Some(rule) => format!(
+                        "the time-out-of-range budget of {}",
+                        lot.rules
+                            .iter()
+                            .find(|r| r.rule == rule)
+                            .map_or(rule, |r| r.name.as_str())
+                    ),
                     None => f.to_string(),
                 },
             };
@@ -629,7 +703,7 @@ pub fn judge(excursions: &[Excursion], lots: &[LotSummary]) -> (Verdict, Vec<Str
                         lot.lot,
                         lot.gtin,
                         format_duration(r.total_ms),
-                        r.rule,
+                        r.name,
                         format_duration(b)
                     ));
                 }
@@ -638,8 +712,8 @@ pub fn judge(excursions: &[Excursion], lots: &[LotSummary]) -> (Verdict, Vec<Str
     }
     for e in excursions.iter().filter(|e| e.budget_ms.is_none()) {
         exceeded.push(format!(
-            "Excursion {} ({} {} {}) is under a rule without a budget, which allows none.",
-            e.id, e.quantity, e.direction, e.limit
+            "Excursion {} ({} {}) is under a rule without a budget, which allows none.",
+            e.id, e.quantity, e.rule
         ));
     }
     if !exceeded.is_empty() {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::api::{blocking, range_end, MAX_RAW_READINGS};
 use super::chart::{self, ChartSpec, Limits, Mark, MarkKind, Series};
 use super::query;
+use super::report;
 use super::server::{error, Ctx};
 use crate::config::Config;
 use crate::event::{now_ms, parse_rfc3339};
@@ -59,8 +60,14 @@ pub async fn chart(
         );
     }
     let quantity = q.quantity.unwrap_or(Quantity::Temperature);
+    let fit = q.from.is_none() && q.to.is_none();
     let c = ctx.clone();
     let drawn = blocking(move || {
+        let (from, to) = if fit {
+            fitted_range(&c, &zone, quantity, to)?
+        } else {
+            (from, to)
+        };
         let spec = spec(&c, &zone, quantity, from, to, width, height)?;
         chart::render_svg(&spec).map_err(|e| format!("cannot draw the chart: {e}"))
     })
@@ -76,6 +83,47 @@ pub async fn chart(
             .into_response(),
         Err(r) => r,
     }
+}
+
+/// Longest range a chart without `from` and `to` is fitted to.
+const FIT_MAX_MS: i64 = 7 * 24 * 3_600_000;
+/// Shortest: a record of a few readings still spreads over the chart but
+/// is not stretched into a few pixels per minute.
+const FIT_MIN_MS: i64 = 10 * 60_000;
+
+/// The range of a chart asked for without `from` and `to`: from the zone's
+/// first reading of `quantity` in the week before `end`, to `end` (the
+/// newest reading), so a short record fills the chart instead of sitting
+/// at the right edge of a fixed day. A zone without readings gets the day
+/// before `end`.
+fn fitted_range(ctx: &Ctx, zone: &str, quantity: Quantity, end: i64) -> Result<(i64, i64), String> {
+    let mut first: Option<i64> = None;
+    for sensor in ctx
+        .config
+        .sensors
+        .iter()
+        .filter(|s| s.zone == zone && s.quantities.contains(&quantity))
+    {
+        let until = first.unwrap_or(end);
+        ctx.store
+            .for_each_reading(
+                Some(&sensor.id),
+                end.saturating_sub(FIT_MAX_MS),
+                until,
+                |r| {
+                    if r.quantity == quantity {
+                        first = Some(r.at_ms);
+                        return false;
+                    }
+                    true
+                },
+            )
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(match first {
+        Some(first) => (first.min(end - FIT_MIN_MS), end),
+        None => (end.saturating_sub(query::DEFAULT_SPAN_MS), end),
+    })
 }
 
 fn spec(
@@ -132,7 +180,7 @@ fn spec(
         height,
         series,
         limits: limits(&ctx.config, zone, quantity),
-        marks: marks(&events, zone, from, to),
+        marks: marks(&ctx.config, &events, zone, from, to),
     })
 }
 
@@ -164,7 +212,15 @@ pub(super) fn limits(config: &Config, zone: &str, quantity: Quantity) -> Option<
 
 /// Excursions and door openings of `zone` overlapping `[from, to)`, from
 /// their started/opened and ended/closed events (one open until its end).
-pub(super) fn marks(events: &[StoredEvent], zone: &str, from: i64, to: i64) -> Vec<Mark> {
+/// An excursion is labelled with its sensor and its rule as people say it
+/// (`rear-1: 2–8 °C, high`).
+pub(super) fn marks(
+    config: &Config,
+    events: &[StoredEvent],
+    zone: &str,
+    from: i64,
+    to: i64,
+) -> Vec<Mark> {
     // id → (kind, start, end, label), in order of first appearance.
     let mut open: BTreeMap<String, (usize, MarkKind, i64, Option<i64>, String)> = BTreeMap::new();
     let time = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).and_then(parse_rfc3339);
@@ -186,7 +242,7 @@ pub(super) fn marks(events: &[StoredEvent], zone: &str, from: i64, to: i64) -> V
                 s("excursion_id"),
                 time(&v, "started_at"),
                 time(&v, "ended_at"),
-                format!("{} {} {}", s("sensor_id"), s("quantity"), s("direction")),
+                excursion_label(config, &v),
             ),
             MarkKind::Door => (
                 s("door_id"),
@@ -222,6 +278,18 @@ pub(super) fn marks(events: &[StoredEvent], zone: &str, from: i64, to: i64) -> V
     marks.into_iter().map(|(_, m)| m).collect()
 }
 
+fn excursion_label(config: &Config, v: &Value) -> String {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let limit = v.get("limit").and_then(Value::as_f64);
+    let rule = limit
+        .and_then(|l| report::find_rule(config, s("profile"), s("quantity"), s("direction"), l))
+        .map(report::rule_name);
+    match rule {
+        Some(rule) => format!("{}: {rule}, {}", s("sensor_id"), s("direction")),
+        None => format!("{}: {} {}", s("sensor_id"), s("quantity"), s("direction")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -243,7 +311,8 @@ mod tests {
             ev(
                 "events/excursion",
                 json!({"zone": "rear", "excursion_id": "X", "phase": "started",
-                "started_at": "1970-01-01T00:00:10Z", "ended_at": null, "sensor_id": "s", "quantity": "temperature", "direction": "high"}),
+                "started_at": "1970-01-01T00:00:10Z", "ended_at": null, "sensor_id": "s", "quantity": "temperature",
+                "direction": "high", "profile": "p", "limit": 8.0}),
             ),
             ev(
                 "events/door",
@@ -262,22 +331,25 @@ mod tests {
             ),
             ev("events/sensor", json!({"zone": "rear"})),
         ];
-        let m = marks(&events, "rear", 0, 100_000);
+        let config = config();
+        let m = marks(&config, &events, "rear", 0, 100_000);
         assert_eq!(m.len(), 2);
         assert!(matches!(m[0].kind, MarkKind::Excursion));
         assert_eq!((m[0].from_ms, m[0].to_ms), (10_000, Some(50_000)));
-        assert_eq!(m[0].label, "s temperature high");
+        assert_eq!(
+            m[0].label, "s: below 8 °C, high",
+            "the rule as people say it"
+        );
         assert!(matches!(m[1].kind, MarkKind::Door));
         assert_eq!((m[1].from_ms, m[1].to_ms), (20_000, None));
         assert!(
-            marks(&events, "rear", 60_000, 100_000).len() == 1,
+            marks(&config, &events, "rear", 60_000, 100_000).len() == 1,
             "only the open door"
         );
     }
 
-    #[test]
-    fn the_band_is_the_narrowest_of_the_zone_profiles_rules() {
-        let config = crate::config::parse(
+    fn config() -> Config {
+        crate::config::parse(
             r#"
 gateway_id = "g"
 [[profiles]]
@@ -289,7 +361,23 @@ profile = "p"
 "#,
             "t",
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn an_excursion_of_a_rule_no_longer_configured_is_named_by_its_event() {
+        let events = [ev(
+            "events/excursion",
+            json!({"zone": "rear", "excursion_id": "X", "started_at": "1970-01-01T00:00:10Z",
+            "sensor_id": "s", "quantity": "temperature", "direction": "low", "profile": "gone", "limit": 2.0}),
+        )];
+        let m = marks(&config(), &events, "rear", 0, 100_000);
+        assert_eq!(m[0].label, "s: temperature low");
+    }
+
+    #[test]
+    fn the_band_is_the_narrowest_of_the_zone_profiles_rules() {
+        let config = config();
         let l = limits(&config, "z", Quantity::Temperature).unwrap();
         assert_eq!((l.low, l.high), (Some(2.0), Some(8.0)));
         assert!(limits(&config, "z", Quantity::Humidity).is_none());

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{format_duration, ReportSubject, TripReport, Verdict};
+use super::{format_duration, unit_label as unit, ReportSubject, TripReport, Verdict};
 use crate::diag::chart::escape_attr as esc;
 
 const CSS: &str = r#"
@@ -30,6 +30,14 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 td.time { min-width: 6.5em; }
 .mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 9.5pt; }
 .chart svg { width: 100%; height: auto; display: block; }
+.chart-narrow { display: none; }
+.chart-narrow svg { max-width: 560px; }
+.scroll { overflow-x: auto; }
+@media screen and (max-width: 760px) {
+  body { padding: 10px; }
+  .chart-wide { display: none; }
+  .chart-narrow { display: block; }
+}
 .legend-note { color: #444; font-size: 9pt; }
 .none { color: #555; font-style: italic; }
 footer { margin-top: 18px; color: #555; font-size: 8.5pt; }
@@ -42,6 +50,7 @@ footer { margin-top: 18px; color: #555; font-size: 8.5pt; }
   table, tr, .chart, .verdict { break-inside: avoid; }
   th { background: #f0f0f0 !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .chart svg { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .scroll { overflow: visible; }
 }
 "#;
 
@@ -57,17 +66,6 @@ fn time(ms: i64) -> String {
             t.second()
         ),
         Err(_) => ms.to_string(),
-    }
-}
-
-/// The UN/CEFACT unit codes of the payloads, as people write them.
-fn unit(code: &str) -> &str {
-    match code {
-        "CEL" => "°C",
-        "P1" => "%",
-        "LUX" => "lx",
-        "MVO" => "mV",
-        other => other,
     }
 }
 
@@ -121,7 +119,7 @@ pub fn render(r: &TripReport) -> String {
     h.push_str("</ul>\n</header>\n");
 
     // Identity.
-    h.push_str("<section id=\"identity\">\n<h2>Identity</h2>\n<table>\n<thead><tr><th>SSCC</th><th>GTIN</th><th>Lot</th><th>Expiry</th><th>Serials</th></tr></thead>\n<tbody>\n");
+    h.push_str("<section id=\"identity\">\n<h2>Identity</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>SSCC</th><th>GTIN</th><th>Lot</th><th>Expiry</th><th>Serials</th></tr></thead>\n<tbody>\n");
     let mut seen = std::collections::BTreeSet::new();
     for (sscc, item) in &r.items {
         let key = (sscc, &item.gtin, &item.lot, &item.serials);
@@ -148,10 +146,10 @@ pub fn render(r: &TripReport) -> String {
             serials
         );
     }
-    h.push_str("</tbody>\n</table>\n</section>\n");
+    h.push_str("</tbody>\n</table></div>\n</section>\n");
 
     // Route.
-    h.push_str("<section id=\"route\">\n<h2>Route</h2>\n<table>\n<thead><tr><th>Gateway</th><th>SSCC</th><th>Zone</th><th>Profile</th><th>Loaded</th><th>Unloaded</th><th>Time on board</th></tr></thead>\n<tbody>\n");
+    h.push_str("<section id=\"route\">\n<h2>Route</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>Gateway</th><th>SSCC</th><th>Zone</th><th>Profile</th><th>Loaded</th><th>Unloaded</th><th>Time on board</th></tr></thead>\n<tbody>\n");
     for s in &r.stays {
         let unloaded = match s.unloaded_at_ms {
             Some(u) => time(u),
@@ -169,11 +167,15 @@ pub fn render(r: &TripReport) -> String {
             format_duration(s.end_ms - s.loaded_at_ms)
         );
     }
-    h.push_str("</tbody>\n</table>\n</section>\n");
+    h.push_str("</tbody>\n</table></div>\n</section>\n");
 
     // Chart.
     h.push_str("<section id=\"chart\" class=\"chart\">\n<h2>Temperature</h2>\n");
+    h.push_str("<div class=\"chart-wide\">\n");
     h.push_str(&r.chart_svg);
+    h.push_str("</div>\n<div class=\"chart-narrow\">\n");
+    h.push_str(&r.narrow_chart_svg);
+    h.push_str("</div>\n");
     h.push_str("<p class=\"legend-note\">Green band: the profile's acceptable range. Red: excursions. Grey: door openings. One line per sensor of the zones the goods were in, during their stays; times in UTC.</p>\n</section>\n");
 
     // Excursions.
@@ -181,7 +183,7 @@ pub fn render(r: &TripReport) -> String {
     if r.excursions.is_empty() {
         h.push_str("<p class=\"none\">None.</p>\n");
     } else {
-        h.push_str("<table>\n<thead><tr><th>Excursion</th><th>Zone / sensor</th><th>Limit</th><th>Start</th><th>End</th><th>Duration</th><th>Min</th><th>Max</th></tr></thead>\n<tbody>\n");
+        h.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>Excursion</th><th>Zone / sensor</th><th>Rule</th><th>Start</th><th>End</th><th>Duration</th><th>Min</th><th>Max</th></tr></thead>\n<tbody>\n");
         for e in &r.excursions {
             let end = match e.ended_ms {
                 Some(t) => time(t),
@@ -189,13 +191,12 @@ pub fn render(r: &TripReport) -> String {
             };
             let _ = writeln!(
                 h,
-                "<tr class=\"excursion\" data-excursion-id=\"{id}\" data-duration-s=\"{dur_s}\"><td class=\"mono\">{id}</td><td>{zone} / {sensor}</td><td>{dir} {limit} {unit}</td><td class=\"time\">{start}</td><td class=\"time\">{end}</td><td class=\"num duration\">{dur}</td><td class=\"num\">{min} {unit}</td><td class=\"num\">{max} {unit}</td></tr>",
+                "<tr class=\"excursion\" data-excursion-id=\"{id}\" data-duration-s=\"{dur_s}\"><td class=\"mono\">{id}</td><td>{zone} / {sensor}</td><td>{rule}</td><td class=\"time\">{start}</td><td class=\"time\">{end}</td><td class=\"num duration\">{dur}</td><td class=\"num\">{min} {unit}</td><td class=\"num\">{max} {unit}</td></tr>",
                 id = esc(&e.id),
                 dur_s = e.duration_ms / 1000,
                 zone = esc(&e.zone),
                 sensor = esc(&e.sensor),
-                dir = esc(&e.direction),
-                limit = num(e.limit),
+                rule = esc(&e.rule),
                 unit = esc(unit(&e.unit)),
                 start = time(e.started_ms),
                 end = end,
@@ -204,7 +205,7 @@ pub fn render(r: &TripReport) -> String {
                 max = num(e.max),
             );
         }
-        h.push_str("</tbody>\n</table>\n");
+        h.push_str("</tbody>\n</table></div>\n");
     }
     let _ = writeln!(
         h,
@@ -222,7 +223,7 @@ pub fn render(r: &TripReport) -> String {
         h,
         "<p>Mean kinetic temperature over the trip: <strong id=\"mkt\">{mkt}</strong>{limit}.</p>"
     );
-    h.push_str("<table>\n<thead><tr><th>GTIN</th><th>Lot</th><th>Rule</th><th>Time out of range</th><th>Budget</th><th>Left</th></tr></thead>\n<tbody>\n");
+    h.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>GTIN</th><th>Lot</th><th>Rule</th><th>Time out of range</th><th>Budget</th><th>Left</th></tr></thead>\n<tbody>\n");
     let mut rows = 0;
     for lot in &r.lots {
         for rule in &lot.rules {
@@ -234,11 +235,12 @@ pub fn render(r: &TripReport) -> String {
             };
             let _ = writeln!(
                 h,
-                "<tr class=\"budget\" data-total-ms=\"{}\"><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                "<tr class=\"budget\" data-total-ms=\"{}\"><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td data-rule=\"{}\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                 rule.total_ms,
                 esc(&lot.gtin),
                 esc(&lot.lot),
                 esc(&rule.rule),
+                esc(&rule.name),
                 format_duration(rule.total_ms),
                 budget,
                 left
@@ -250,7 +252,7 @@ pub fn render(r: &TripReport) -> String {
             "<tr><td colspan=\"6\" class=\"none\">No time out of range recorded.</td></tr>\n",
         );
     }
-    h.push_str("</tbody>\n</table>\n");
+    h.push_str("</tbody>\n</table></div>\n");
     h.push_str("<p class=\"legend-note\">Time out of range and budgets are per lot, over all its pallets and stays on this gateway, as the excursion engine's ledger recorded them.</p>\n</section>\n");
 
     let _ = write!(

@@ -377,3 +377,39 @@ fn a_pallet_report_keeps_to_its_own_excursions_when_its_lot_is_on_two_pallets() 
     assert_eq!(lot.stays.len(), 2);
     assert_eq!(lot.verdict, Verdict::ExcursionWithinBudget);
 }
+
+#[test]
+fn rules_are_named_as_people_say_them() {
+    let rule = |toml: &str| -> String {
+        let config = crate::config::parse(
+            &format!("gateway_id = \"g\"\n[[profiles]]\nid = \"p\"\nlimits = [{toml}]\n"),
+            "t",
+        )
+        .unwrap();
+        rule_name(&config.profile("p").unwrap().limits[0])
+    };
+    assert_eq!(
+        rule(r#"{ quantity = "temperature", low = 2.0, high = 8.0 }"#),
+        "2–8 °C"
+    );
+    assert_eq!(
+        rule(r#"{ quantity = "temperature", low = 15.0, high = 25.5 }"#),
+        "15–25.5 °C"
+    );
+    assert_eq!(
+        rule(r#"{ quantity = "temperature", high = 8.0 }"#),
+        "below 8 °C"
+    );
+    assert_eq!(
+        rule(r#"{ quantity = "temperature", high = 8.0, exclusive = true }"#),
+        "max 8 °C"
+    );
+    assert_eq!(
+        rule(r#"{ quantity = "temperature", low = -0.5 }"#),
+        "above -0.5 °C"
+    );
+    assert_eq!(
+        rule(r#"{ quantity = "humidity", high = 85.0 }"#),
+        "below 85 %"
+    );
+}
