@@ -431,6 +431,46 @@ fn readability_problems(layout: &serde_json::Value) -> Vec<String> {
     problems
 }
 
+/// Per chart: its smallest text, how much of the data area the lines span,
+/// and its time labels; for the test's output.
+fn summary(layout: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    for chart in layout["charts"].as_array().into_iter().flatten() {
+        let texts = chart["texts"].as_array().cloned().unwrap_or_default();
+        let min_font = texts
+            .iter()
+            .filter_map(|t| t["font"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        let lines: Vec<Rect> = chart["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Rect::of)
+            .collect();
+        let fill = match (Rect::of(&chart["plot"]), lines.is_empty()) {
+            (Some(p), false) => {
+                let l = lines.iter().map(|r| r.x).fold(f64::INFINITY, f64::min);
+                let r = lines
+                    .iter()
+                    .map(|r| r.x + r.w)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                format!("{:.0} %", (r - l) / p.w * 100.0)
+            }
+            _ => "?".to_string(),
+        };
+        let ticks: Vec<&str> = texts
+            .iter()
+            .filter(|t| t["kind"] == "tick")
+            .filter_map(|t| t["text"].as_str())
+            .collect();
+        let marks = texts.iter().filter(|t| t["kind"] == "mark").count();
+        parts.push(format!(
+            "chart: smallest text {min_font:.1} px, lines span {fill} of the data area, {marks} mark labels, ticks {ticks:?}"
+        ));
+    }
+    parts.join("; ")
+}
+
 /// A tick label's minute of the day, and whether it names a date.
 fn tick_time(label: &str) -> Option<(u32, bool)> {
     let hm = |s: &str| -> Option<u32> {

@@ -180,6 +180,20 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
         "exactly one verdict line"
     );
     assert!(html.contains(&format!("data-total-ms=\"{out_of_range_ms}\"")));
+    // Rules as people say them, the ledger's name only in an attribute.
+    assert!(
+        html.contains("<td data-rule=\"cold/temperature/0\">2–8 °C</td>"),
+        "the rule named 2–8 °C"
+    );
+    assert!(
+        html.contains("<td>2–8 °C, high</td>"),
+        "the excursion's rule"
+    );
+    assert_eq!(
+        html.matches("cold/temperature/0").count(),
+        1,
+        "the ledger's name is shown nowhere"
+    );
     assert!(
         html.contains("data-series-count=\"1\""),
         "the rear sensor's line"
