@@ -609,8 +609,8 @@ fn the_dashboard_shows_live_sensors_and_zone_charts_in_a_real_browser() {
                 "the {page} laid out at {width} px"
             );
             println!(
-                "{page} at {width} px: page {page_width} px, {} charts",
-                layout["charts"].as_array().map_or(0, Vec::len)
+                "{page} at {width} px: page {page_width} px; {}",
+                summary(&layout)
             );
             problems.extend(
                 readability_problems(&layout)

@@ -202,6 +202,8 @@ pub struct TimeTick {
 const MINUTE: i64 = 60_000;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
+/// More time labels than this are more than an eye takes in along one axis.
+const MAX_TICKS: usize = 10;
 /// The steps people read a clock by; days are UTC midnights.
 const TICK_STEPS: [i64; 19] = [
     MINUTE,
@@ -227,10 +229,11 @@ const TICK_STEPS: [i64; 19] = [
 
 /// Ticks for `[from_ms, to_ms)` on an axis `axis_px` wide: the finest step
 /// of [`TICK_STEPS`] whose labels, centred on their ticks, stay inside the
-/// axis and at least two ems apart. Labels are `HH:MM` (UTC); where the
-/// range passes midnight the first tick and the first of each new day also
-/// name the date (`7 Dec 00:00`); steps of a day or more are dates only,
-/// with the year when the range passes a new year.
+/// axis and at least two ems apart, at most [`MAX_TICKS`] of them. Labels
+/// are `HH:MM` (UTC); where the range passes midnight the first tick and
+/// the first of each new day also name the date (`7 Dec 00:00`); steps of
+/// a day or more are dates only, with the year when the range passes a new
+/// year.
 pub fn time_ticks(from_ms: i64, to_ms: i64, axis_px: f64, font_px: f64) -> Vec<TimeTick> {
     if from_ms >= to_ms || axis_px <= 0.0 {
         return Vec::new();
@@ -272,7 +275,7 @@ pub fn time_ticks(from_ms: i64, to_ms: i64, axis_px: f64, font_px: f64) -> Vec<T
             gap - (text_width(&w[0].label, font_px) + text_width(&w[1].label, font_px)) / 2.0
                 >= 2.0 * font_px
         });
-        if apart && ticks.iter().all(edges_ok) {
+        if apart && ticks.len() <= MAX_TICKS && ticks.iter().all(edges_ok) {
             if ticks.len() >= 2 {
                 return ticks;
             }
@@ -1284,6 +1287,7 @@ mod tests {
         ) {
             let ticks = time_ticks(from, from + len, axis, font);
             let x = |t: i64| (t - from) as f64 / len as f64 * axis;
+            prop_assert!(ticks.len() <= MAX_TICKS);
             for t in &ticks {
                 prop_assert!(t.at_ms >= from && t.at_ms < from + len);
                 let half = text_width(&t.label, font) / 2.0;
