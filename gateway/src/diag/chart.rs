@@ -1097,6 +1097,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tiny_chart_with_many_series_and_marks_still_draws() {
+        let mut s = spec(
+            (0..12)
+                .map(|i| Series {
+                    label: format!("a rather long sensor name {i}"),
+                    points: ramp(30),
+                })
+                .collect(),
+            None,
+            (0..20)
+                .map(|i| Mark {
+                    kind: MarkKind::Door,
+                    from_ms: i * 10 * 60_000,
+                    to_ms: Some(i * 10 * 60_000 + 60_000),
+                    label: "door".into(),
+                })
+                .collect(),
+        );
+        (s.width, s.height) = (MIN_SIZE, MIN_SIZE);
+        let svg = render_svg(&s).unwrap();
+        assert_eq!(count(&svg, "class=\"cg-series\""), 12);
+        assert_eq!(count(&svg, "<g "), count(&svg, "</g>"), "groups balanced");
+    }
+
+    #[test]
     fn downsample_keeps_min_and_max_of_each_bucket() {
         // 100 points over 100 minutes, spike up at 37, spike down at 71.
         let mut pts: Vec<(i64, f64)> = (0..100).map(|i| (i * 60_000, 5.0)).collect();
