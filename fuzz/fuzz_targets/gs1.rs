@@ -18,5 +18,11 @@ fuzz_target!(|data: &[u8]| {
         if let Some(gtin) = &parsed.gtin {
             assert!(is_valid_gtin(gtin), "accepted GTIN {gtin:?} fails its check digit");
         }
+        if let Some(gtin) = &parsed.content_gtin {
+            assert!(is_valid_gtin(gtin), "accepted content GTIN {gtin:?} fails its check digit");
+        }
+        if let Some(count) = parsed.count {
+            assert!(count <= 99_999_999, "accepted count {count} has more than 8 digits");
+        }
     }
 });

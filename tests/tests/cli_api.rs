@@ -251,3 +251,123 @@ fn scan_loads_pallets_from_piped_labels_and_reports_bad_lines() {
     assert_eq!(items[0]["expiry"], "2030-12-31");
     assert_eq!(items[1]["serials"][0], "S1");
 }
+
+/// The standard pallet label (00) SSCC (02) content GTIN (37) count (10)
+/// lot (17) expiry, in the three forms a scanner may send, loads pallets;
+/// re-scanning one into another zone moves it: the open stay ends, a new
+/// one starts, and the audit trail holds both commands.
+#[test]
+fn scan_reads_pallet_labels_in_all_three_forms_and_moves_a_pallet_between_zones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = TestConfig::new(dir.path());
+    cfg.sensors = 1;
+    let port = free_port();
+    cfg.http_port = Some(port);
+    let path = cfg.write();
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    toml.push_str("[[zones]]\nid = \"front\"\nprofile = \"refrigerated\"\n");
+    std::fs::write(&path, toml).unwrap();
+    let mut gw = start_gateway(BIN, &path, &dir.path().join("gateway.log"));
+    wait_for_port(port, Duration::from_secs(20));
+    let url = format!("http://127.0.0.1:{port}");
+
+    let input = [
+        "(00)106141412345678908(02)09520123456788(37)40(10)PAL-A(17)271231", // 1: bracketed
+        "rear",                                                              // 2: loaded
+        "]C1001061414123456789150209520123456788\u{1d}3712\u{1d}10PAL-B\u{1d}17271231", // 3: raw with GS
+        "rear",                                                                         // 4: loaded
+        "https://id.example.com/00/106141412345678922?02=09520123456788&37=7&10=PAL-C&17=271231", // 5: Digital Link
+        "rear",                   // 6: loaded
+        "(00)106141412345678908", // 7: on board in rear
+        "front",                  // 8: moved
+        "00106141412345678908",   // 9: raw, the same pallet again
+        "front",                  // 10: already there: nothing sent
+        "(00)106141412345678915", // 11
+        "hold",                   // 12: unknown zone: refused, stays in rear
+    ]
+    .join("\n");
+    let out = coldgate(&["scan", "--url", &url], Some(&format!("{input}\n")));
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    for sscc in [
+        "106141412345678908",
+        "106141412345678915",
+        "106141412345678922",
+    ] {
+        assert!(
+            so.contains(&format!("loaded pallet {sscc} into zone rear")),
+            "{sscc}\n{so}\n{se}"
+        );
+    }
+    assert!(
+        so.contains("moved pallet 106141412345678908 from zone rear to zone front"),
+        "{so}\n{se}"
+    );
+    assert!(
+        se.contains("line 10: pallet 106141412345678908 is already on board in zone front"),
+        "{se}"
+    );
+    assert!(
+        se.contains("line 12: pallet 106141412345678915 refused: zone: unknown zone `hold`"),
+        "{se}"
+    );
+    assert!(
+        se.contains("scan: 4 pallet(s) loaded, 2 line(s) not used"),
+        "{se}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{so}\n{se}");
+
+    let m = coldgate(
+        &["manifest", "show", "--all", "--json", "--url", &url],
+        None,
+    );
+    let v: Value = serde_json::from_slice(&m.stdout).unwrap();
+    let stays = v["pallets"].as_array().unwrap();
+    let of = |sscc: &str| -> Vec<&Value> { stays.iter().filter(|p| p["sscc"] == sscc).collect() };
+    let moved = of("106141412345678908");
+    assert_eq!(moved.len(), 2, "one stay ended, one started: {v}");
+    assert_eq!(moved[0]["zone"], "rear");
+    assert!(moved[0]["unloaded_at"].is_string(), "{v}");
+    assert_eq!(moved[1]["zone"], "front");
+    assert!(moved[1]["unloaded_at"].is_null(), "{v}");
+    assert_eq!(
+        moved[1]["items"], moved[0]["items"],
+        "the pallet moves with its items"
+    );
+    assert_eq!(moved[0]["items"][0]["gtin"], "09520123456788");
+    assert_eq!(moved[0]["items"][0]["lot"], "PAL-A");
+    assert_eq!(moved[0]["items"][0]["expiry"], "2027-12-31");
+    let kept = of("106141412345678915");
+    assert_eq!(
+        kept.len(),
+        1,
+        "a refused move leaves the pallet where it is: {v}"
+    );
+    assert_eq!(kept[0]["zone"], "rear");
+    assert!(kept[0]["unloaded_at"].is_null());
+    assert_eq!(kept[0]["items"][0]["lot"], "PAL-B");
+    let dl = of("106141412345678922");
+    assert_eq!(dl.len(), 1, "{v}");
+    assert_eq!(dl[0]["items"][0]["lot"], "PAL-C");
+
+    gw.terminate(Duration::from_secs(20));
+    let audit = coldgate(&["audit", "show", "--db", cfg.db().to_str().unwrap()], None);
+    let trail = text(&audit.stdout);
+    let commands: Vec<Value> = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["kind"] == "manifest_command" && e.to_string().contains("106141412345678908"))
+        .collect();
+    let actions: Vec<String> = commands
+        .iter()
+        .map(|e| {
+            let s = e.to_string();
+            if s.contains("unload") {
+                "unload"
+            } else {
+                "load"
+            }
+            .to_string()
+        })
+        .collect();
+    assert_eq!(actions, ["load", "unload", "load"], "{trail}");
+}

@@ -3,7 +3,6 @@
 //! by default, `--json` for scripts. A daemon that does not answer is one
 //! line saying so, and exit code 69 (EX_UNAVAILABLE).
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,8 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-
-use crate::manifest::gs1;
 
 /// Exit code when the daemon cannot be reached (sysexits EX_UNAVAILABLE).
 pub const EXIT_UNAVAILABLE: u8 = 69;
@@ -35,7 +32,7 @@ pub struct Conn {
     config: PathBuf,
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Args)]
@@ -96,7 +93,7 @@ pub enum ManifestAction {
 #[derive(Args)]
 pub struct ScanArgs {
     #[command(flatten)]
-    conn: Conn,
+    pub(super) conn: Conn,
 }
 
 #[derive(Args)]
@@ -821,184 +818,6 @@ pub fn lot(a: &LotArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A pallet being scanned: its SSCC and the items scanned so far.
-struct Pending {
-    sscc: String,
-    items: Vec<crate::manifest::Item>,
-}
-
-/// Whether a scanned line is meant as a GS1 label (rather than a zone).
-fn looks_like_gs1(line: &str) -> bool {
-    line.starts_with('(')
-        || line.starts_with(']')
-        || line.starts_with("http://")
-        || line.starts_with("https://")
-        || line.contains(gs1::GS)
-        || (line.len() >= 16 && line.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn add_item(items: &mut Vec<crate::manifest::Item>, d: &gs1::Gs1Data) {
-    let (Some(gtin), Some(lot)) = (&d.gtin, &d.lot) else {
-        return;
-    };
-    let expiry = d.expiry.map(|e| e.to_string());
-    match items.iter_mut().find(|i| &i.gtin == gtin && &i.lot == lot) {
-        Some(i) => {
-            if let Some(serial) = &d.serial {
-                if !i.serials.contains(serial) {
-                    i.serials.push(serial.clone());
-                }
-            }
-        }
-        None => items.push(crate::manifest::Item {
-            gtin: gtin.clone(),
-            lot: lot.clone(),
-            expiry,
-            serials: d.serial.iter().cloned().collect(),
-        }),
-    }
-}
-
-/// Reads a keyboard-wedge scanner on standard input, one label per line:
-/// the pallet's label (SSCC, as a GS1 element string or Digital Link; its
-/// GTIN and lot, if printed, are the pallet's item), optionally product
-/// labels (GTIN + lot, serial) for more items, then the zone, which loads
-/// the pallet. A bad line is reported and the loop goes on.
-pub fn scan(a: &ScanArgs) -> anyhow::Result<ExitCode> {
-    let c = Client::new(&a.conn)?;
-    scan_lines(&c, std::io::stdin().lock(), a.conn.json)
-}
-
-fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<ExitCode> {
-    eprintln!(
-        "scan: the pallet label, then the zone (Ctrl-D ends); loading into {}",
-        c.base()
-    );
-    let mut pending: Option<Pending> = None;
-    let (mut loaded, mut rejected) = (0u32, 0u32);
-    for (n, line) in input.lines().enumerate() {
-        let n = n + 1;
-        let line = line.context("cannot read standard input")?;
-        // CR, LF and blanks are the scanner's framing; a GS is data.
-        let line = line.trim_matches(|c| matches!(c, '\r' | '\n' | ' ' | '\t'));
-        if line.is_empty() {
-            continue;
-        }
-        if looks_like_gs1(line) {
-            let d = match gs1::parse(line) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!(
-                        "line {n}: `{}` is not a valid GS1 label: {e}; scan it again",
-                        line.escape_debug()
-                    );
-                    rejected += 1;
-                    continue;
-                }
-            };
-            if let Some(sscc) = &d.sscc {
-                if let Some(p) = pending.take() {
-                    eprintln!(
-                        "line {n}: pallet {} was not loaded (no zone scanned); now scanning {sscc}",
-                        p.sscc
-                    );
-                    rejected += 1;
-                }
-                let mut items = Vec::new();
-                add_item(&mut items, &d);
-                eprintln!(
-                    "pallet {sscc}: now scan {}the zone",
-                    if items.is_empty() {
-                        "a product label (GTIN + lot), then "
-                    } else {
-                        ""
-                    }
-                );
-                pending = Some(Pending {
-                    sscc: sscc.clone(),
-                    items,
-                });
-            } else if d.gtin.is_some() && d.lot.is_some() {
-                match pending.as_mut() {
-                    Some(p) => {
-                        add_item(&mut p.items, &d);
-                        eprintln!(
-                            "pallet {}: {} item(s); scan the zone",
-                            p.sscc,
-                            p.items.len()
-                        );
-                    }
-                    None => {
-                        eprintln!("line {n}: a product label, but no pallet is being scanned: scan the pallet's SSCC label first");
-                        rejected += 1;
-                    }
-                }
-            } else {
-                eprintln!(
-                    "line {n}: the label has neither an SSCC (00) nor a GTIN (01) with a lot (10)"
-                );
-                rejected += 1;
-            }
-            continue;
-        }
-        // Not a label: a zone.
-        let Some(p) = pending.as_ref() else {
-            eprintln!("line {n}: `{}` is not a GS1 label and no pallet waits for a zone: scan the pallet label first", line.escape_debug());
-            rejected += 1;
-            continue;
-        };
-        if p.items.is_empty() {
-            eprintln!("line {n}: pallet {} has no item yet: scan a product label (GTIN + lot) before the zone", p.sscc);
-            rejected += 1;
-            continue;
-        }
-        let body = json!({ "sscc": p.sscc, "zone": line, "items": p.items });
-        match c.post("/api/manifest/load", &body) {
-            Ok(v) => {
-                if json {
-                    println!(
-                        "{}",
-                        json!({ "sscc": p.sscc, "zone": line, "ok": true, "command_id": v["command_id"] })
-                    );
-                } else {
-                    println!("loaded pallet {} into zone {line}", p.sscc);
-                }
-                loaded += 1;
-                pending = None;
-            }
-            Err(ApiError::Status {
-                status: 400 | 422,
-                body: answer,
-                ..
-            }) => {
-                let errors: Vec<&str> = answer["errors"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
-                eprintln!(
-                    "line {n}: pallet {} refused: {}; scan the zone again or the next pallet",
-                    p.sscc,
-                    errors.join("; ")
-                );
-                rejected += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if let Some(p) = pending {
-        eprintln!("pallet {} was not loaded: no zone scanned", p.sscc);
-        rejected += 1;
-    }
-    eprintln!("scan: {loaded} pallet(s) loaded, {rejected} line(s) not used");
-    Ok(if rejected == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1031,15 +850,6 @@ mod tests {
         let missing = dir.path().join("none.toml");
         assert_eq!(from_config(&missing, false).unwrap().0.port(), 8080);
         assert!(from_config(&missing, true).is_err());
-    }
-
-    #[test]
-    fn labels_and_zones_are_told_apart() {
-        assert!(looks_like_gs1("(00)106141412345678908"));
-        assert!(looks_like_gs1("00106141412345678908"));
-        assert!(looks_like_gs1("https://id.gs1.org/00/106141412345678908"));
-        assert!(!looks_like_gs1("rear"));
-        assert!(!looks_like_gs1("zone-2"));
     }
 
     #[test]

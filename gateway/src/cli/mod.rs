@@ -6,6 +6,7 @@ mod audit;
 mod demo;
 mod export;
 mod report;
+mod scan;
 mod sensors;
 
 use std::path::PathBuf;
@@ -243,7 +244,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sensors(conn) => api::run(|| api::sensors(&conn)),
         Command::Events(args) => api::run(|| api::events(&args)),
         Command::Manifest(args) => api::run(|| api::manifest(&args)),
-        Command::Scan(args) => api::run(|| api::scan(&args)),
+        Command::Scan(args) => api::run(|| scan::scan(&args)),
         Command::Lot(args) => api::run(|| api::lot(&args)),
         Command::Export(args) => {
             export::export(args)?;

@@ -32,6 +32,14 @@ pub struct Gs1Data {
     /// AI (01): Global Trade Item Number, 14 digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtin: Option<String>,
+    /// AI (02): the GTIN of the trade items a logistic unit contains. On a
+    /// pallet label beside (00) it names the pallet's item, so a standard
+    /// label alone says what is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_gtin: Option<String>,
+    /// AI (37): how many of those trade items the logistic unit holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
     /// AI (10): batch or lot number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
@@ -259,6 +267,10 @@ fn assemble(pairs: Vec<Element>, today: Date) -> Result<Gs1Data, Gs1Error> {
         match spec.kind {
             Kind::Sscc => data.sscc = Some(value),
             Kind::Gtin => data.gtin = Some(value),
+            Kind::ContentGtin => data.content_gtin = Some(value),
+            // At most 8 digits (checked above), so it fits; the fallback only
+            // keeps this panic-free.
+            Kind::Count => data.count = Some(value.parse().unwrap_or(u32::MAX)),
             Kind::Lot => data.lot = Some(value),
             Kind::Serial => data.serial = Some(value),
             Kind::Expiry => data.expiry = Some(yymmdd(spec.label, &value, today).map_err(invalid)?),
@@ -293,7 +305,10 @@ fn check_value(spec: &AiSpec, value: &str) -> Result<(), ValueProblem> {
         _ => {}
     }
     check_charset(spec, value)?;
-    if matches!(spec.kind, Kind::Sscc | Kind::Gtin | Kind::Key) {
+    if matches!(
+        spec.kind,
+        Kind::Sscc | Kind::Gtin | Kind::ContentGtin | Kind::Key
+    ) {
         check_key_digit(label, value)?;
     }
     Ok(())
@@ -416,12 +431,16 @@ enum Len {
 enum Kind {
     Sscc,
     Gtin,
+    /// AI (02), the GTIN of the contents of a logistic unit.
+    ContentGtin,
+    /// AI (37), the count of those contents.
+    Count,
     Lot,
     Serial,
     Expiry,
     /// Another YYMMDD date: validated, kept in `other`.
     Date,
-    /// Another key with a check digit (GTIN of contents, GLN): kept in `other`.
+    /// Another key with a check digit (a GLN): kept in `other`.
     Key,
     Plain,
 }
@@ -457,7 +476,7 @@ use Len::{Fixed, Var};
 static AIS: &[AiSpec] = &[
     ai("00", "SSCC", N, Fixed(18), Kind::Sscc),
     ai("01", "GTIN", N, Fixed(14), Kind::Gtin),
-    ai("02", "content GTIN", N, Fixed(14), Kind::Key),
+    ai("02", "content GTIN", N, Fixed(14), Kind::ContentGtin),
     ai("10", "lot", X, Var(20), Kind::Lot),
     ai("11", "production date", N, Fixed(6), Kind::Date),
     ai("12", "due date", N, Fixed(6), Kind::Date),
@@ -473,7 +492,7 @@ static AIS: &[AiSpec] = &[
     ai("241", "customer part number", X, Var(30), Kind::Plain),
     ai("250", "secondary serial", X, Var(30), Kind::Plain),
     ai("30", "variable count", N, Var(8), Kind::Plain),
-    ai("37", "count of trade items", N, Var(8), Kind::Plain),
+    ai("37", "count of trade items", N, Var(8), Kind::Count),
     ai("400", "order number", X, Var(30), Kind::Plain),
     ai("401", "consignment number", X, Var(30), Kind::Plain),
     ai("402", "shipment number", N, Fixed(17), Kind::Plain),

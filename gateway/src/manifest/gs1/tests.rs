@@ -504,6 +504,68 @@ fn serialises_expiry_as_iso_date_and_omits_absent_fields() {
     assert_eq!(back, full_example());
 }
 
+// --- pallet labels: (00) SSCC, (02) content GTIN, (37) count ------------------------------
+
+fn pallet_label() -> Gs1Data {
+    Gs1Data {
+        sscc: Some("106141412345678908".into()),
+        content_gtin: Some("09520123456788".into()),
+        count: Some(40),
+        lot: Some("ABC123".into()),
+        expiry: Some(date!(2027 - 12 - 31)),
+        ..Gs1Data::default()
+    }
+}
+
+#[test]
+fn a_pallet_label_gives_its_content_gtin_and_count_in_all_three_forms() {
+    let bracketed = "(00)106141412345678908(02)09520123456788(37)40(10)ABC123(17)271231";
+    let raw = "]C1001061414123456789080209520123456788\u{1d}3740\u{1d}10ABC123\u{1d}17271231";
+    let raw_unprefixed =
+        "001061414123456789080209520123456788\u{1d}3740\u{1d}10ABC123\u{1d}17271231";
+    let dl =
+        "https://id.example.com/00/106141412345678908?02=09520123456788&37=40&10=ABC123&17=271231";
+    for input in [bracketed, raw, raw_unprefixed, dl] {
+        let data = ok(input);
+        assert_eq!(data, pallet_label(), "{input:?}");
+        assert!(data.other.is_empty(), "{input:?}: {:?}", data.other);
+    }
+}
+
+#[test]
+fn a_content_gtin_with_a_wrong_check_digit_or_a_count_too_long_is_refused() {
+    assert_eq!(
+        err("(00)106141412345678908(02)09520123456789(37)40"),
+        Gs1Error::Invalid {
+            ai: "02".into(),
+            problem: ValueProblem::CheckDigit {
+                label: "content GTIN",
+                found: 9,
+                expected: 8
+            }
+        }
+    );
+    assert_eq!(
+        err("(37)123456789"),
+        Gs1Error::Invalid {
+            ai: "37".into(),
+            problem: ValueProblem::TooLong {
+                label: "count of trade items",
+                len: 9,
+                max: 8
+            }
+        }
+    );
+    assert_eq!(ok("(37)99999999").count, Some(99_999_999));
+}
+
+#[test]
+fn a_pallet_label_serialises_content_gtin_and_count_by_name() {
+    let json = serde_json::to_value(pallet_label()).unwrap();
+    assert_eq!(json["content_gtin"], "09520123456788");
+    assert_eq!(json["count"], 40);
+}
+
 // --- properties ---------------------------------------------------------------------------
 
 fn with_check_digit(body: &str) -> String {
@@ -582,6 +644,32 @@ proptest! {
         let data = a.unwrap_or_default();
         prop_assert_eq!(data.lot.as_deref(), Some(lot.as_str()));
         prop_assert_eq!(data.serial.as_deref(), Some(serial.as_str()));
+    }
+
+    #[test]
+    fn pallet_label_forms_agree(
+        sscc_body in "[0-9]{17}",
+        gtin_body in "[0-9]{13}",
+        count in 1u32..100_000_000,
+        lot in cset82_string(),
+        yy in 0u8..100, mm in 1u8..=12, dd in 0u8..=28,
+    ) {
+        let sscc = with_check_digit(&sscc_body);
+        let gtin = with_check_digit(&gtin_body);
+        let date = format!("{yy:02}{mm:02}{dd:02}");
+        let bracketed = format!("(00){sscc}(02){gtin}(37){count}(10){}(17){date}", lot.replace('(', "\\("));
+        let raw = format!("00{sscc}02{gtin}37{count}\u{1d}10{lot}\u{1d}17{date}");
+        let dl = format!("https://example.com/00/{sscc}?02={gtin}&37={count}&10={}&17={date}",
+                         percent_encode(&lot));
+        let a = parse_at(&bracketed, TODAY);
+        prop_assert!(a.is_ok(), "{bracketed:?}: {a:?}");
+        prop_assert_eq!(&a, &parse_at(&raw, TODAY));
+        prop_assert_eq!(&a, &parse_at(&dl, TODAY));
+        let data = a.unwrap_or_default();
+        prop_assert_eq!(data.sscc.as_deref(), Some(sscc.as_str()));
+        prop_assert_eq!(data.content_gtin.as_deref(), Some(gtin.as_str()));
+        prop_assert_eq!(data.count, Some(count));
+        prop_assert_eq!(data.lot.as_deref(), Some(lot.as_str()));
     }
 
     #[test]

@@ -1,0 +1,376 @@
+//! `coldgate scan`: a keyboard-wedge scanner on standard input loads and
+//! moves pallets on the running daemon.
+//!
+//! Design: the decision what a zone scan means ([`plan`]) is pure and
+//! unit-tested; the loop around it only reads lines and talks HTTP. A move
+//! is an unload followed by a load, the two commands an operator would send,
+//! so each is in the daemon's audit trail and the manifest keeps both stays
+//! (one ended, one started) rather than a pallet on board twice.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use super::api::{ApiError, Client, ScanArgs};
+use crate::manifest::{gs1, Item};
+
+/// A pallet being scanned: its SSCC and the items scanned so far.
+#[derive(Debug, Clone, PartialEq)]
+struct Pending {
+    sscc: String,
+    items: Vec<Item>,
+}
+
+/// The open stay of a pallet, as the daemon reports it.
+#[derive(Debug, Clone, PartialEq)]
+struct OnBoard {
+    zone: String,
+    items: Vec<Item>,
+}
+
+/// What scanning a zone after a pallet does.
+#[derive(Debug, Clone, PartialEq)]
+enum Plan {
+    /// A pallet not on board: load it with these items.
+    Load(Vec<Item>),
+    /// On board elsewhere: end that stay, start one here. The items are
+    /// those scanned now, or the stay's own when only the SSCC was scanned.
+    Move { from: String, items: Vec<Item> },
+    /// Already on board in this zone: nothing to send.
+    AlreadyThere,
+    /// Not on board and no item known: the daemon would refuse it.
+    NoItem,
+}
+
+fn plan(pending: &Pending, zone: &str, on_board: Option<&OnBoard>) -> Plan {
+    match on_board {
+        Some(stay) if stay.zone == zone => Plan::AlreadyThere,
+        Some(stay) => Plan::Move {
+            from: stay.zone.clone(),
+            items: if pending.items.is_empty() {
+                stay.items.clone()
+            } else {
+                pending.items.clone()
+            },
+        },
+        None if pending.items.is_empty() => Plan::NoItem,
+        None => Plan::Load(pending.items.clone()),
+    }
+}
+
+/// Whether a scanned line is meant as a GS1 label (rather than a zone).
+fn looks_like_gs1(line: &str) -> bool {
+    line.starts_with('(')
+        || line.starts_with(']')
+        || line.starts_with("http://")
+        || line.starts_with("https://")
+        || line.contains(gs1::GS)
+        || (line.len() >= 16 && line.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The item a label names: a product label's GTIN (01), or on a pallet
+/// label the GTIN of its contents (02); with the lot (10) either way.
+fn add_item(items: &mut Vec<Item>, d: &gs1::Gs1Data) {
+    let (Some(gtin), Some(lot)) = (d.gtin.as_ref().or(d.content_gtin.as_ref()), &d.lot) else {
+        return;
+    };
+    let expiry = d.expiry.map(|e| e.to_string());
+    match items.iter_mut().find(|i| &i.gtin == gtin && &i.lot == lot) {
+        Some(i) => {
+            if let Some(serial) = &d.serial {
+                if !i.serials.contains(serial) {
+                    i.serials.push(serial.clone());
+                }
+            }
+        }
+        None => items.push(Item {
+            gtin: gtin.clone(),
+            lot: lot.clone(),
+            expiry,
+            serials: d.serial.iter().cloned().collect(),
+        }),
+    }
+}
+
+/// The open stay of `sscc` on the daemon, if any.
+fn on_board(c: &Client, sscc: &str) -> Result<Option<OnBoard>, ApiError> {
+    let v = c.get("/api/manifest")?;
+    let stay = v["pallets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["sscc"] == sscc && p["unloaded_at"].is_null());
+    Ok(stay.map(|p| OnBoard {
+        zone: p["zone"].as_str().unwrap_or_default().to_string(),
+        items: serde_json::from_value(p["items"].clone()).unwrap_or_default(),
+    }))
+}
+
+/// Reads a keyboard-wedge scanner on standard input, one label per line:
+/// the pallet's label (SSCC, as a GS1 element string or Digital Link; its
+/// GTIN (01, or 02 for the contents) and lot, if printed, are the pallet's
+/// item), optionally product labels (GTIN + lot, serial) for more items,
+/// then the zone, which loads the pallet, or moves it there if it is on
+/// board elsewhere. A bad line is reported and the loop goes on.
+pub fn scan(a: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let c = Client::new(&a.conn)?;
+    scan_lines(&c, std::io::stdin().lock(), a.conn.json)
+}
+
+fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "scan: the pallet label, then the zone (Ctrl-D ends); loading into {}",
+        c.base()
+    );
+    let mut pending: Option<Pending> = None;
+    let (mut loaded, mut rejected) = (0u32, 0u32);
+    for (n, line) in input.lines().enumerate() {
+        let n = n + 1;
+        let line = line.context("cannot read standard input")?;
+        // CR, LF and blanks are the scanner's framing; a GS is data.
+        let line = line.trim_matches(|c| matches!(c, '\r' | '\n' | ' ' | '\t'));
+        if line.is_empty() {
+            continue;
+        }
+        if looks_like_gs1(line) {
+            let d = match gs1::parse(line) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!(
+                        "line {n}: `{}` is not a valid GS1 label: {e}; scan it again",
+                        line.escape_debug()
+                    );
+                    rejected += 1;
+                    continue;
+                }
+            };
+            if let Some(sscc) = &d.sscc {
+                if let Some(p) = pending.take() {
+                    eprintln!(
+                        "line {n}: pallet {} was not loaded (no zone scanned); now scanning {sscc}",
+                        p.sscc
+                    );
+                    rejected += 1;
+                }
+                let mut items = Vec::new();
+                add_item(&mut items, &d);
+                eprintln!(
+                    "pallet {sscc}: now scan {}the zone",
+                    if items.is_empty() {
+                        "a product label (GTIN + lot), then (or at once, to move a pallet on board) "
+                    } else {
+                        ""
+                    }
+                );
+                pending = Some(Pending {
+                    sscc: sscc.clone(),
+                    items,
+                });
+            } else if d.gtin.is_some() && d.lot.is_some() {
+                match pending.as_mut() {
+                    Some(p) => {
+                        add_item(&mut p.items, &d);
+                        eprintln!(
+                            "pallet {}: {} item(s); scan the zone",
+                            p.sscc,
+                            p.items.len()
+                        );
+                    }
+                    None => {
+                        eprintln!("line {n}: a product label, but no pallet is being scanned: scan the pallet's SSCC label first");
+                        rejected += 1;
+                    }
+                }
+            } else {
+                eprintln!(
+                    "line {n}: the label has neither an SSCC (00) nor a GTIN (01) with a lot (10)"
+                );
+                rejected += 1;
+            }
+            continue;
+        }
+        // Not a label: a zone.
+        let Some(p) = pending.as_ref() else {
+            eprintln!("line {n}: `{}` is not a GS1 label and no pallet waits for a zone: scan the pallet label first", line.escape_debug());
+            rejected += 1;
+            continue;
+        };
+        let stay = on_board(c, &p.sscc)?;
+        let (items, from) = match plan(p, line, stay.as_ref()) {
+            Plan::NoItem => {
+                eprintln!("line {n}: pallet {} has no item yet: scan a product label (GTIN + lot) before the zone", p.sscc);
+                rejected += 1;
+                continue;
+            }
+            Plan::AlreadyThere => {
+                eprintln!(
+                    "line {n}: pallet {} is already on board in zone {line}; nothing to do",
+                    p.sscc
+                );
+                pending = None;
+                continue;
+            }
+            Plan::Load(items) => (items, None),
+            Plan::Move { from, items } => (items, Some(from)),
+        };
+        // The zone is checked before the old stay ends, so a mistyped zone
+        // does not leave the pallet off board.
+        if from.is_some() && !zone_known(c, line)? {
+            eprintln!(
+                "line {n}: pallet {} refused: zone: unknown zone `{line}`; scan the zone again or the next pallet",
+                p.sscc
+            );
+            rejected += 1;
+            continue;
+        }
+        if let Some(from) = &from {
+            if let Err(e) = c.post("/api/manifest/unload", &json!({ "sscc": p.sscc })) {
+                eprintln!("line {n}: pallet {} cannot leave zone {from}: {e}", p.sscc);
+                rejected += 1;
+                continue;
+            }
+        }
+        let body = json!({ "sscc": p.sscc, "zone": line, "items": items });
+        match c.post("/api/manifest/load", &body) {
+            Ok(v) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({ "sscc": p.sscc, "zone": line, "from": from, "ok": true, "command_id": v["command_id"] })
+                    );
+                } else if let Some(from) = &from {
+                    println!("moved pallet {} from zone {from} to zone {line}", p.sscc);
+                } else {
+                    println!("loaded pallet {} into zone {line}", p.sscc);
+                }
+                loaded += 1;
+                pending = None;
+            }
+            Err(ApiError::Status {
+                status: 400 | 422,
+                body: answer,
+                ..
+            }) => {
+                let errors: Vec<&str> = answer["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                eprintln!(
+                    "line {n}: pallet {} refused: {}; scan the zone again or the next pallet",
+                    p.sscc,
+                    errors.join("; ")
+                );
+                rejected += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(p) = pending {
+        eprintln!("pallet {} was not loaded: no zone scanned", p.sscc);
+        rejected += 1;
+    }
+    eprintln!("scan: {loaded} pallet(s) loaded, {rejected} line(s) not used");
+    Ok(if rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Whether the daemon has a zone of this name. The API has no zone list;
+/// the zone chart answers 404 for an unknown zone before drawing anything,
+/// and an SVG (not JSON) for a known one.
+fn zone_known(c: &Client, zone: &str) -> Result<bool, ApiError> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if zone.is_empty() || !zone.bytes().all(plain) {
+        return Ok(false);
+    }
+    match c.get(&format!("/api/zones/{zone}/chart.svg")) {
+        Ok(_) | Err(ApiError::Other { .. }) => Ok(true),
+        Err(ApiError::Status { status: 404, .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(lot: &str) -> Item {
+        Item {
+            gtin: "09520123456788".into(),
+            lot: lot.into(),
+            expiry: Some("2027-12-31".into()),
+            serials: vec![],
+        }
+    }
+
+    fn pending(items: Vec<Item>) -> Pending {
+        Pending {
+            sscc: "106141412345678908".into(),
+            items,
+        }
+    }
+
+    #[test]
+    fn labels_and_zones_are_told_apart() {
+        assert!(looks_like_gs1("(00)106141412345678908"));
+        assert!(looks_like_gs1("00106141412345678908"));
+        assert!(looks_like_gs1("https://id.gs1.org/00/106141412345678908"));
+        assert!(!looks_like_gs1("rear"));
+        assert!(!looks_like_gs1("zone-2"));
+    }
+
+    #[test]
+    fn a_pallet_label_with_content_gtin_and_lot_gives_the_item_in_all_three_forms() {
+        for label in [
+            "(00)106141412345678908(02)09520123456788(37)40(10)ABC123(17)271231",
+            "001061414123456789080209520123456788\u{1d}3740\u{1d}10ABC123\u{1d}17271231",
+            "https://id.example.com/00/106141412345678908?02=09520123456788&37=40&10=ABC123&17=271231",
+        ] {
+            let d = gs1::parse(label).unwrap();
+            let mut items = Vec::new();
+            add_item(&mut items, &d);
+            assert_eq!(items, vec![item("ABC123")], "{label:?}");
+        }
+    }
+
+    #[test]
+    fn a_pallet_not_on_board_is_loaded_and_needs_an_item() {
+        assert_eq!(
+            plan(&pending(vec![item("A")]), "rear", None),
+            Plan::Load(vec![item("A")])
+        );
+        assert_eq!(plan(&pending(vec![]), "rear", None), Plan::NoItem);
+    }
+
+    #[test]
+    fn a_pallet_on_board_elsewhere_is_moved_with_its_items() {
+        let stay = OnBoard {
+            zone: "front".into(),
+            items: vec![item("ON-BOARD")],
+        };
+        assert_eq!(
+            plan(&pending(vec![]), "rear", Some(&stay)),
+            Plan::Move {
+                from: "front".into(),
+                items: vec![item("ON-BOARD")]
+            }
+        );
+        assert_eq!(
+            plan(&pending(vec![item("NEW")]), "rear", Some(&stay)),
+            Plan::Move {
+                from: "front".into(),
+                items: vec![item("NEW")]
+            }
+        );
+        assert_eq!(
+            plan(&pending(vec![]), "front", Some(&stay)),
+            Plan::AlreadyThere
+        );
+    }
+}
