@@ -5,6 +5,7 @@ mod api;
 mod audit;
 mod demo;
 mod export;
+mod probe;
 mod report;
 mod scan;
 mod sensors;
@@ -57,6 +58,9 @@ enum Command {
     /// Modbus commissioning.
     #[command(subcommand)]
     Modbus(Modbus),
+    /// Read every configured sensor once and print each value or why there
+    /// is none (commissioning; stores nothing, safe beside the daemon).
+    Probe(probe::ProbeArgs),
     /// Mean kinetic temperature of a `time,temperature_c` CSV (file or stdin).
     Mkt {
         /// Activation energy ΔH in kJ/mol.
@@ -222,6 +226,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(sensors::modbus_probe(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Probe(args) => runtime()?.block_on(probe::probe(args)),
         Command::Mkt {
             activation_energy,
             file,
