@@ -9,6 +9,7 @@ mod probe;
 mod report;
 mod scan;
 mod sensors;
+mod uplink;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,10 @@ enum Command {
     /// Read every configured sensor once and print each value or why there
     /// is none (commissioning; stores nothing, safe beside the daemon).
     Probe(probe::ProbeArgs),
+    /// Test the way to the MQTT broker step by step (DNS, TCP, TLS,
+    /// CONNACK, the own status published and read back) and say which step
+    /// failed and why.
+    Uplink(uplink::UplinkArgs),
     /// Mean kinetic temperature of a `time,temperature_c` CSV (file or stdin).
     Mkt {
         /// Activation energy ΔH in kJ/mol.
@@ -227,6 +232,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Probe(args) => runtime()?.block_on(probe::probe(args)),
+        Command::Uplink(args) => runtime()?.block_on(uplink::uplink(args)),
         Command::Mkt {
             activation_energy,
             file,

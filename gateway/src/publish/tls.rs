@@ -39,6 +39,8 @@ pub enum TlsError {
         path: PathBuf,
         reason: String,
     },
+    #[error("{}: X.509 v1 certificate; add extensions to make it v3 (rustls refuses v1; see docs/broker.md)", path.display())]
+    Version1 { key: &'static str, path: PathBuf },
     #[error("{}: the certificate expired at {at}; install a renewed one", path.display())]
     Expired {
         key: &'static str,
@@ -73,6 +75,7 @@ impl TlsError {
             TlsError::Read { key, .. }
             | TlsError::NoCertificate { key, .. }
             | TlsError::BadCertificate { key, .. }
+            | TlsError::Version1 { key, .. }
             | TlsError::Expired { key, .. }
             | TlsError::HalfPair { key }
             | TlsError::ServerName { key, .. } => key,
@@ -301,7 +304,28 @@ fn read_certs(path: &Path, key: &'static str) -> Result<Vec<CertificateDer<'stat
             path: path.to_path_buf(),
         });
     }
+    // rustls would refuse a v1 leaf later with a message that blames the
+    // key file; `openssl x509 -req` without extensions makes v1. A CA
+    // bundle may hold an old v1 root beside usable ones: only a file of v1
+    // certificates alone is refused.
+    let v1 = if key == CERT_FILE {
+        is_version_1(&certs[0])
+    } else {
+        certs.iter().all(is_version_1)
+    };
+    if v1 {
+        return Err(TlsError::Version1 {
+            key,
+            path: path.to_path_buf(),
+        });
+    }
     Ok(certs)
+}
+
+/// Whether a DER certificate is X.509 v1 (no extensions possible).
+fn is_version_1(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .is_ok_and(|(_, c)| c.version() == x509_parser::x509::X509Version::V1)
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
@@ -400,6 +424,12 @@ pub fn explain(
     let (Some(e), Some(tls)) = (rustls_error, tls) else {
         return error.to_string();
     };
+    explain_rustls(e, tls, host)
+}
+
+/// A TLS failure in words, naming the key to look at (shared by the
+/// publisher and `coldgate uplink --test`).
+pub fn explain_rustls(e: &rustls::Error, tls: &MqttTlsConfig, host: &str) -> String {
     if let Some(clock) = crate::clock::tls_clock_warning() {
         tracing::warn!(
             clock,
@@ -427,8 +457,21 @@ pub fn explain(
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 format!("the broker's certificate has expired: {e}")
             }
+            CertificateError::Other(other) if format!("{other:?}").contains("UnsupportedCertVersion") => {
+                "the broker's certificate is an X.509 v1 certificate; add extensions to make it v3 (see docs/broker.md)".to_string()
+            }
             _ => format!("the broker's certificate was refused: {e}"),
         },
+        rustls::Error::AlertReceived(
+            alert @ (rustls::AlertDescription::UnknownCA
+            | rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::CertificateUnknown),
+        ) => format!(
+            "the broker ended the TLS handshake ({alert:?}): it does not accept this gateway's certificate (mqtt.tls.cert_file): it is not signed by a CA the broker trusts (mosquitto's cafile)"
+        ),
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+            "the broker wants a client certificate: set mqtt.tls.cert_file and mqtt.tls.key_file".to_string()
+        }
         rustls::Error::AlertReceived(alert) => format!(
             "the broker ended the TLS handshake ({alert:?}): it may not accept this gateway's certificate (mqtt.tls.cert_file) or its CA"
         ),
