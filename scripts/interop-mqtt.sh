@@ -7,9 +7,10 @@
 #   scripts/interop-mqtt.sh            # from the workspace root
 #
 # Installs mosquitto and mosquitto-clients (apt-get) when missing and fails
-# loudly if it cannot. Certificates are made here with openssl: an ECDSA CA
-# and broker certificate, an RSA gateway certificate (so both key types are
-# exercised). Prints "N passed, M failed"; exits non-zero on any failure.
+# loudly if it cannot. The broker, its ACL and every certificate come from
+# the recipe in docs/broker.md, extracted and run as written by
+# scripts/broker-recipe.sh (nothing of it is repeated here). Prints
+# "N passed, M failed"; exits non-zero on any failure.
 #
 # mosquitto facts this relies on:
 # - Started as root it drops to the `mosquitto` user: every certificate and
@@ -55,49 +56,20 @@ done
 MOSQUITTO="$(command -v mosquitto)"
 echo "interop-mqtt: $("$MOSQUITTO" -h 2>/dev/null | head -1)"
 
-# ---- certificates
-# shellcheck source=lib/pki.sh
-. "$ROOT/scripts/lib/pki.sh"
-pki_init "$WORK/pki" "coldgate interop CA"
-pki_issue server localhost "$PKI_EC" "$PKI_SERVER_EXT"
-pki_issue gw interop-gw "rsa:2048" "$PKI_CLIENT_EXT"
-pki_issue reader reader "$PKI_EC" "$PKI_CLIENT_EXT"
-# A gateway certificate from a CA the broker does not know.
-pki_ca rogue-ca "rogue CA"
-pki_issue rogue interop-gw "$PKI_EC" "$PKI_CLIENT_EXT" rogue-ca
-pki_publish
-
-# ---- the broker
+# ---- the broker: docs/broker.md's recipe, run as written (certificates,
+#      ACL, mosquitto.conf), so the set-up tested here is the documented one.
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cat >"$WORK/acl" <<'EOF'
-# Each gateway writes only under its own prefix (its certificate's CN).
-pattern write coldgate/v1/%u/#
-pattern read coldgate/v1/%u/cmd/#
-pattern read coldgate/v1/%u/status
-# The operator (CN reader) reads everything and may send manifest commands.
-user reader
-topic read coldgate/#
-topic write coldgate/v1/+/cmd/manifest
-EOF
-cat >"$WORK/mosquitto.conf" <<EOF
-per_listener_settings false
-allow_anonymous false
-acl_file $WORK/acl
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-listener $PORT 127.0.0.1
-cafile $PKI/ca.pem
-certfile $PKI/server.pem
-keyfile $PKI/server.key
-require_certificate true
-use_identity_as_username true
-tls_version tlsv1.2
-EOF
-chmod 644 "$WORK/acl" "$WORK/mosquitto.conf"
-"$MOSQUITTO" -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+chmod 755 "$WORK"
+PKI="$WORK/broker"
+MQTT_PORT="$PORT" GATEWAY_ID=interop-gw "$ROOT/scripts/broker-recipe.sh" "$PKI" \
+    || die "the broker recipe of docs/broker.md failed as written"
+# A gateway certificate from a CA the broker does not know: the same recipe
+# in another directory is another CA.
+GATEWAY_ID=interop-gw "$ROOT/scripts/broker-recipe.sh" "$WORK/rogue" \
+    || die "the broker recipe failed for the rogue CA"
+cp "$WORK/rogue/interop-gw.pem" "$PKI/rogue.pem"
+cp "$WORK/rogue/interop-gw.key" "$PKI/rogue.key"
+"$MOSQUITTO" -c "$PKI/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
     if python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2)" 2>/dev/null; then break; fi
@@ -107,7 +79,7 @@ python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.5)" 
     || { cat "$WORK/mosquitto.log" >&2; die "mosquitto does not listen on $PORT"; }
 
 SUB=(mosquitto_sub -h localhost -p "$PORT" --cafile "$PKI/ca.pem"
-    --cert "$PKI/reader.pem" --key "$PKI/reader.key" -q 1 -v)
+    --cert "$PKI/backend.pem" --key "$PKI/backend.key" -q 1 -v)
 "${SUB[@]}" -t 'coldgate/#' >"$WORK/sub.txt" 2>"$WORK/sub.err" &
 PIDS+=($!)
 sleep 1
@@ -161,12 +133,19 @@ EOF
 
 echo "interop-mqtt: mosquitto on localhost:$PORT (TLS, client certificates required)"
 
-# 1. check-config accepts the RSA client certificate.
-gateway_config "$WORK/gw" "$PKI/gw.pem" "$PKI/gw.key"
+# 1. check-config accepts the recipe's client certificate, and
+#    `uplink --test` passes every step against the recipe's broker.
+gateway_config "$WORK/gw" "$PKI/interop-gw.pem" "$PKI/interop-gw.key"
 if "$COLDGATE" check-config --config "$WORK/gw/coldgate.toml" >/dev/null 2>"$WORK/check.err"; then
-    pass "check-config accepts the TLS section (RSA client key)"
+    pass "check-config accepts the TLS section made by the recipe"
 else
     fail "check-config: $(cat "$WORK/check.err")"
+fi
+if "$COLDGATE" uplink --test --config "$WORK/gw/coldgate.toml" >"$WORK/uplink.txt" 2>&1 \
+    && grep -q "uplink: every step passed" "$WORK/uplink.txt"; then
+    pass "uplink --test passes every step against the recipe's broker"
+else
+    fail "uplink --test: $(cat "$WORK/uplink.txt")"
 fi
 
 # 2. The gateway publishes over mutual TLS; events arrive in seq order.
@@ -177,14 +156,14 @@ RUST_LOG=info "$COLDGATE" run --config "$WORK/gw/coldgate.toml" 2>"$WORK/gw.log"
 GW=$!
 PIDS+=("$GW")
 sleep 4
-mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/reader.pem" \
-    --key "$PKI/reader.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/backend.pem" \
+    --key "$PKI/backend.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
     -m '{"action":"load","command_id":"interop-1","sscc":"106141412345678908","zone":"rear","items":[{"gtin":"09520123456788","lot":"ABC123"}]}' \
     || fail "mosquitto_pub of a manifest command"
 sleep 2
 # The same request again (by its current name): answered, not applied twice.
-mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/reader.pem" \
-    --key "$PKI/reader.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/backend.pem" \
+    --key "$PKI/backend.key" -q 1 -t 'coldgate/v1/interop-gw/cmd/manifest' \
     -m '{"action":"load","request_id":"interop-1","sscc":"106141412345678908","zone":"rear","items":[{"gtin":"09520123456788","lot":"ABC123"}]}' \
     || fail "mosquitto_pub of a repeated manifest command"
 sleep 3
@@ -258,11 +237,11 @@ else
 fi
 
 # 3. The ACL: the gateway's certificate cannot write under another prefix.
-mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/gw.pem" \
-    --key "$PKI/gw.key" -q 1 -t 'coldgate/v1/other-gw/events/door' -m '{"forged":true}' \
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/interop-gw.pem" \
+    --key "$PKI/interop-gw.key" -q 1 -t 'coldgate/v1/other-gw/events/door' -m '{"forged":true}' \
     2>/dev/null || true
-mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/gw.pem" \
-    --key "$PKI/gw.key" -q 1 -t 'coldgate/v1/interop-gw/acl-probe' -m '{"probe":true}' \
+mosquitto_pub -h localhost -p "$PORT" --cafile "$PKI/ca.pem" --cert "$PKI/interop-gw.pem" \
+    --key "$PKI/interop-gw.key" -q 1 -t 'coldgate/v1/interop-gw/acl-probe' -m '{"probe":true}' \
     2>/dev/null || true
 sleep 1
 if grep -q 'acl-probe' "$WORK/sub.txt" && ! grep -q 'other-gw' "$WORK/sub.txt"; then
@@ -287,7 +266,7 @@ fi
 
 # 5. A prefix outside the ACL: mosquitto PUBACKs and drops; the gateway
 #    notices its own status never comes back, publishes no event, says so.
-gateway_config "$WORK/denied" "$PKI/gw.pem" "$PKI/gw.key" "coldgate/v1/someone-else"
+gateway_config "$WORK/denied" "$PKI/interop-gw.pem" "$PKI/interop-gw.key" "coldgate/v1/someone-else"
 RUST_LOG=info "$COLDGATE" run --config "$WORK/denied/coldgate.toml" 2>"$WORK/denied.log" &
 GW=$!
 PIDS+=("$GW")
@@ -299,6 +278,14 @@ if grep -q "did not deliver this gateway's own status back" "$WORK/denied.log" \
     pass "a prefix the ACL denies is reported and no event is published into it"
 else
     fail "denied prefix: $(grep -m1 -E 'own status|ERROR' "$WORK/denied.log" || echo 'nothing logged')"
+fi
+
+# 6. `uplink --test` says the same before the service is enabled.
+if ! "$COLDGATE" uplink --test --timeout 3s --config "$WORK/denied/coldgate.toml" >"$WORK/uplink-denied.txt" 2>&1 \
+    && grep -q "FAIL  own status: .*did not deliver it back" "$WORK/uplink-denied.txt"; then
+    pass "uplink --test reports the denied prefix as no read-back"
+else
+    fail "uplink --test with a denied prefix: $(cat "$WORK/uplink-denied.txt")"
 fi
 
 echo "interop-mqtt: $PASSED passed, $FAILED failed"
