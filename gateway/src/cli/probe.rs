@@ -12,11 +12,15 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use coldgate_sensor_drivers::ble::{BleSource, Diagnostics as BleDiagnostics, Scanner};
+use coldgate_sensor_drivers::ble::{
+    AdvertisementStream, BleSource, BtleplugScanner, Diagnostics as BleDiagnostics, ScanError,
+    Scanner,
+};
 use coldgate_sensor_drivers::modbus::HealthMap;
 use coldgate_sensor_drivers::{Quantity, Source};
 use tokio::sync::{mpsc, watch};
@@ -75,12 +79,15 @@ pub async fn read_once(
     let ble = BleDiagnostics::new();
     let has_ble = !config.ble.sensors.is_empty();
     let mut ble_index = None;
+    let adapter_error = Arc::new(Mutex::new(None));
     if has_ble {
-        let source = match scanner {
-            Some(s) => BleSource::new(&config.ble, s, ble.clone()),
-            None => BleSource::with_btleplug(&config.ble, ble.clone()),
-        }
-        .map_err(|p| {
+        let inner =
+            scanner.unwrap_or_else(|| Box::new(BtleplugScanner::new(config.ble.adapter.clone())));
+        let watched = Watched {
+            inner,
+            last_error: adapter_error.clone(),
+        };
+        let source = BleSource::new(&config.ble, Box::new(watched), ble.clone()).map_err(|p| {
             anyhow::anyhow!(
                 "the BLE section cannot be used: {}",
                 p.iter()
@@ -135,6 +142,10 @@ pub async fn read_once(
     }
 
     let ble_seen = ble.snapshot();
+    let adapter_error: Option<String> = adapter_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     Ok(config
         .sensors
         .iter()
@@ -155,6 +166,10 @@ pub async fn read_once(
                 },
                 SensorKind::Ble => match (&ble_error, ble_seen.sensors.get(&s.id)) {
                     (Some(e), _) => format!("the BLE scan failed: {e}"),
+                    (None, _) if adapter_error.is_some() => format!(
+                        "the BLE scan could not start: {}",
+                        adapter_error.as_deref().unwrap_or_default()
+                    ),
                     (None, Some(d)) if d.rejected > 0 => format!(
                         "{} advertisement(s) from {} refused: {}",
                         d.rejected,
@@ -181,6 +196,30 @@ pub async fn read_once(
             }
         })
         .collect())
+}
+
+/// A scanner that remembers why it last failed to start, so the probe can
+/// give that as the reason (the BLE source only logs it and retries).
+struct Watched {
+    inner: Box<dyn Scanner>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Scanner for Watched {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn open(&mut self) -> futures::future::BoxFuture<'_, Result<AdvertisementStream, ScanError>> {
+        let last = self.last_error.clone();
+        let opening = self.inner.open();
+        Box::pin(async move {
+            let opened = opening.await;
+            *last.lock().unwrap_or_else(PoisonError::into_inner) =
+                opened.as_ref().err().map(|e| e.to_string());
+            opened
+        })
+    }
 }
 
 /// The unit as a technician reads it on the sensor's display.
@@ -239,4 +278,89 @@ pub async fn probe(a: ProbeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldgate_sensor_drivers::ble::{Advertisement, MacAddr, ScriptedScanner, Session};
+
+    const HEARD: &str = "A4:C1:38:00:00:01";
+    const QUIET: &str = "A4:C1:38:00:00:02";
+
+    fn config() -> Config {
+        let text = format!(
+            r#"gateway_id = "probe-test"
+[mqtt]
+enabled = false
+[[profiles]]
+id = "refrigerated"
+limits = [{{ quantity = "temperature", low = 2.0, high = 8.0 }}]
+[[zones]]
+id = "rear"
+profile = "refrigerated"
+[[sensors]]
+id = "heard"
+zone = "rear"
+kind = "ble"
+[[sensors]]
+id = "quiet"
+zone = "rear"
+kind = "ble"
+[[ble.sensors]]
+sensor = "heard"
+mac = "{HEARD}"
+[[ble.sensors]]
+sensor = "quiet"
+mac = "{QUIET}"
+"#
+        );
+        crate::config::parse(&text, "test").unwrap()
+    }
+
+    /// A plain BTHome v2 advertisement: packet id 1, 4.25 °C.
+    fn bthome(mac: &str) -> Advertisement {
+        let mac: MacAddr = mac.parse().unwrap();
+        let mut data = vec![0x40, 0x00, 0x01, 0x02];
+        data.extend(425i16.to_le_bytes());
+        Advertisement::new(mac.0.into(), crate::event::now_ms()).with_service_data(0xFCD2, data)
+    }
+
+    #[tokio::test]
+    async fn a_ble_sensor_heard_within_the_scan_gives_its_value_and_a_quiet_one_its_reason() {
+        let scanner = ScriptedScanner::new([Session::Deliver(vec![bthome(HEARD)])]);
+        let scan = Duration::from_millis(400);
+        let out = read_once(&config(), Some(Box::new(scanner)), scan, scan)
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].sensor, "heard");
+        assert_eq!(out[0].values, vec![(Quantity::Temperature, 4.25)]);
+        assert_eq!(out[0].reason, None);
+        assert_eq!(out[1].sensor, "quiet");
+        assert!(out[1].values.is_empty());
+        assert_eq!(
+            out[1].reason.as_deref(),
+            Some(format!("no advertisement from {QUIET} in 400ms").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_adapter_that_cannot_scan_is_the_reason_for_every_ble_sensor() {
+        let scanner = ScriptedScanner::new([Session::Fail(ScanError::NoAdapter {
+            reason: "no D-Bus".into(),
+        })]);
+        let scan = Duration::from_millis(300);
+        let out = read_once(&config(), Some(Box::new(scanner)), scan, scan)
+            .await
+            .unwrap();
+        for o in &out {
+            assert!(o.values.is_empty(), "{o:?}");
+            assert_eq!(
+                o.reason.as_deref(),
+                Some("the BLE scan could not start: no Bluetooth adapter: no D-Bus"),
+                "{o:?}"
+            );
+        }
+    }
 }
