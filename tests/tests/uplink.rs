@@ -124,13 +124,14 @@ profile = "refrigerated"
     path
 }
 
-fn good_config(root: &Path, b: &Broker, extra: &str) -> PathBuf {
+/// The configuration with the files the recipe made in `dir`.
+fn good_config(root: &Path, dir: &Path, port: u16, extra: &str) -> PathBuf {
     config(
         root,
-        b.port,
-        &b.dir.join("ca.pem"),
-        &b.dir.join(format!("{GATEWAY_ID}.pem")),
-        &b.dir.join(format!("{GATEWAY_ID}.key")),
+        port,
+        &dir.join("ca.pem"),
+        &dir.join(format!("{GATEWAY_ID}.pem")),
+        &dir.join(format!("{GATEWAY_ID}.key")),
         extra,
     )
 }
@@ -153,7 +154,7 @@ fn uplink(config: &Path) -> (Output, String) {
 fn the_broker_recipe_as_written_passes_every_step() {
     let root = tempfile::tempdir().unwrap();
     let b = broker(root.path());
-    let (out, text) = uplink(&good_config(root.path(), &b, ""));
+    let (out, text) = uplink(&good_config(root.path(), &b.dir, b.port, ""));
     assert_eq!(out.status.code(), Some(0), "{text}");
     for step in ["TLS files", "DNS", "TCP", "TLS", "MQTT", "own status"] {
         assert!(
@@ -264,7 +265,12 @@ fn an_x509_v1_client_certificate_is_named_as_such() {
 fn a_prefix_the_acl_denies_shows_as_no_read_back() {
     let root = tempfile::tempdir().unwrap();
     let b = broker(root.path());
-    let cfg = good_config(root.path(), &b, "prefix = \"coldgate/v1/someone-else\"");
+    let cfg = good_config(
+        root.path(),
+        &b.dir,
+        b.port,
+        "prefix = \"coldgate/v1/someone-else\"",
+    );
     let (out, text) = uplink(&cfg);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("  ok    MQTT: CONNACK Success"), "{text}");
@@ -293,6 +299,60 @@ fn a_port_nobody_listens_on_fails_at_tcp() {
     assert!(
         text.contains(&format!(
             "  FAIL  TCP: 127.0.0.1:{unused}: connection refused: nothing listens there"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_x509_v1_broker_certificate_fails_at_tls_in_words() {
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let dir = root.path().join("broker");
+    recipe(&dir, port);
+    // The broker's certificate made the quick way: v1, no extensions.
+    let sh = format!(
+        "cd {} && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+         -days 30 -out server-v1.pem && chmod 644 server-v1.pem && \
+         sed -i 's/server.pem/server-v1.pem/' mosquitto.conf",
+        dir.display()
+    );
+    let made = Command::new("sh").args(["-c", &sh]).output().unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let mut cmd = Command::new(mosquitto());
+    cmd.arg("-c")
+        .arg(dir.join("mosquitto.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _broker = Proc::spawn("mosquitto", cmd);
+    wait_for_port(port, Duration::from_secs(10));
+    let (out, text) = uplink(&good_config(root.path(), &dir, port, ""));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("  FAIL  TLS: the broker's certificate is an X.509 v1 certificate; add extensions to make it v3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_named() {
+    let root = tempfile::tempdir().unwrap();
+    let b = broker(root.path());
+    let cfg = config(
+        root.path(),
+        b.port,
+        &b.dir.join("ca.pem"),
+        &b.dir.join(format!("{GATEWAY_ID}.pem")),
+        &b.dir.join("backend.key"),
+        "",
+    );
+    let (out, text) = uplink(&cfg);
+    assert_eq!(out.status.code(), Some(78), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the private key in {} does not belong to the certificate in {}",
+            b.dir.join("backend.key").display(),
+            b.dir.join(format!("{GATEWAY_ID}.pem")).display()
         )),
         "{text}"
     );
