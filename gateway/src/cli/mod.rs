@@ -152,7 +152,9 @@ pub fn main() -> ExitCode {
         | Command::Events(_)
         | Command::Manifest(_)
         | Command::Scan(_)
-        | Command::Lot(_) => "warn",
+        | Command::Lot(_)
+        | Command::Probe(_)
+        | Command::Uplink(_) => "warn",
         _ => "info",
     };
     tracing_subscriber::fmt()

@@ -57,7 +57,8 @@ fn report<T>(name: &str, step: Step<T>) -> Option<T> {
 }
 
 pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
-    let _ = a.test;
+    // clap requires `--test`: it names the mode, there is no other.
+    debug_assert!(a.test);
     let config = crate::config::load(&a.config)?;
     let m = &config.mqtt;
     let scheme = if m.tls.is_some() { "mqtts" } else { "mqtt" };
@@ -100,6 +101,7 @@ pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         drop(stream);
+        println!("  --    TLS: not configured ([mqtt.tls]); the broker is not verified");
     }
     let Some((client, mut events)) =
         report("MQTT", connack(&config, loaded.as_ref(), a.timeout).await)
