@@ -233,6 +233,7 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
             }
         }
         let body = json!({ "sscc": p.sscc, "zone": line, "items": items });
+        let mut off_board = false;
         match c.post("/api/manifest/load", &body) {
             Ok(v) => {
                 if json {
@@ -259,14 +260,30 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
                     .flatten()
                     .filter_map(Value::as_str)
                     .collect();
-                eprintln!(
-                    "line {n}: pallet {} refused: {}; scan the zone again or the next pallet",
-                    p.sscc,
-                    errors.join("; ")
-                );
+                match &from {
+                    // The zone was checked, so this is rare (items the
+                    // daemon refuses); the old stay has ended either way.
+                    Some(from) => {
+                        eprintln!(
+                            "line {n}: pallet {} left zone {from} but was refused in zone {line}: {}; it is off board now: scan a zone for it",
+                            p.sscc,
+                            errors.join("; ")
+                        );
+                        off_board = true;
+                    }
+                    None => eprintln!(
+                        "line {n}: pallet {} refused: {}; scan the zone again or the next pallet",
+                        p.sscc,
+                        errors.join("; ")
+                    ),
+                }
                 rejected += 1;
             }
             Err(e) => return Err(e.into()),
+        }
+        // The next zone scanned loads it with the items it had on board.
+        if let (true, Some(p)) = (off_board, pending.as_mut()) {
+            p.items = items;
         }
     }
     if let Some(p) = pending {
