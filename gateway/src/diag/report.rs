@@ -394,8 +394,13 @@ pub fn build(
                 let rule = excursion_rule(config, &e);
                 let budget_ms = rule.and_then(|r| r.budget).map(ms);
                 let rule = match rule {
-                    Some(r) => format!("{}, {}", rule_name(r), e.direction),
-                    None => format!("{} {} {}", e.direction, e.limit, unit_label(&e.unit)),
+                    Some(r) => format!("{}, {}", rule_name(r), e.direction.as_str()),
+                    None => format!(
+                        "{} {} {}",
+                        e.direction.as_str(),
+                        e.limit,
+                        unit_label(&e.unit)
+                    ),
                 };
                 let row = Excursion {
                     id: e.excursion_id.clone(),

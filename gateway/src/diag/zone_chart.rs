@@ -9,7 +9,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coldgate_sensor_drivers::Quantity;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::api::{blocking, range_end, MAX_RAW_READINGS};
 use super::chart::{self, ChartSpec, Limits, Mark, MarkKind, Series};
@@ -17,6 +16,7 @@ use super::query;
 use super::report;
 use super::server::{error, Ctx};
 use crate::config::Config;
+use crate::event::payload::{self, Envelope, EventBody};
 use crate::event::{now_ms, parse_rfc3339};
 use crate::store::StoredEvent;
 
@@ -223,33 +223,28 @@ pub(super) fn marks(
 ) -> Vec<Mark> {
     // id → (kind, start, end, label), in order of first appearance.
     let mut open: BTreeMap<String, (usize, MarkKind, i64, Option<i64>, String)> = BTreeMap::new();
-    let time = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).and_then(parse_rfc3339);
+    let time = |t: &str| parse_rfc3339(t);
     for (n, e) in events.iter().enumerate() {
-        let kind = match e.topic.as_str() {
-            "events/excursion" => MarkKind::Excursion,
-            "events/door" => MarkKind::Door,
-            _ => continue,
-        };
-        let Ok(v) = serde_json::from_slice::<Value>(&e.payload) else {
+        let kind = e.topic.strip_prefix("events/").unwrap_or_default();
+        let Ok(Envelope { body, .. }) = EventBody::parse(kind, &e.payload) else {
             continue;
         };
-        if v.get("zone").and_then(Value::as_str) != Some(zone) {
-            continue;
-        }
-        let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let (id, start, end, label) = match kind {
-            MarkKind::Excursion => (
-                s("excursion_id"),
-                time(&v, "started_at"),
-                time(&v, "ended_at"),
-                excursion_label(config, &v),
+        let (kind, id, start, end, label) = match body {
+            EventBody::Excursion(x) if x.zone == zone => (
+                MarkKind::Excursion,
+                x.excursion_id.clone(),
+                time(&x.started_at),
+                x.ended_at.as_deref().and_then(time),
+                excursion_label(config, &x),
             ),
-            MarkKind::Door => (
-                s("door_id"),
-                time(&v, "opened_at"),
-                time(&v, "closed_at"),
+            EventBody::Door(d) if d.zone == zone => (
+                MarkKind::Door,
+                d.door_id,
+                time(&d.opened_at),
+                d.closed_at.as_deref().and_then(time),
                 "door".to_string(),
             ),
+            _ => continue,
         };
         let Some(start) = start else { continue };
         let entry = open
@@ -278,58 +273,91 @@ pub(super) fn marks(
     marks.into_iter().map(|(_, m)| m).collect()
 }
 
-fn excursion_label(config: &Config, v: &Value) -> String {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    let limit = v.get("limit").and_then(Value::as_f64);
-    let rule = limit
-        .and_then(|l| report::find_rule(config, s("profile"), s("quantity"), s("direction"), l))
-        .map(report::rule_name);
-    match rule {
-        Some(rule) => format!("{}: {rule}, {}", s("sensor_id"), s("direction")),
-        None => format!("{}: {} {}", s("sensor_id"), s("quantity"), s("direction")),
+fn excursion_label(config: &Config, x: &payload::Excursion) -> String {
+    let (quantity, direction) = (x.quantity.as_str(), x.direction.as_str());
+    match report::find_rule(config, &x.profile, quantity, direction, x.limit).map(report::rule_name)
+    {
+        Some(rule) => format!("{}: {rule}, {direction}", x.sensor_id),
+        None => format!("{}: {quantity} {direction}", x.sensor_id),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
+    use crate::event::rfc3339;
 
-    fn ev(topic: &str, v: Value) -> StoredEvent {
+    fn stored(body: impl Into<EventBody>) -> StoredEvent {
+        let e = crate::event::Event::new(0, body);
         StoredEvent {
             seq: 0,
             at_ms: 0,
-            topic: topic.into(),
-            payload: serde_json::to_vec(&v).unwrap(),
+            topic: e.kind().topic(),
+            payload: e.payload(1, "g"),
         }
+    }
+
+    fn excursion(
+        zone: &str,
+        id: &str,
+        profile: &str,
+        direction: payload::Direction,
+        limit: f64,
+        started_s: i64,
+        ended_s: Option<i64>,
+    ) -> StoredEvent {
+        stored(payload::Excursion {
+            phase: match ended_s {
+                Some(_) => payload::ExcursionPhase::Ended,
+                None => payload::ExcursionPhase::Started,
+            },
+            excursion_id: id.into(),
+            sensor_id: "s".into(),
+            zone: zone.into(),
+            quantity: Quantity::Temperature,
+            unit: "°C".into(),
+            direction,
+            limit,
+            exclusive: false,
+            profile: profile.into(),
+            started_at: rfc3339(started_s * 1000),
+            ended_at: ended_s.map(|s| rfc3339(s * 1000)),
+            duration_s: 0,
+            min: 9.0,
+            max: 9.0,
+            mean: 9.0,
+            end: None,
+            affected: vec![],
+        })
     }
 
     #[test]
     fn an_excursion_is_one_mark_from_its_start_to_its_end_and_other_zones_are_left_out() {
+        let high = payload::Direction::High;
         let events = [
-            ev(
-                "events/excursion",
-                json!({"zone": "rear", "excursion_id": "X", "phase": "started",
-                "started_at": "1970-01-01T00:00:10Z", "ended_at": null, "sensor_id": "s", "quantity": "temperature",
-                "direction": "high", "profile": "p", "limit": 8.0}),
-            ),
-            ev(
-                "events/door",
-                json!({"zone": "rear", "door_id": "D", "phase": "opened",
-                "opened_at": "1970-01-01T00:00:20Z", "closed_at": null}),
-            ),
-            ev(
-                "events/excursion",
-                json!({"zone": "rear", "excursion_id": "X", "phase": "ended",
-                "started_at": "1970-01-01T00:00:10Z", "ended_at": "1970-01-01T00:00:50Z"}),
-            ),
-            ev(
-                "events/excursion",
-                json!({"zone": "front", "excursion_id": "Y",
-                "started_at": "1970-01-01T00:00:10Z"}),
-            ),
-            ev("events/sensor", json!({"zone": "rear"})),
+            excursion("rear", "X", "p", high, 8.0, 10, None),
+            stored(payload::Door {
+                phase: payload::DoorPhase::Opened,
+                door_id: "D".into(),
+                sensor_id: "s".into(),
+                zone: "rear".into(),
+                lux: 80.0,
+                max_lux: None,
+                threshold_lux: 50.0,
+                opened_at: rfc3339(20_000),
+                closed_at: None,
+                duration_s: 0,
+            }),
+            excursion("rear", "X", "p", high, 8.0, 10, Some(50)),
+            excursion("front", "Y", "p", high, 8.0, 10, None),
+            stored(payload::SensorGap {
+                phase: payload::SensorPhase::Silent,
+                sensor_id: "s".into(),
+                zone: "rear".into(),
+                last_seen_at: rfc3339(0),
+                gap_s: 1,
+                silence_limit_s: None,
+            }),
         ];
         let config = config();
         let m = marks(&config, &events, "rear", 0, 100_000);
@@ -366,11 +394,8 @@ profile = "p"
 
     #[test]
     fn an_excursion_of_a_rule_no_longer_configured_is_named_by_its_event() {
-        let events = [ev(
-            "events/excursion",
-            json!({"zone": "rear", "excursion_id": "X", "started_at": "1970-01-01T00:00:10Z",
-            "sensor_id": "s", "quantity": "temperature", "direction": "low", "profile": "gone", "limit": 2.0}),
-        )];
+        let low = payload::Direction::Low;
+        let events = [excursion("rear", "X", "gone", low, 2.0, 10, None)];
         let m = marks(&config(), &events, "rear", 0, 100_000);
         assert_eq!(m[0].label, "s: temperature low");
     }
