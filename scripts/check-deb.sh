@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian package with cargo-deb and checks it without installing:
 #  - every file lands where systemd/coldgate.service and docs/install.md say;
-#  - /etc/coldgate/coldgate.toml is a conffile and passes `coldgate check-config`
-#    (run with the packaged binary);
+#  - /etc/coldgate/coldgate.toml is a conffile, a template the packaged binary
+#    refuses until its example sensors are filled in;
 #  - the maintainer scripts create the user before handing it the config.
 # Usage: scripts/check-deb.sh [--no-build path/to/coldgate.deb]
 set -euo pipefail
@@ -58,7 +58,17 @@ chgrp_line=$(grep -n 'chgrp coldgate' "$tmp/control/postinst" | head -n 1 | cut 
 [ "$sysusers_line" -lt "$chgrp_line" ] || fail "postinst uses the coldgate group before creating it"
 sh -n "$tmp/control/postinst" || fail "postinst is not valid sh"
 
-# The packaged binary accepts the packaged configuration.
-"$tmp/root$bin" check-config --config "$tmp/root$config" || fail "the shipped config does not pass check-config"
+# The shipped configuration is a template: the packaged binary refuses it
+# (exit 78, "no sensors configured") and accepts it once its example sensors
+# are un-commented, as docs/install.md tells the installer to.
+set +e
+"$tmp/root$bin" check-config --config "$tmp/root$config" 2>"$tmp/refused"
+status=$?
+set -e
+[ "$status" -eq 78 ] || fail "the shipped config is not refused by check-config (exit $status)"
+grep -q 'no sensors configured' "$tmp/refused" || fail "check-config does not say 'no sensors configured': $(cat "$tmp/refused")"
+sed '/^# --- example sensors ---$/,/^# --- end of example sensors ---$/{/^# --- /d;s/^# \{0,1\}//}' \
+    "$tmp/root$config" >"$tmp/filled.toml"
+"$tmp/root$bin" check-config --config "$tmp/filled.toml" || fail "the shipped config with its examples filled in does not pass check-config"
 
 echo "check-deb: OK"

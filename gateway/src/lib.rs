@@ -3,6 +3,7 @@
 //! Data flows one way: sources → [`ingest`] → [`store`] + [`excursion`]
 //! engine → outbox → [`publish`]. [`daemon`] wires it; [`cli`] is the edge.
 
+pub mod access;
 pub mod audit;
 pub mod cli;
 pub mod clock;

@@ -26,17 +26,46 @@ fn check_config_rejects(path: &Path, needles: &[&str]) {
     }
 }
 
+/// The shipped template with its example sensors un-commented, as an
+/// installer would (scripts/check-deb.sh does the same with sed).
+fn filled_example() -> String {
+    let template = std::fs::read_to_string(repo("config/coldgate.example.toml")).unwrap();
+    let mut inside = false;
+    let mut out = String::new();
+    for line in template.lines() {
+        match line {
+            "# --- example sensors ---" => inside = true,
+            "# --- end of example sensors ---" => inside = false,
+            _ if inside => {
+                let l = line.strip_prefix('#').unwrap_or(line);
+                out.push_str(l.strip_prefix(' ').unwrap_or(l));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[test]
-fn check_config_accepts_every_shipped_example() {
-    for file in ["config/coldgate.example.toml", "config/demo.toml"] {
+fn check_config_refuses_the_shipped_template_and_accepts_it_filled_in() {
+    check_config_rejects(
+        &repo("config/coldgate.example.toml"),
+        &["no sensors configured", "1 problem"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let filled = dir.path().join("coldgate.toml");
+    std::fs::write(&filled, filled_example()).unwrap();
+    for file in [filled, repo("config/demo.toml")] {
         let out = Command::new(BIN)
             .args(["check-config", "--config"])
-            .arg(repo(file))
+            .arg(&file)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "{file}: {}",
+            "{}: {}",
+            file.display(),
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
@@ -47,8 +76,7 @@ fn check_config_accepts_every_shipped_example() {
 fn check_config_lists_every_problem_with_its_key_and_exits_78() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    let text = std::fs::read_to_string(repo("config/coldgate.example.toml"))
-        .unwrap()
+    let text = filled_example()
         .replace("zone = \"rear\"\nkind", "zone = \"middle\"\nkind")
         .replace("low = 2.0, high = 8.0", "low = 8.0, high = 2.0")
         .replace("batch_interval = \"2s\"", "batch_interval = \"0s\"");
@@ -212,7 +240,7 @@ fn check_config_names_modbus_mistakes_by_their_key_paths() {
          [[modbus.tcp.devices]]\nsensor = \"wired-1\"\nunit = 3\nregisters = [\n\
            {{ function = \"input\", address = 0, type = \"u32\", quantity = \"temperature\" }},\n\
            {{ function = \"input\", address = 1, type = \"i16\", quantity = \"humidity\" }},\n]\n",
-        std::fs::read_to_string(repo("config/coldgate.example.toml")).unwrap()
+        filled_example()
     );
     std::fs::write(&path, text).unwrap();
     check_config_rejects(

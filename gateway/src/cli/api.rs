@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 /// Exit code when the daemon cannot be reached (sysexits EX_UNAVAILABLE).
 pub const EXIT_UNAVAILABLE: u8 = 69;
 
-const DEFAULT_CONFIG: &str = "/etc/coldgate/coldgate.toml";
+use super::DEFAULT_CONFIG;
 
 /// Where the daemon's API is and how to authenticate.
 #[derive(Args, Debug, Clone)]

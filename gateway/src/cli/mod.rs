@@ -4,6 +4,7 @@
 mod api;
 mod audit;
 mod demo;
+mod errors;
 mod export;
 mod probe;
 mod report;
@@ -20,9 +21,10 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config;
 
-/// Exit code for a configuration that cannot be used (sysexits EX_CONFIG):
-/// systemd is told not to restart on it.
-pub const EXIT_CONFIG: u8 = 78;
+pub use errors::EXIT_CONFIG;
+
+/// Where every command that reads the configuration looks unless told.
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/coldgate/coldgate.toml";
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +41,8 @@ struct Cli {
 enum Command {
     /// Run the gateway daemon.
     Run {
-        #[arg(long, default_value = "/etc/coldgate/coldgate.toml")]
+        /// The configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Run the whole path on this machine: a simulated container, an embedded
@@ -47,7 +50,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Check a configuration file and list every problem.
     CheckConfig {
-        #[arg(long)]
+        /// The configuration file.
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
     },
     /// Decode outside bytes the way the gateway does, for a technician.
@@ -167,12 +171,8 @@ pub fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("coldgate: {error:#}");
-            if error.downcast_ref::<config::ConfigError>().is_some() {
-                ExitCode::from(EXIT_CONFIG)
-            } else {
-                ExitCode::FAILURE
-            }
+            eprintln!("coldgate: {}", errors::render(&error));
+            ExitCode::from(errors::exit_code(&error))
         }
     }
 }

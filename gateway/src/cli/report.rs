@@ -38,7 +38,7 @@ pub struct ReportArgs {
     db: Option<PathBuf>,
     /// The configuration the database was written with (zones, sensors,
     /// profiles).
-    #[arg(long, default_value = "/etc/coldgate/coldgate.toml")]
+    #[arg(long, default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
 }
 

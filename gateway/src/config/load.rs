@@ -90,7 +90,8 @@ pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
+        .open(path)
+        .map_err(|e| crate::access::explain(path, crate::access::Access::Read, e))?;
     let meta = file.metadata()?;
     let kind = meta.file_type();
     if !kind.is_file() {

@@ -28,9 +28,45 @@ fn has(problems: &[Problem], path: &str, needle: &str) -> bool {
         .any(|p| p.path == path && p.message.contains(needle))
 }
 
+/// The shipped template with its example sensors un-commented, as an
+/// installer would (the same rule scripts/check-deb.sh applies with sed).
+pub(crate) fn filled_in(template: &str) -> String {
+    let mut inside = false;
+    let mut out = String::new();
+    for line in template.lines() {
+        if line == "# --- example sensors ---" {
+            inside = true;
+        } else if line == "# --- end of example sensors ---" {
+            inside = false;
+        } else if inside {
+            out.push_str(
+                line.strip_prefix('#')
+                    .map_or(line, |l| l.strip_prefix(' ').unwrap_or(l)),
+            );
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn the_shipped_template_is_refused_until_sensors_are_listed() {
+    let p = problems(EXAMPLE);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(has(&p, "sensors", "no sensors configured"), "{p:?}");
+    let filled = parse(&filled_in(EXAMPLE), "filled in").expect("filled-in template loads");
+    assert_eq!(filled.sensors.len(), 2);
+    assert!(
+        filled.sim.is_none() && filled.pallets.is_empty(),
+        "no fake data"
+    );
+}
+
 #[test]
 fn the_shipped_example_and_demo_files_load() {
-    let example = parse(EXAMPLE, "coldgate.example.toml").expect("example loads");
+    let example = parse(&filled_in(EXAMPLE), "coldgate.example.toml").expect("example loads");
     assert_eq!(example.gateway_id, "reefer-7");
     assert_eq!(example.ingest.batch_interval, Duration::from_secs(2));
     assert_eq!(example.topic_prefix(), "coldgate/v1/reefer-7");

@@ -49,6 +49,15 @@ impl Config {
                 ));
             }
         }
+        if self.sensors.is_empty() {
+            // The shipped file is a template: a gateway that watches nothing
+            // must not look commissioned.
+            p.push(Problem::new(
+                "sensors",
+                "no sensors configured: list at least one [[sensors]] entry \
+                 (the shipped file is a template; see its commented examples)",
+            ));
+        }
         unique_ids(
             self.sensors.iter().map(|x| x.id.as_str()),
             "sensors",

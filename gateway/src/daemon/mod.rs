@@ -225,6 +225,7 @@ impl Gateway {
             }
         }
         if let Some(sim) = SimSource::from_config(config, now_ms()) {
+            info!("The [sim] section is set: simulated sensors record made-up readings.");
             all.push(Box::new(sim));
         }
         let sources = all

@@ -386,6 +386,11 @@ limits = [{ quantity = "temperature", high = 8.0 }, { quantity = "temperature", 
 [[zones]]
 id = "z"
 profile = "p"
+[[sensors]]
+id = "s"
+zone = "z"
+kind = "sim"
+[sim]
 "#,
             "t",
         )

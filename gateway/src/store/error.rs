@@ -4,6 +4,13 @@ use std::path::{Path, PathBuf};
 pub enum StoreError {
     #[error("database {} does not exist", .0.display())]
     Missing(PathBuf),
+    /// The file is there but refused (permissions, a directory on the way):
+    /// told apart from `Missing` so nobody goes looking for a lost database.
+    #[error("cannot open database {}: {source}", .path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("database {} is in use by another process (a running coldgate daemon?); stop it, or work on a copy of the file", .0.display())]
     InUse(PathBuf),
     #[error("database {} was written by a newer coldgate (schema {found}, this build knows {known}); upgrade coldgate — the file is left untouched", .path.display())]

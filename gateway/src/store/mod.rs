@@ -215,8 +215,20 @@ impl Store {
     /// Opens an existing database for reading only — a technician's copy of a
     /// gateway's card. It is never created and its schema is never changed.
     pub fn open_existing(path: &Path) -> Result<Store, StoreError> {
-        if !path.exists() {
-            return Err(StoreError::Missing(path.to_path_buf()));
+        // `Path::exists` says false for a file behind a directory we may not
+        // enter; opening it as redb will (read and write) tells the cases apart.
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            return Err(match e.kind() {
+                std::io::ErrorKind::NotFound => StoreError::Missing(path.to_path_buf()),
+                _ => StoreError::Unreadable {
+                    path: path.to_path_buf(),
+                    source: crate::access::explain(path, crate::access::Access::ReadWrite, e),
+                },
+            });
         }
         let db = redb::Builder::new()
             .set_cache_size(16 << 20)
