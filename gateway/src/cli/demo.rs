@@ -55,7 +55,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     }
     config.mqtt.port = start_broker(args.mqtt_port)?;
-    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], http_port(args.http_port)));
+    config.http.listen = std::net::SocketAddr::from(([127, 0, 0, 1], http_port(args.http_port)?));
     let prefix = config.topic_prefix();
     println!(
         "coldgate demo: simulated container, {} sensors, speed {}x",
@@ -107,9 +107,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The asked port, else 8080 when free, else one the system picks.
-fn http_port(asked: Option<u16>) -> u16 {
+fn http_port(asked: Option<u16>) -> anyhow::Result<u16> {
     if let Some(p) = asked {
-        return p;
+        return Ok(p);
     }
     let free = |p: u16| {
         std::net::TcpListener::bind(("127.0.0.1", p))
@@ -117,14 +117,14 @@ fn http_port(asked: Option<u16>) -> u16 {
             .and_then(|l| l.local_addr().ok())
             .map(|a| a.port())
     };
-    match free(8080) {
+    Ok(match free(8080) {
         Some(p) => p,
         None => {
             let p = free(0).unwrap_or(8080);
             println!("port 8080 is taken; the dashboard uses {p} instead");
             p
         }
-    }
+    })
 }
 
 #[cfg(feature = "embedded-broker")]

@@ -32,6 +32,16 @@ pub fn render(error: &anyhow::Error) -> String {
     out
 }
 
+/// Whether the command failed only because whoever read its output stopped
+/// reading (`| head`): not an error worth a word.
+pub fn is_closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// The exit code of the first cause that has a meaning of its own.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     use crate::access::exit_code as io_code;

@@ -1,6 +1,23 @@
 //! The binary's edge: argument parsing, logging, exit codes. Errors become
 //! `anyhow` here and nowhere deeper.
 
+/// Every command's output goes through this `println!`, which hands a write
+/// error back with `?` instead of panicking as std's does: a reader that
+/// stops early (`coldgate lots | head -1`) closes the pipe, and the command
+/// then ends quietly (see [`errors::is_closed_pipe`]) with its database
+/// closed properly. Defined before the submodules so they all use it.
+macro_rules! println {
+    () => {
+        std::io::Write::write_all(&mut std::io::stdout().lock(), b"\n")?
+    };
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(
+            &mut std::io::stdout().lock(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        )?
+    };
+}
+
 mod api;
 mod audit;
 mod demo;
@@ -170,6 +187,7 @@ pub fn main() -> ExitCode {
         .init();
     match dispatch(cli.command) {
         Ok(code) => code,
+        Err(error) if errors::is_closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("coldgate: {}", errors::render(&error));
             ExitCode::from(errors::exit_code(&error))
