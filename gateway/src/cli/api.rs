@@ -39,20 +39,20 @@ pub struct Conn {
 pub struct EventsArgs {
     #[command(flatten)]
     conn: Conn,
-    /// From this time: RFC 3339 or a duration ago (`2h`, `3d`). Default: `24h`.
-    #[arg(long, default_value = "24h")]
-    since: String,
-    /// Until this time (RFC 3339 or a duration ago). Default: now.
-    #[arg(long)]
-    until: Option<String>,
-    /// Only this kind: excursion, door, sensor, lot, gateway.
-    #[arg(long)]
-    kind: Option<String>,
+    /// From this time: RFC 3339, or a duration ago (`2h`, `90m`, `3d`).
+    #[arg(long, default_value = "24h", value_parser = super::args::when)]
+    since: i64,
+    /// Until this time (RFC 3339, or a duration ago). Default: now.
+    #[arg(long, value_parser = super::args::when)]
+    until: Option<i64>,
+    /// Only events of this kind.
+    #[arg(long, value_enum)]
+    kind: Option<super::args::Kind>,
     /// Only this phase or state: started, ended, opened, closed, silent, back, …
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::phase)]
     phase: Option<String>,
-    /// Only events naming this pallet.
-    #[arg(long)]
+    /// Only events naming this pallet (18-digit SSCC).
+    #[arg(long, value_parser = super::args::sscc)]
     sscc: Option<String>,
     /// Only events naming this lot.
     #[arg(long)]
@@ -84,9 +84,9 @@ pub enum ManifestAction {
     /// Unload a pallet.
     Unload {
         sscc: String,
-        /// When (RFC 3339). Default: now.
-        #[arg(long)]
-        at: Option<String>,
+        /// When: RFC 3339, or a duration ago (`10m`). Default: now.
+        #[arg(long, value_parser = super::args::when)]
+        at: Option<i64>,
     },
 }
 
@@ -103,7 +103,7 @@ pub struct LotArgs {
     /// The lot (AI 10).
     lot: String,
     /// Only the lot of this GTIN-14.
-    #[arg(long)]
+    #[arg(long, value_parser = super::args::gtin)]
     gtin: Option<String>,
 }
 
@@ -550,11 +550,14 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
 }
 
 pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
+    if let (Some(kind), Some(phase)) = (a.kind, &a.phase) {
+        super::args::check_phase_of(kind, phase)?;
+    }
     let c = Client::new(&a.conn)?;
     let q = query(&[
-        ("from", Some(a.since.clone())),
-        ("to", a.until.clone()),
-        ("kind", a.kind.clone()),
+        ("from", Some(a.since.to_string())),
+        ("to", a.until.map(|t| t.to_string())),
+        ("kind", a.kind.map(|k| k.as_str().to_string())),
         ("phase", a.phase.clone()),
         ("sscc", a.sscc.clone()),
         ("lot", a.lot.clone()),
@@ -580,7 +583,10 @@ pub fn events(a: &EventsArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if rows.is_empty() {
-        println!("no matching events (since {})", a.since);
+        println!(
+            "no matching events (since {})",
+            crate::event::rfc3339(a.since)
+        );
     } else {
         println!(
             "{}",
@@ -715,7 +721,7 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<ExitCode> {
         ManifestAction::Unload { sscc, at } => {
             let mut body = json!({ "sscc": sscc });
             if let Some(at) = at {
-                body["at"] = json!(at);
+                body["at"] = json!(crate::event::rfc3339(*at));
             }
             command(&c, "/api/manifest/unload", &body, a.conn.json, "unloaded")
         }

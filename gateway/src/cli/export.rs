@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::event::{parse_rfc3339, rfc3339};
+use crate::event::rfc3339;
 use crate::store::Store;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -28,35 +28,33 @@ pub struct ExportArgs {
     /// The database file (not in use by a running daemon).
     #[arg(long)]
     db: PathBuf,
-    /// Start time, RFC 3339 (inclusive). Default: the beginning.
-    #[arg(long)]
-    from: Option<String>,
-    /// End time, RFC 3339 (exclusive). Default: the end.
-    #[arg(long)]
-    to: Option<String>,
+    /// Start (inclusive): RFC 3339, or a duration ago (`2h`, `90m`, `3d`).
+    /// Default: the beginning.
+    #[arg(long, value_parser = super::args::when)]
+    from: Option<i64>,
+    /// End (exclusive): RFC 3339, or a duration ago. Default: the end.
+    #[arg(long, value_parser = super::args::when)]
+    to: Option<i64>,
+    /// What to export.
     #[arg(long, value_enum, default_value = "readings")]
     what: What,
+    /// The output format.
     #[arg(long, value_enum, default_value = "csv")]
     format: Format,
-    /// Only this sensor's readings.
+    /// Only this sensor's readings; it must have readings in the database.
     #[arg(long)]
     sensor: Option<String>,
 }
 
-fn time_arg(name: &str, value: &Option<String>, default: i64) -> anyhow::Result<i64> {
-    match value {
-        None => Ok(default),
-        Some(text) => match parse_rfc3339(text) {
-            Some(ms) => Ok(ms),
-            None => bail!("--{name} `{text}` is not an RFC 3339 time such as 2026-11-25T21:04:05Z"),
-        },
-    }
-}
-
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let from = time_arg("from", &args.from, i64::MIN)?;
-    let to = time_arg("to", &args.to, i64::MAX)?;
+    let from = args.from.unwrap_or(i64::MIN);
+    let to = args.to.unwrap_or(i64::MAX);
     let store = Store::open_existing(&args.db)?;
+    if let Some(sensor) = &args.sensor {
+        let known = store.sensor_ids()?;
+        super::args::must_exist("sensor", sensor, known.iter().map(|s| &**s))
+            .with_context(|| format!("--sensor: in {}", args.db.display()))?;
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut failed: Option<std::io::Error> = None;

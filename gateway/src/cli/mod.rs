@@ -19,6 +19,7 @@ macro_rules! println {
 }
 
 mod api;
+mod args;
 mod audit;
 mod demo;
 mod errors;
@@ -100,10 +101,11 @@ enum Command {
     /// The lot exposure ledger (time out of range per rule, MKT, excursions)
     /// as JSON, from a database file no daemon is using.
     Lots {
+        /// The database file (not in use by a running daemon).
         #[arg(long)]
         db: PathBuf,
-        /// Only lots of this GTIN-14.
-        #[arg(long)]
+        /// Only lots of this GTIN-14; it must have lots in the database.
+        #[arg(long, value_parser = args::gtin)]
         gtin: Option<String>,
         /// Only this lot.
         #[arg(long)]
@@ -294,6 +296,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     })?,
                     None => Default::default(),
                 };
+            if let Some(gtin) = &gtin {
+                let known: std::collections::BTreeSet<&str> = state
+                    .ledger
+                    .lots
+                    .values()
+                    .map(|l| l.gtin.as_str())
+                    .collect();
+                args::must_exist("GTIN with lots", gtin, known)
+                    .with_context(|| format!("--gtin: in {}", db.display()))?;
+            }
             for exposure in state.ledger.lots.values().filter(|l| {
                 gtin.as_ref().is_none_or(|g| *g == l.gtin)
                     && lot.as_ref().is_none_or(|x| *x == l.lot)

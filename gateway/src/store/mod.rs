@@ -346,6 +346,15 @@ impl Store {
         }
     }
 
+    /// Every sensor id that has readings stored, sorted: what a filter by
+    /// sensor can name.
+    pub fn sensor_ids(&self) -> Result<Vec<Arc<str>>, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let mut ids: Vec<Arc<str>> = self.sensor_names(&txn)?.into_values().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Sensor index → id, as stored.
     fn sensor_names(
         &self,
