@@ -74,15 +74,21 @@ pub struct ManifestArgs {
 pub enum ManifestAction {
     /// The pallets on board (every stay with `--all`).
     Show {
+        /// Every stay, unloaded pallets too.
         #[arg(long)]
         all: bool,
     },
     /// Load a pallet described by a JSON file (`-`: standard input), the
     /// same object as the MQTT load command: sscc, zone, optional profile
     /// and loaded_at, items.
-    Load { file: PathBuf },
+    Load {
+        /// The JSON file; `-` for standard input.
+        file: PathBuf,
+    },
     /// Unload a pallet.
     Unload {
+        /// The pallet's 18-digit SSCC.
+        #[arg(value_parser = super::args::sscc)]
         sscc: String,
         /// When: RFC 3339, or a duration ago (`10m`). Default: now.
         #[arg(long, value_parser = super::args::when)]

@@ -15,12 +15,14 @@ pub enum AuditCommand {
     /// Print every entry as one JSON line, oldest first; `anchor` is the
     /// chain's head at that entry (SEQ:HASH), the last one the head.
     Show {
+        /// The database file (not in use by a running daemon).
         #[arg(long)]
         db: PathBuf,
     },
     /// Check the hash chain and the readings its checkpoints cover; exits 1
     /// naming the first bad entry or reading.
     Verify {
+        /// The database file (not in use by a running daemon).
         #[arg(long)]
         db: PathBuf,
         /// A head held outside the device (from the status, an `audit`

@@ -136,6 +136,7 @@ enum Command {
     /// Run only the embedded MQTT broker (for trials and tests).
     #[cfg(feature = "embedded-broker")]
     Broker {
+        /// The TCP port to listen on (127.0.0.1).
         #[arg(long, default_value_t = 1883)]
         port: u16,
     },
@@ -145,7 +146,10 @@ enum Command {
 enum Decode {
     /// A GS1 barcode: bracketed, raw scanner output, or a Digital Link URI.
     /// Prints sscc, gtin, lot, serial and expiry as JSON.
-    Gs1 { input: String },
+    Gs1 {
+        /// The scanned text (quote it: brackets and GS characters).
+        input: String,
+    },
     /// A BLE advertisement's service or manufacturer data, as JSON.
     Ble(sensors::DecodeBleArgs),
 }
@@ -154,6 +158,7 @@ enum Decode {
 enum Ble {
     /// List nearby advertisers, with their format where recognised.
     Scan {
+        /// How long to listen.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
@@ -336,3 +341,6 @@ pub(crate) async fn shutdown_signal() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -98,11 +98,13 @@ pub struct ProbeArgs {
     /// A serial device, e.g. /dev/ttyUSB0.
     #[arg(long)]
     serial: Option<String>,
+    /// Serial speed in bit/s.
     #[arg(long, default_value_t = 9600)]
     baud: u32,
     /// N, E or O.
     #[arg(long, default_value = "N")]
     parity: String,
+    /// Stop bits (1 or 2).
     #[arg(long, default_value_t = 1)]
     stop_bits: u8,
     /// Unit (slave) id, 1–247.
@@ -115,6 +117,7 @@ pub struct ProbeArgs {
     /// 40001 is usually address 0).
     #[arg(long)]
     address: u16,
+    /// How many consecutive registers to read.
     #[arg(long, default_value_t = 1)]
     count: u16,
     /// Decode as i16, u16, i32, u32 or f32.
