@@ -3,7 +3,8 @@
 #  - every file lands where systemd/coldgate.service and docs/install.md say;
 #  - /etc/coldgate/coldgate.toml is a conffile, a template the packaged binary
 #    refuses until its example sensors are filled in;
-#  - the maintainer scripts create the user before handing it the config.
+#  - the maintainer scripts create the user before handing it the config;
+#  - the man pages and shell completions are in it.
 # Usage: scripts/check-deb.sh [--no-build path/to/coldgate.deb]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,10 @@ if [ "${1:-}" = "--no-build" ]; then
     deb=${2:?"--no-build needs the .deb path"}
 else
     command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
+    cargo build --release -p coldgate
+    scripts/man-and-completions.sh target/release/coldgate
     # cargo-deb prints the path of the package it wrote as its last line.
-    deb=$(cargo deb -p coldgate | tail -n 1)
+    deb=$(cargo deb -p coldgate --no-build | tail -n 1)
 fi
 [ -f "$deb" ] || fail "no package at '$deb'"
 echo "check-deb: $deb"
@@ -44,6 +47,14 @@ for path in "$bin" "$config" /usr/lib/sysusers.d/coldgate.conf \
     [ -e "$tmp/root$path" ] || fail "$path is not in the package"
 done
 [ -x "$tmp/root$bin" ] || fail "$bin is not executable"
+# Man pages and completions, made by the packaged binary itself.
+for path in /usr/share/man/man1/coldgate.1.gz /usr/share/man/man1/coldgate-check-config.1.gz \
+    /usr/share/bash-completion/completions/coldgate /usr/share/zsh/vendor-completions/_coldgate \
+    /usr/share/fish/vendor_completions.d/coldgate.fish; do
+    [ -s "$tmp/root$path" ] || fail "$path is not in the package"
+done
+"$tmp/root$bin" completions bash | cmp -s - "$tmp/root/usr/share/bash-completion/completions/coldgate" \
+    || fail "the packaged bash completion is not the packaged binary's"
 grep -qx "$config" "$tmp/control/conffiles" || fail "$config is not a conffile"
 grep -q '^StateDirectory=coldgate$' "$unit" || fail "unit has no StateDirectory=coldgate"
 grep -q '"/var/lib/coldgate/' "$tmp/root$config" \

@@ -22,6 +22,7 @@ mod api;
 mod args;
 mod audit;
 mod demo;
+mod docs;
 mod errors;
 mod export;
 mod probe;
@@ -133,6 +134,19 @@ enum Command {
     Scan(api::ScanArgs),
     /// One lot's exposure ledger from the running daemon.
     Lot(api::LotArgs),
+    /// Write the man pages (coldgate.1, coldgate-<command>.1) into a directory.
+    Man {
+        /// The directory, created if absent.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Print the shell completion script (bash: put it in
+    /// /usr/share/bash-completion/completions/coldgate).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Run only the embedded MQTT broker (for trials and tests).
     #[cfg(feature = "embedded-broker")]
     Broker {
@@ -278,6 +292,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => audit::audit(command),
+        Command::Man { dir } => docs::man(&dir).map(|()| ExitCode::SUCCESS),
+        Command::Completions { shell } => docs::completions(shell).map(|()| ExitCode::SUCCESS),
         Command::Status(conn) => api::run(|| api::status(&conn)),
         Command::Sensors(conn) => api::run(|| api::sensors(&conn)),
         Command::Events(args) => api::run(|| api::events(&args)),
