@@ -476,6 +476,13 @@ pub fn sensors(conn: &Conn) -> anyhow::Result<ExitCode> {
     if conn.json {
         return print_json(&v);
     }
+    println!("{}", sensors_table(&v));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `/api/sensors` answer as the technician's table: one column per
+/// quantity a sensor can report (light too: it is what tells a door open).
+fn sensors_table(v: &Value) -> String {
     let value = |row: &Value, q: &str, digits: usize| {
         row["values"][q]["value"]
             .as_f64()
@@ -506,6 +513,7 @@ pub fn sensors(conn: &Conn) -> anyhow::Result<ExitCode> {
                 s(r, "state"),
                 value(r, "temperature", 1),
                 value(r, "humidity", 0),
+                value(r, "illuminance", 0),
                 r["battery"]
                     .as_f64()
                     .map_or("-".into(), |b| format!("{b:.0} %")),
@@ -517,17 +525,13 @@ pub fn sensors(conn: &Conn) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    println!(
-        "{}",
-        table(
-            &[
-                "SENSOR", "ZONE", "KIND", "STATE", "TEMP °C", "RH %", "BATTERY", "SIGNAL",
-                "ERRORS", "AGE"
-            ],
-            &rows
-        )
-    );
-    Ok(ExitCode::SUCCESS)
+    table(
+        &[
+            "SENSOR", "ZONE", "KIND", "STATE", "TEMP °C", "RH %", "LUX", "BATTERY", "SIGNAL",
+            "ERRORS", "AGE",
+        ],
+        &rows,
+    )
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -862,6 +866,30 @@ mod tests {
         let missing = dir.path().join("none.toml");
         assert_eq!(from_config(&missing, false).unwrap().0.port(), 8080);
         assert!(from_config(&missing, true).is_err());
+    }
+
+    #[test]
+    fn the_sensors_table_shows_light_beside_temperature_and_humidity() {
+        let v = json!({ "sensors": [{
+            "id": "rear-1", "zone": "rear", "kind": "ble", "state": "ok", "age_s": 3,
+            "values": {
+                "temperature": { "value": 4.87, "unit": "°C" },
+                "humidity": { "value": 61.2, "unit": "%" },
+                "illuminance": { "value": 312.4, "unit": "lx" },
+            },
+        }]});
+        let t = sensors_table(&v);
+        let mut lines = t.lines();
+        let header = lines.next().unwrap();
+        let row = lines.next().unwrap();
+        // Columns are padded by characters (°C is two bytes).
+        let col = |name: &str| header[..header.find(name).unwrap()].chars().count();
+        assert!(
+            col("RH %") < col("LUX") && col("LUX") < col("BATTERY"),
+            "{t}"
+        );
+        let lux: String = row.chars().skip(col("LUX")).take(3).collect();
+        assert_eq!(lux, "312", "{t}");
     }
 
     #[test]
