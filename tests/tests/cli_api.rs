@@ -175,6 +175,23 @@ fn status_sensors_events_manifest_and_lot_print_tables_and_json() {
         "{}",
         text(&lot.stdout)
     );
+    // --json is the documented shape (docs/http.md, "Lot ledger").
+    let lot: Value = serde_json::from_slice(&run(&["lot", "CLI-LOT", "--json"]).stdout).unwrap();
+    let keys: Vec<&String> = lot["lots"][0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "excursions",
+            "exhausted",
+            "expiry",
+            "gtin",
+            "lot",
+            "mkt",
+            "out_of_range",
+            "pallets"
+        ],
+        "{lot}"
+    );
     let missing = run(&["lot", "NO-SUCH"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("never been on board"));

@@ -799,36 +799,32 @@ pub fn lot(a: &LotArgs) -> anyhow::Result<ExitCode> {
     if a.conn.json {
         return print_json(&v);
     }
-    for l in v["lots"].as_array().into_iter().flatten() {
+    #[derive(serde::Deserialize)]
+    struct Lots {
+        lots: Vec<crate::diag::lot_view::LotView>,
+    }
+    let Lots { lots } = serde_json::from_value(v).context("the daemon's lot answer")?;
+    for l in lots {
         println!(
             "lot {} of GTIN {} (expiry {})",
-            s(l, "lot"),
-            s(l, "gtin"),
-            s(l, "expiry")
+            l.lot,
+            l.gtin,
+            l.expiry.as_deref().unwrap_or("unknown")
         );
-        let pallets: Vec<String> = l["pallets"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p.as_str().map(str::to_string))
-            .collect();
-        println!("  pallets:     {}", pallets.join(", "));
-        let excursions = l["excursions"].as_array().map_or(0, Vec::len);
-        println!("  excursions:  {excursions}");
-        if let Some(m) = l["mkt_stay"].as_f64() {
+        println!("  pallets:     {}", l.pallets.join(", "));
+        println!("  excursions:  {}", l.excursions.len());
+        if let Some(m) = l.mkt.as_ref().and_then(|m| m.stay_celsius) {
             println!("  MKT:         {m:.2} °C over its stays");
         }
-        for (rule, acc) in l["out_of_range"].as_object().into_iter().flatten() {
-            println!("  out of range ({rule}): {}", acc);
+        for o in &l.out_of_range {
+            println!(
+                "  out of range ({}): {}",
+                o.rule,
+                humantime::format_duration(std::time::Duration::from_secs(o.seconds as u64))
+            );
         }
-        let exhausted: Vec<&str> = l["exhausted"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if !exhausted.is_empty() {
-            println!("  EXHAUSTED:   {}", exhausted.join(", "));
+        if !l.exhausted.is_empty() {
+            println!("  EXHAUSTED:   {}", l.exhausted.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -331,7 +331,8 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 gtin.as_ref().is_none_or(|g| *g == l.gtin)
                     && lot.as_ref().is_none_or(|x| *x == l.lot)
             }) {
-                println!("{}", serde_json::to_string(exposure)?);
+                let view = crate::diag::lot_view::LotView::from(exposure);
+                println!("{}", serde_json::to_string(&view)?);
             }
             Ok(ExitCode::SUCCESS)
         }

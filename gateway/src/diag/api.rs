@@ -516,18 +516,12 @@ pub async fn lot(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let lots: Vec<Value> = state
+    let lots: Vec<super::lot_view::LotView> = state
         .ledger
         .lots
         .values()
         .filter(|l| l.lot == lot && q.gtin.as_ref().is_none_or(|g| *g == l.gtin))
-        .map(|l| {
-            let mut v = serde_json::to_value(l).unwrap_or(Value::Null);
-            if let Some(o) = v.as_object_mut() {
-                o.insert("mkt_stay".into(), json!(l.mkt_stay()));
-            }
-            v
-        })
+        .map(Into::into)
         .collect();
     if lots.is_empty() {
         return error(

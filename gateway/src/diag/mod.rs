@@ -10,6 +10,7 @@
 mod api;
 pub mod chart;
 mod live;
+pub mod lot_view;
 mod metrics;
 pub mod query;
 pub mod report;
