@@ -160,6 +160,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         origin: origin.to_string(),
         problems,
     };
+    let syntax = syntax_problems(text);
+    if !syntax.is_empty() {
+        return Err(invalid(syntax));
+    }
     let de = toml::Deserializer::new(text);
     let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -185,6 +189,45 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     } else {
         Err(invalid(problems))
     }
+}
+
+/// Most syntax errors a file holds are reported at once, not one per round.
+/// The TOML parser stops at the first; the line it points at is then blanked
+/// (line numbers kept) and the text parsed again, up to this many times. A
+/// later error could in principle follow from blanking an earlier line; on
+/// ordinary typos (a missing bracket or quote, a duplicate key) it does not.
+const MAX_SYNTAX_ERRORS: usize = 20;
+
+fn syntax_problems(text: &str) -> Vec<Problem> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let mut problems: Vec<Problem> = Vec::new();
+    let mut blanked = std::collections::BTreeSet::new();
+    while problems.len() < MAX_SYNTAX_ERRORS {
+        let current = lines.join("\n");
+        let Err(e) = current.parse::<toml::Table>() else {
+            break;
+        };
+        let span = e.span();
+        let at = span
+            .as_ref()
+            .map(|span| line_column(&current, span.start))
+            .map(|(l, c)| format!(" (line {l}, column {c})"))
+            .unwrap_or_default();
+        problems.push(Problem::new(
+            "",
+            format!("{}{at}", truncate_to(e.message().trim_end(), 4 * MAX_ECHO)),
+        ));
+        // Without a line to blank, or on one already blank, nothing more
+        // can be learned.
+        let Some(line) = span.map(|s| line_column(&current, s.start).0 - 1) else {
+            break;
+        };
+        if line >= lines.len() || !blanked.insert(line) {
+            break;
+        }
+        lines[line].clear();
+    }
+    problems
 }
 
 /// 1-based line and column of a byte offset, counting characters.

@@ -1,7 +1,8 @@
 //! The one TOML file that configures a gateway.
 //!
-//! Loading is two steps: serde turns text into structs (syntax errors, unknown
-//! keys and wrong types stop it, with the key path and line:column), then
+//! Loading is two steps: serde turns text into structs (syntax errors, each
+//! with its line:column and as many as the file holds, or the first unknown
+//! key or wrong type, with its key path, stop it), then
 //! [`Config::validate`] checks the meaning and reports *every* problem at once,
 //! so an installer fixes a file in one round instead of ten.
 

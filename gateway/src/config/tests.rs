@@ -88,6 +88,20 @@ fn defaults_are_the_documented_ones() {
 }
 
 #[test]
+fn every_syntax_error_on_its_own_line_is_reported_at_once() {
+    let text = format!(
+        "{MINIMAL}\n[storage\npath = \"x.redb\"\n[ingest]\nbatch_size = = 3\n[mqtt]\nhost = \"unterminated\n"
+    );
+    let p = problems(&text);
+    let line_of = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let lines = [line_of("[storage"), line_of("batch_size"), line_of("host")];
+    assert_eq!(p.len(), 3, "{p:?}");
+    for (problem, line) in p.iter().zip(lines) {
+        assert!(problem.message.contains(&format!("line {line},")), "{p:?}");
+    }
+}
+
+#[test]
 fn syntax_errors_give_line_and_column() {
     let p = problems("gateway_id = \"g1\"\n[storage\npath = 1\n");
     assert_eq!(p.len(), 1);
