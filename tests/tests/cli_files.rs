@@ -135,3 +135,55 @@ fn a_database_behind_a_closed_directory_is_unreadable_not_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unreadable_certificate_is_named_with_the_user_and_exits_77() {
+    let dir = tempfile::tempdir().unwrap();
+    chmod(dir.path(), 0o755);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not even PEM").unwrap();
+    let mode = locked_mode(false);
+    chmod(&ca, mode);
+    let config = dir.path().join("coldgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "gateway_id = \"g\"\n[mqtt.tls]\nca_file = \"{}\"\n\
+             [[zones]]\nid = \"z\"\nprofile = \"refrigerated\"\n\
+             [[sensors]]\nid = \"s\"\nzone = \"z\"\nkind = \"sim\"\n[sim]\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    chmod(&config, 0o644);
+    let (out, user) = run_refused(&[
+        "check-config".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains("mqtt.tls.ca_file"), "{err}");
+    assert!(err.contains(&ca.display().to_string()), "{err}");
+    assert!(
+        err.contains(&format!("permission denied to read as user {user}")),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{mode:04o}")), "{err}");
+
+    // A content problem beside it: the configuration is wrong, 78.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("profile = \"refrigerated\"", "profile = \"nope\""),
+    )
+    .unwrap();
+    let (out, _) = run_refused(&[
+        "check-config".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("2 problem"), "{err}");
+}

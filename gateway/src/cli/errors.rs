@@ -47,10 +47,9 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     use crate::access::exit_code as io_code;
     for cause in error.chain() {
         if let Some(c) = cause.downcast_ref::<ConfigError>() {
-            return match c {
-                ConfigError::Read { source, .. } => io_code(source.kind()),
-                ConfigError::Invalid { .. } => EXIT_CONFIG,
-            };
+            // A certificate or token the configuration names that cannot be
+            // read is a permissions matter too, unless content is also wrong.
+            return c.unreadable().map_or(EXIT_CONFIG, io_code);
         }
         if let Some(s) = cause.downcast_ref::<StoreError>() {
             match s {

@@ -12,6 +12,10 @@ use super::Config;
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// Set when the problem is a file (certificate, key, password, token)
+    /// that could not be read: a matter of permissions or presence, not of
+    /// the configuration's content, and told apart by the exit code.
+    pub unreadable: Option<std::io::ErrorKind>,
 }
 
 impl Problem {
@@ -21,7 +25,20 @@ impl Problem {
         Problem {
             path: truncate_to(&path.into(), 2 * MAX_ECHO),
             message: truncate_to(&message.into(), 8 * MAX_ECHO),
+            unreadable: None,
         }
+    }
+
+    /// This problem, marked as a file that could not be read (`kind`:
+    /// PermissionDenied, NotFound, ...); content problems keep `None`.
+    pub fn unreadable(mut self, kind: std::io::ErrorKind) -> Self {
+        if matches!(
+            kind,
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+        ) {
+            self.unreadable = Some(kind);
+        }
+        self
     }
 }
 
@@ -50,14 +67,33 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// When every problem is a file that cannot be read (the configuration
+    /// itself, or a certificate, key, password or token it names): what the
+    /// OS said about the first. `None` when any problem is about content.
+    pub fn unreadable(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            // Not UTF-8: the content is wrong, like any bad configuration.
+            ConfigError::Read { source, .. }
+                if source.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                None
+            }
+            ConfigError::Read { source, .. } => Some(source.kind()),
+            ConfigError::Invalid { problems, .. } => {
+                let kinds: Option<Vec<_>> = problems.iter().map(|p| p.unreadable).collect();
+                kinds.and_then(|k| k.first().copied())
+            }
+        }
+    }
+
     /// The problems, for callers (the HTTP API, SIGHUP) that report them.
     pub fn problems(&self) -> Vec<Problem> {
         match self {
             ConfigError::Read { path, source } => {
-                vec![Problem::new(
-                    "",
-                    format!("cannot read {}: {source}", path.display()),
-                )]
+                vec![
+                    Problem::new("", format!("cannot read {}: {source}", path.display()))
+                        .unreadable(source.kind()),
+                ]
             }
             ConfigError::Invalid { problems, .. } => problems.clone(),
         }

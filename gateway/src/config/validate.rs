@@ -308,7 +308,11 @@ impl Config {
         }
         if let Some(path) = &m.password_file {
             if let Err(e) = crate::publish::tls::read_password(path) {
-                p.push(Problem::new("mqtt.password_file", e.to_string()));
+                let problem = Problem::new("mqtt.password_file", e.to_string());
+                p.push(match e {
+                    crate::publish::tls::TlsError::Read { kind, .. } => problem.unreadable(kind),
+                    _ => problem,
+                });
             }
         }
         if m.enabled && m.tls.is_none() && !m.allow_plaintext && !super::is_loopback_host(&m.host) {
@@ -322,7 +326,11 @@ impl Config {
         }
         if let Some(tls) = &m.tls {
             for e in crate::publish::tls::check(tls, &m.host, crate::event::now_ms()) {
-                p.push(Problem::new(e.key(), e.to_string()));
+                let problem = Problem::new(e.key(), e.to_string());
+                p.push(match e {
+                    crate::publish::tls::TlsError::Read { kind, .. } => problem.unreadable(kind),
+                    _ => problem,
+                });
             }
         }
         if let Some(prefix) = &m.prefix {
@@ -381,7 +389,13 @@ impl Config {
             None => {}
             Some(path) => {
                 if let Err(e) = crate::diag::read_token(path) {
-                    p.push(Problem::new("http.token_file", e.to_string()));
+                    let problem = Problem::new("http.token_file", e.to_string());
+                    p.push(match &e {
+                        crate::diag::DiagError::TokenRead { source, .. } => {
+                            problem.unreadable(source.kind())
+                        }
+                        _ => problem,
+                    });
                 }
             }
         }

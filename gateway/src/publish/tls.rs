@@ -30,6 +30,8 @@ pub enum TlsError {
         key: &'static str,
         path: PathBuf,
         reason: String,
+        /// What the OS said, so a refused file is told from a bad one.
+        kind: std::io::ErrorKind,
     },
     #[error("{} holds no PEM certificate", path.display())]
     NoCertificate { key: &'static str, path: PathBuf },
@@ -341,6 +343,7 @@ fn read(path: &Path, key: &'static str) -> Result<Vec<u8>, TlsError> {
         key,
         path: path.to_path_buf(),
         reason: e.to_string(),
+        kind: e.kind(),
     })
 }
 
@@ -351,6 +354,7 @@ pub fn read_password(path: &Path) -> Result<String, TlsError> {
         key: "mqtt.password_file",
         path: path.to_path_buf(),
         reason: e.to_string(),
+        kind: std::io::ErrorKind::InvalidData,
     })?;
     let password = text.trim_end_matches(['\r', '\n']).to_string();
     if password.is_empty() {
