@@ -37,3 +37,41 @@ fn every_command_and_option_has_help() {
 fn the_command_line_definition_is_consistent() {
     Cli::command().debug_assert();
 }
+
+/// Every `--config` of every command, with the command's path.
+fn config_args(command: &clap::Command, path: &str, out: &mut Vec<(String, Vec<String>)>) {
+    for arg in command.get_arguments() {
+        if arg.get_id() == "config" {
+            let defaults = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            out.push((path.to_string(), defaults));
+        }
+    }
+    for sub in command.get_subcommands() {
+        config_args(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+#[test]
+fn every_config_option_defaults_to_the_installed_file() {
+    let mut found = Vec::new();
+    config_args(&Cli::command(), "coldgate", &mut found);
+    let names: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    for needed in [
+        "coldgate run",
+        "coldgate check-config",
+        "coldgate report",
+        "coldgate status",
+    ] {
+        assert!(
+            names.contains(&needed),
+            "{needed} has no --config: {names:?}"
+        );
+    }
+    for (path, defaults) in &found {
+        assert_eq!(defaults, &[super::DEFAULT_CONFIG], "{path}");
+    }
+}
