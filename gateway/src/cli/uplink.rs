@@ -42,8 +42,9 @@ pub struct UplinkArgs {
 /// One step's outcome: what it found, or why it failed.
 type Step<T> = Result<(T, String), String>;
 
-fn report<T>(name: &str, step: Step<T>) -> Option<T> {
-    match step {
+/// Prints the step's line; `Ok(None)` when it failed (the walk stops).
+fn report<T>(name: &str, step: Step<T>) -> std::io::Result<Option<T>> {
+    Ok(match step {
         Ok((value, found)) => {
             println!("  ok    {name}: {found}");
             Some(value)
@@ -53,7 +54,7 @@ fn report<T>(name: &str, step: Step<T>) -> Option<T> {
             println!("uplink: failed at {name}");
             None
         }
-    }
+    })
 }
 
 pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
@@ -73,13 +74,13 @@ pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
         println!("  FAIL  config: mqtt.enabled is false: the gateway would not connect");
         return Ok(ExitCode::FAILURE);
     }
-    let Some(loaded) = report("TLS files", tls_files(&config)) else {
+    let Some(loaded) = report("TLS files", tls_files(&config))? else {
         return Ok(ExitCode::FAILURE);
     };
-    let Some(addrs) = report("DNS", dns(&m.host, m.port, a.timeout).await) else {
+    let Some(addrs) = report("DNS", dns(&m.host, m.port, a.timeout).await)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let Some(stream) = report("TCP", tcp(&addrs, a.timeout).await) else {
+    let Some(stream) = report("TCP", tcp(&addrs, a.timeout).await)? else {
         return Ok(ExitCode::FAILURE);
     };
     if let (Some(loaded), Some(tls_config)) = (&loaded, &m.tls) {
@@ -96,7 +97,7 @@ pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
             &m.host,
         )
         .await;
-        if report("TLS", step).is_none() {
+        if report("TLS", step)?.is_none() {
             return Ok(ExitCode::FAILURE);
         }
     } else {
@@ -104,12 +105,12 @@ pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
         println!("  --    TLS: not configured ([mqtt.tls]); the broker is not verified");
     }
     let Some((client, mut events)) =
-        report("MQTT", connack(&config, loaded.as_ref(), a.timeout).await)
+        report("MQTT", connack(&config, loaded.as_ref(), a.timeout).await)?
     else {
         return Ok(ExitCode::FAILURE);
     };
     let step = round_trip(&config, &client, &mut events, a.timeout).await;
-    let passed = report("own status", step).is_some();
+    let passed = report("own status", step)?.is_some();
     let _ = client.disconnect().await;
     let _ = tokio::time::timeout(Duration::from_millis(500), events.poll()).await;
     if passed {
