@@ -382,7 +382,11 @@ fn a_pallet_report_keeps_to_its_own_excursions_when_its_lot_is_on_two_pallets() 
 fn rules_are_named_as_people_say_them() {
     let rule = |toml: &str| -> String {
         let config = crate::config::parse(
-            &format!("gateway_id = \"g\"\n[[profiles]]\nid = \"p\"\nlimits = [{toml}]\n"),
+            &format!(
+                "gateway_id = \"g\"\n[[profiles]]\nid = \"p\"\nlimits = [{toml}]\n\
+                 [[zones]]\nid = \"z\"\nprofile = \"p\"\n\
+                 [[sensors]]\nid = \"s\"\nzone = \"z\"\nkind = \"sim\"\n[sim]\n"
+            ),
             "t",
         )
         .unwrap();
