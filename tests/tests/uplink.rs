@@ -113,6 +113,11 @@ limits = [{{ quantity = "temperature", low = 2.0, high = 8.0 }}]
 [[zones]]
 id = "rear"
 profile = "refrigerated"
+[[sensors]]
+id = "rear-1"
+zone = "rear"
+kind = "sim"
+[sim]
 "#,
             db = root.join("coldgate.redb").display(),
             ca = ca.display(),
