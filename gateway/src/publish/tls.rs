@@ -7,7 +7,11 @@
 //! validation and each connection attempt call it, so a certificate renewed
 //! on disk is used at the next reconnect and a broken one is named at once.
 //! The ring provider is named explicitly (no process-wide default), TLS 1.2
-//! and 1.3 only.
+//! and 1.3 only, its cipher suites in the order this CPU runs fastest
+//! ([`suites`]).
+
+mod suites;
+pub use suites::{Preference, PREFER_ENV};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -198,6 +202,7 @@ pub fn load(tls: &MqttTlsConfig, host: &str, now_ms: i64) -> Result<Loaded, Vec<
         roots,
         tls.server_name.is_some().then_some(server_name),
         client,
+        Preference::for_this_machine(),
     )
     .map_err(|e| vec![e])
 }
@@ -248,8 +253,10 @@ fn build(
     roots: RootCertStore,
     pinned_name: Option<ServerName<'static>>,
     client: Option<ClientPair<'_>>,
+    prefer: Preference,
 ) -> Result<Loaded, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    tracing::debug!(?prefer, "TLS cipher suites offered first");
+    let provider = Arc::new(suites::provider(prefer));
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Setup(e.to_string()))?;
