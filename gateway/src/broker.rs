@@ -1,6 +1,6 @@
 //! The demo's embedded MQTT broker (rumqttd), so `coldgate demo` needs
-//! nothing installed. Behind the `embedded-broker` feature: a lean Pi build
-//! leaves it out.
+//! nothing installed. Behind the `demo` feature: the Debian packages leave
+//! it out (a gateway publishes to its operator's broker).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};

@@ -18,5 +18,5 @@ pub mod publish;
 pub mod sim;
 pub mod store;
 
-#[cfg(feature = "embedded-broker")]
+#[cfg(feature = "demo")]
 pub mod broker;

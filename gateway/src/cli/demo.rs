@@ -34,7 +34,17 @@ pub struct DemoArgs {
     duration: Option<Duration>,
 }
 
+/// What `coldgate demo` says in a build without the `demo` feature (the
+/// Debian packages): an operator who tries it on the gateway learns why and
+/// where the demo is.
+pub const NO_DEMO: &str = "this build of coldgate has no demo: it was built without the `demo` \
+feature (as the Debian packages are), which leaves out the embedded MQTT broker the demo runs on. \
+Try the demo from a source checkout on any computer: `cargo run --release -- demo`.";
+
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if !cfg!(feature = "demo") {
+        anyhow::bail!(NO_DEMO);
+    }
     let mut config = config::parse(config::DEMO, "the embedded demo configuration")?;
     let dir = match args.data_dir {
         Some(d) => d,
@@ -127,7 +137,7 @@ fn http_port(asked: Option<u16>) -> anyhow::Result<u16> {
     })
 }
 
-#[cfg(feature = "embedded-broker")]
+#[cfg(feature = "demo")]
 fn start_broker(asked: Option<u16>) -> anyhow::Result<u16> {
     let port = crate::broker::choose_port(asked)?;
     if asked.is_none() && port != 1883 {
@@ -137,11 +147,9 @@ fn start_broker(asked: Option<u16>) -> anyhow::Result<u16> {
     Ok(port)
 }
 
-#[cfg(not(feature = "embedded-broker"))]
-fn start_broker(asked: Option<u16>) -> anyhow::Result<u16> {
-    let port = asked.unwrap_or(1883);
-    println!("built without the embedded broker: publishing to a broker at 127.0.0.1:{port}");
-    Ok(port)
+#[cfg(not(feature = "demo"))]
+fn start_broker(_asked: Option<u16>) -> anyhow::Result<u16> {
+    anyhow::bail!(NO_DEMO)
 }
 
 /// One readable line per delivered event, read as the subscriber reads it:

@@ -148,7 +148,7 @@ enum Command {
         shell: clap_complete::Shell,
     },
     /// Run only the embedded MQTT broker (for trials and tests).
-    #[cfg(feature = "embedded-broker")]
+    #[cfg(feature = "demo")]
     Broker {
         /// The TCP port to listen on (127.0.0.1).
         #[arg(long, default_value_t = 1883)]
@@ -336,7 +336,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        #[cfg(feature = "embedded-broker")]
+        #[cfg(feature = "demo")]
         Command::Broker { port } => {
             let port = crate::broker::choose_port(Some(port))?;
             let addr = crate::broker::start(port)?;
