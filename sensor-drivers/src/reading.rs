@@ -55,6 +55,17 @@ impl Quantity {
         }
     }
 
+    /// The unit as people write it (`°C`, `%`, `lx`, `mV`): on a display,
+    /// a chart or a report, where the payloads' codes would puzzle.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Quantity::Temperature => "°C",
+            Quantity::Humidity | Quantity::Battery => "%",
+            Quantity::Illuminance => "lx",
+            Quantity::BatteryVoltage => "mV",
+        }
+    }
+
     /// A stable one-byte code for storage. Never renumber: databases hold it.
     pub fn code(self) -> u8 {
         match self {

@@ -222,16 +222,6 @@ impl Scanner for Watched {
     }
 }
 
-/// The unit as a technician reads it on the sensor's display.
-fn unit_label(q: Quantity) -> &'static str {
-    match q {
-        Quantity::Temperature => "°C",
-        Quantity::Humidity | Quantity::Battery => "%",
-        Quantity::Illuminance => "lx",
-        Quantity::BatteryVoltage => "mV",
-    }
-}
-
 fn kind_name(kind: SensorKind) -> &'static str {
     match kind {
         SensorKind::Sim => "sim",
@@ -256,7 +246,7 @@ pub async fn probe(a: ProbeArgs) -> anyhow::Result<ExitCode> {
             None => o
                 .values
                 .iter()
-                .map(|(q, v)| format!("{q} {v} {}", unit_label(*q)))
+                .map(|(q, v)| format!("{q} {v} {}", q.symbol()))
                 .collect::<Vec<_>>()
                 .join(", "),
         };

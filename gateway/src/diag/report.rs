@@ -625,13 +625,10 @@ pub fn rule_name(rule: &LimitConfig) -> String {
 
 /// The UN/CEFACT unit codes of the payloads, as people write them.
 pub fn unit_label(code: &str) -> &str {
-    match code {
-        "CEL" => "°C",
-        "P1" => "%",
-        "LUX" => "lx",
-        "MVO" => "mV",
-        other => other,
-    }
+    Quantity::ALL
+        .iter()
+        .find(|q| q.unit() == code)
+        .map_or(code, |q| q.symbol())
 }
 
 fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> LotSummary {

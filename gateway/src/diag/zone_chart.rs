@@ -173,7 +173,7 @@ fn spec(
         .map_err(|e| e.to_string())?;
     Ok(ChartSpec {
         title: format!("Zone {zone}: {}", quantity.as_str()),
-        unit: unit_label(quantity).to_string(),
+        unit: quantity.symbol().to_string(),
         from_ms: from,
         to_ms: to,
         width,
@@ -182,15 +182,6 @@ fn spec(
         limits: limits(&ctx.config, zone, quantity),
         marks: marks(&ctx.config, &events, zone, from, to),
     })
-}
-
-fn unit_label(q: Quantity) -> &'static str {
-    match q {
-        Quantity::Temperature => "°C",
-        Quantity::Humidity | Quantity::Battery => "%",
-        Quantity::Illuminance => "lx",
-        Quantity::BatteryVoltage => "mV",
-    }
 }
 
 /// The acceptable band of the zone's profile: the highest low limit and the
