@@ -21,10 +21,11 @@
 //! from one batch interval to 30 s; readings beyond [`OUTAGE_BUFFER_READINGS`] are judged but not kept,
 //! and counted. The first commit that succeeds adds a `recovered` event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coldgate_sensor_drivers::Reading;
+use coldgate_sensor_drivers::{Quantity, Reading};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, MissedTickBehavior};
@@ -463,7 +464,7 @@ impl Ingest {
     /// Runs until the readings channel closes (every source has stopped),
     /// then commits what it holds and returns.
     pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
-        self.detect_unclean_stop();
+        self.resume();
         let mut commands = self.commands.take();
         let mut tick = interval(self.opts.batch_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -813,10 +814,12 @@ impl Ingest {
         }
     }
 
-    /// At start: a proof of life from the last run without its clean-stop
-    /// mark means the gateway died; the time since it is a monitoring gap
-    /// nobody saw, raised as a `gateway` event `unclean_stop`.
-    fn detect_unclean_stop(&mut self) {
+    /// At start: the time since the last run is a monitoring gap nobody
+    /// saw. A proof of life without its clean-stop mark means the gateway
+    /// died (a `gateway` event `unclean_stop` says so); either way every
+    /// judged quantity not seen for longer than its silence limit gets a
+    /// gap whose cause is the downtime (`Engine::resume`).
+    fn resume(&mut self) {
         let last = match self.writer.store().state(LIFECYCLE) {
             Ok(Some(bytes)) => Lifecycle::decode(&bytes),
             Ok(None) => None,
@@ -825,10 +828,17 @@ impl Ingest {
                 None
             }
         };
-        let Some(last) = last.filter(|l| !l.clean) else {
+        // A first start has no last run: nothing was expected before it.
+        let Some(last) = last else {
             return;
         };
         let now = self.clock.wall_ms();
+        self.restore_last_seen(now);
+        if last.clean {
+            let events = self.engine.resume(now, payload::GapCause::GatewayStopped);
+            self.push_events(events);
+            return;
+        }
         let activity = match self.writer.store().last_activity_ms(now) {
             Ok(a) => a,
             Err(error) => {
@@ -846,7 +856,7 @@ impl Ingest {
             downtime_s,
             "The last run did not stop cleanly (power cut, kill or crash): nothing was observed since its last commit."
         );
-        self.push_events(vec![Event::new(
+        let mut events = vec![Event::new(
             now,
             payload::Gateway::UncleanStop {
                 phase: Default::default(),
@@ -854,7 +864,32 @@ impl Ingest {
                 started_at: rfc3339(now),
                 downtime_s,
             },
-        )]);
+        )];
+        events.extend(self.engine.resume(now, payload::GapCause::GatewayDown));
+        self.push_events(events);
+    }
+
+    /// The engine's last-seen times are persisted to the minute; the stored
+    /// readings of that last minute give the exact ones, so a quick restart
+    /// is not mistaken for a gap.
+    fn restore_last_seen(&mut self, now: i64) {
+        let Some(from) = self.engine.oldest_seen_ms() else {
+            return;
+        };
+        let mut seen: HashMap<(Arc<str>, Quantity), i64> = HashMap::new();
+        let scan = self
+            .writer
+            .store()
+            .for_each_reading(None, from, now.saturating_add(1), |r| {
+                seen.insert((r.sensor, r.quantity), r.at_ms);
+                true
+            });
+        if let Err(error) = scan {
+            warn!(%error, "Cannot read the last readings; gaps after the restart are measured from the persisted minute.");
+        }
+        for ((sensor, quantity), at) in seen {
+            self.engine.restore_seen(&sensor, quantity, at);
+        }
     }
 
     /// The publisher could not send outbox entry `s.seq`: it leaves the
@@ -1171,7 +1206,7 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
         let state: EngineState =
             serde_json::from_slice(&store.state(ENGINE_STATE).unwrap().unwrap()).unwrap();
         assert_eq!(state.manifest.stays.len(), 2);
-        assert!(state.presence["s"].silent_at_ms.is_some());
+        assert!(state.presence["s/temperature"].silent_at_ms.is_some());
     }
 }
 

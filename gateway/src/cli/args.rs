@@ -59,7 +59,7 @@ impl Kind {
         match self {
             Kind::Excursion => &["started", "ended"],
             Kind::Door => &["opened", "closed"],
-            Kind::Sensor => &["silent", "back"],
+            Kind::Sensor => &["silent", "back", "fault"],
             Kind::Lot => &["exhausted", "warning"],
             Kind::Gateway => &[
                 "started",

@@ -345,9 +345,13 @@ mod tests {
                 phase: payload::SensorPhase::Silent,
                 sensor_id: "s".into(),
                 zone: "rear".into(),
+                quantity: Some(Quantity::Temperature),
+                cause: Some(payload::GapCause::SensorSilent),
                 last_seen_at: rfc3339(0),
                 gap_s: 1,
                 silence_limit_s: None,
+                value: None,
+                physical_range: None,
             }),
         ];
         let config = config();

@@ -17,14 +17,12 @@ use tracing::{debug, info, warn};
 use super::detector::{Limits, Tracker, Transition};
 use super::door::{Door, DoorTransition};
 use super::ledger::{Exhausted, Ledger, LotExposure};
+use super::physical;
 use super::profile::{compile, Profile, Rule};
 use super::silence::{Gap, Presence};
 use crate::config::Config;
 use crate::event::{parse_rfc3339, payload, rfc3339, Event};
 use crate::manifest::{LoadCommand, LoadWarning, Manifest, ManifestError, Pallet};
-
-/// Largest magnitude of a reading the engine judges.
-const MAX_ABS_VALUE: f64 = 1e9;
 
 /// Everything the engine must remember across a restart. Ingest commits it
 /// with the readings and events that changed it.
@@ -35,7 +33,9 @@ pub struct EngineState {
     /// Door state per light sensor.
     #[serde(default)]
     pub doors: BTreeMap<String, Door>,
-    /// Last reading per sensor, for silence.
+    /// Last reading per `sensor/quantity`, for silence (before gaps were
+    /// per quantity the key was the sensor alone: `Engine::new` carries
+    /// such an entry over to each of the sensor's quantities).
     #[serde(default)]
     pub presence: BTreeMap<String, Presence>,
     #[serde(default)]
@@ -113,6 +113,23 @@ impl Engine {
         let keys: std::collections::HashSet<&str> =
             bound.values().flatten().map(|b| b.key.as_str()).collect();
         state.trackers.retain(|k, _| keys.contains(k.as_str()));
+        for sensor in &config.sensors {
+            if let Some(old) = state.presence.remove(&sensor.id) {
+                for q in &sensor.quantities {
+                    state
+                        .presence
+                        .entry(presence_key(&sensor.id, *q))
+                        .or_insert_with(|| old.clone());
+                }
+            }
+        }
+        // A sensor or quantity no longer configured is no longer watched.
+        let watched: std::collections::HashSet<String> = config
+            .sensors
+            .iter()
+            .flat_map(|s| s.quantities.iter().map(|q| presence_key(&s.id, *q)))
+            .collect();
+        state.presence.retain(|k, _| watched.contains(k));
         let mut engine = Engine {
             sensors,
             zones,
@@ -230,34 +247,36 @@ impl Engine {
         let Some(info) = self.sensors.get(&reading.sensor) else {
             return events;
         };
-        // Beyond ±1e9 no quantity we watch is physical; such a value would
-        // only overflow the running sums to infinity, which JSON cannot hold.
-        let physical = reading.value.is_finite() && reading.value.abs() <= MAX_ABS_VALUE;
-        if !physical || !info.quantities.contains(&reading.quantity) {
+        if !info.quantities.contains(&reading.quantity) {
             return events;
         }
         let (at, value, zone) = (reading.at_ms, reading.value, info.zone.clone());
         let sensor: &str = &reading.sensor;
         let zone_profile = self.zones.get(&zone).and_then(|p| self.profiles.get(p));
-
+        let limit = self.silence_limit(&zone, reading.quantity, at);
+        let key = presence_key(sensor, reading.quantity);
         // get_mut first: this runs for every reading, the key is allocated once.
-        if !self.state.presence.contains_key(sensor) {
-            self.state
-                .presence
-                .insert(sensor.to_string(), Presence::new(at));
+        if !self.state.presence.contains_key(&key) {
+            self.state.presence.insert(key.clone(), Presence::new(at));
         }
-        let gap = self
-            .state
-            .presence
-            .get_mut(sensor)
-            .and_then(|p| p.on_reading(at));
-        if let Some(gap) = gap {
-            events.push(sensor_event(
-                sensor,
-                &zone,
-                gap,
-                zone_profile.and_then(|p| p.silence_ms),
-            ));
+        let Some(presence) = self.state.presence.get_mut(&key) else {
+            return events;
+        };
+        if !physical::is_possible(reading.quantity, value) {
+            if presence.on_fault() {
+                warn!(sensor, quantity = %reading.quantity, value, "Impossible value: a sensor fault, not judged.");
+                events.push(fault_event(
+                    sensor,
+                    &zone,
+                    reading,
+                    presence.seen_ms(),
+                    limit,
+                ));
+            }
+            return events;
+        }
+        for gap in presence.on_reading(at, limit) {
+            events.push(sensor_event(sensor, &zone, reading.quantity, gap, limit));
         }
 
         if reading.quantity == Quantity::Illuminance {
@@ -360,6 +379,79 @@ impl Engine {
         events
     }
 
+    /// The silence limit of `quantity` in `zone` at `at_ms`, when some
+    /// profile judging the zone then (its own, or a pallet's on board) has
+    /// a rule, MKT or light limit for it; the shortest such limit. None: the
+    /// quantity is not judged there, so its silence is no gap.
+    fn silence_limit(&self, zone: &str, quantity: Quantity, at_ms: i64) -> Option<i64> {
+        let zone_profile = self.zones.get(zone).map(String::as_str);
+        let pallets = self
+            .state
+            .manifest
+            .on_board(zone, at_ms)
+            .map(|p| effective_profile(p, &self.zones));
+        zone_profile
+            .into_iter()
+            .chain(pallets)
+            .filter_map(|id| self.profiles.get(id))
+            .filter(|p| {
+                p.rules_for(quantity).next().is_some()
+                    || (quantity == Quantity::Temperature && p.mkt.is_some())
+                    || (quantity == Quantity::Illuminance && p.light.is_some())
+            })
+            .filter_map(|p| p.silence_ms)
+            .min()
+    }
+
+    /// At start: the exact time of a stored reading, which the persisted
+    /// state rounds to the minute (see `silence`).
+    pub fn restore_seen(&mut self, sensor: &str, quantity: Quantity, at_ms: i64) {
+        if let Some(p) = self.state.presence.get_mut(&presence_key(sensor, quantity)) {
+            p.restore_seen(at_ms);
+        }
+    }
+
+    /// The earliest persisted last-seen time: stored readings from there on
+    /// refine them (`restore_seen`).
+    pub fn oldest_seen_ms(&self) -> Option<i64> {
+        self.state
+            .presence
+            .values()
+            .filter(|p| p.silent_at_ms.is_none())
+            .map(|p| p.last_seen_ms)
+            .min()
+    }
+
+    /// At start after the gateway was down (`cause`): every judged quantity
+    /// not seen for longer than its silence limit has a gap, opened now and
+    /// measured from its last reading, closed by its next one.
+    pub fn resume(&mut self, now_ms: i64, cause: payload::GapCause) -> Vec<Event> {
+        let mut events = Vec::new();
+        let mut sensors: Vec<(&Arc<str>, &SensorInfo)> = self.sensors.iter().collect();
+        sensors.sort_by(|a, b| a.0.cmp(b.0));
+        for (id, info) in sensors {
+            for &q in &info.quantities {
+                let Some(limit) = self.silence_limit(&info.zone, q, now_ms) else {
+                    continue;
+                };
+                let Some(presence) = self.state.presence.get_mut(&presence_key(id, q)) else {
+                    continue;
+                };
+                if let Some(gap) = presence.resume(now_ms, limit, cause) {
+                    events.push(sensor_event(id, &info.zone, q, gap, Some(limit)));
+                }
+            }
+        }
+        if !events.is_empty() {
+            warn!(
+                gaps = events.len(),
+                ?cause,
+                "The time the gateway was down is a monitoring gap."
+            );
+        }
+        events
+    }
+
     /// The batch timer's entry point: opens monitoring gaps for silent
     /// sensors, raises excursions whose delay ran out between readings, and
     /// charges standing out-of-range values to the lots' budgets.
@@ -369,19 +461,18 @@ impl Engine {
         let mut sensors: Vec<(&Arc<str>, &SensorInfo)> = self.sensors.iter().collect();
         sensors.sort_by(|a, b| a.0.cmp(b.0));
         for (id, info) in sensors {
-            let profile = self
-                .zones
-                .get(&info.zone)
-                .and_then(|p| self.profiles.get(p));
-            let presence = self
-                .state
-                .presence
-                .entry(id.to_string())
-                .or_insert_with(|| Presence::new(now_ms));
-            if let Some(limit) = profile.and_then(|p| p.silence_ms) {
+            for &q in &info.quantities {
+                let Some(limit) = self.silence_limit(&info.zone, q, now_ms) else {
+                    continue;
+                };
+                let presence = self
+                    .state
+                    .presence
+                    .entry(presence_key(id, q))
+                    .or_insert_with(|| Presence::new(now_ms));
                 if let Some(gap) = presence.tick(now_ms, limit) {
-                    warn!(sensor = %id, zone = %info.zone, "Sensor silent: monitoring gap opened.");
-                    events.push(sensor_event(id, &info.zone, gap, Some(limit)));
+                    warn!(sensor = %id, quantity = %q, zone = %info.zone, "Quantity silent: monitoring gap opened.");
+                    events.push(sensor_event(id, &info.zone, q, gap, Some(limit)));
                 }
             }
         }
@@ -621,26 +712,66 @@ fn door_event(sensor: &str, zone: &str, t: &DoorTransition, threshold: f64) -> E
     Event::new(at, body)
 }
 
-fn sensor_event(sensor: &str, zone: &str, gap: Gap, limit_ms: Option<i64>) -> Event {
-    let (phase, last_seen, at) = match gap {
+fn presence_key(sensor: &str, quantity: Quantity) -> String {
+    format!("{sensor}/{quantity}")
+}
+
+fn sensor_event(
+    sensor: &str,
+    zone: &str,
+    quantity: Quantity,
+    gap: Gap,
+    limit_ms: Option<i64>,
+) -> Event {
+    let (phase, last_seen, at, cause) = match gap {
         Gap::Silent {
             last_seen_ms,
             at_ms,
-        } => (payload::SensorPhase::Silent, last_seen_ms, at_ms),
+            cause,
+        } => (payload::SensorPhase::Silent, last_seen_ms, at_ms, cause),
         Gap::Back {
             last_seen_ms,
             at_ms,
-        } => (payload::SensorPhase::Back, last_seen_ms, at_ms),
+            cause,
+        } => (payload::SensorPhase::Back, last_seen_ms, at_ms, cause),
     };
     let body = payload::SensorGap {
         phase,
         sensor_id: sensor.to_string(),
         zone: zone.to_string(),
+        quantity: Some(quantity),
+        cause: Some(cause),
         last_seen_at: rfc3339(last_seen),
         gap_s: at.saturating_sub(last_seen) / 1000,
         silence_limit_s: limit_ms.map(|l| l / 1000),
+        value: None,
+        physical_range: None,
     };
     Event::new(at, body)
+}
+
+/// A physically impossible value (see `physical`).
+fn fault_event(
+    sensor: &str,
+    zone: &str,
+    reading: &Reading,
+    seen_ms: i64,
+    limit_ms: Option<i64>,
+) -> Event {
+    let body = payload::SensorGap {
+        phase: payload::SensorPhase::Fault,
+        sensor_id: sensor.to_string(),
+        zone: zone.to_string(),
+        quantity: Some(reading.quantity),
+        cause: None,
+        last_seen_at: rfc3339(seen_ms),
+        gap_s: reading.at_ms.saturating_sub(seen_ms).max(0) / 1000,
+        silence_limit_s: limit_ms.map(|l| l / 1000),
+        // JSON has no NaN or infinity: those are sent as null.
+        value: reading.value.is_finite().then_some(reading.value),
+        physical_range: Some(physical::range(reading.quantity)),
+    };
+    Event::new(reading.at_ms, body)
 }
 
 fn lot_event(e: &Exhausted, profile: &str, at: i64) -> Event {
@@ -725,6 +856,9 @@ fn round3(v: f64) -> f64 {
 mod tests;
 #[cfg(test)]
 mod tests_support;
+
+#[cfg(test)]
+mod gap_tests;
 
 #[cfg(test)]
 mod reference;

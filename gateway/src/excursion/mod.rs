@@ -3,7 +3,7 @@
 //! state in the same transaction as those readings, so after a power cut it
 //! resumes exactly. One job per module: `profile` (rules from config),
 //! `detector` (one rule's state machine), `budget` (cumulative time),
-//! `door` (light), `silence` (monitoring gaps), `ledger` (per-lot exposure),
+//! `door` (light), `silence` (monitoring gaps), `physical` (possible values), `ledger` (per-lot exposure),
 //! `engine` (wiring and payloads). Rules and sources: `docs/excursions.md`.
 
 mod budget;
@@ -12,6 +12,7 @@ mod door;
 mod engine;
 mod ledger;
 pub mod mkt;
+pub mod physical;
 mod profile;
 mod silence;
 

@@ -80,9 +80,13 @@ fn backlog(db: &std::path::Path, gateway_id: &str, n: u64) -> anyhow::Result<()>
                         phase: payload::SensorPhase::Back,
                         sensor_id: "bench-1".into(),
                         zone: "rear".into(),
+                        quantity: Some(Quantity::Temperature),
+                        cause: Some(payload::GapCause::SensorSilent),
                         last_seen_at: rfc3339(now - 60_000),
                         gap_s: 60,
                         silence_limit_s: Some(30),
+                        value: None,
+                        physical_range: None,
                     },
                 );
                 StoredEvent {

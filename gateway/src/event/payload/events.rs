@@ -105,19 +105,50 @@ pub struct Door {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SensorPhase {
+    /// A monitoring gap opened: nothing is known from `last_seen_at` on.
     Silent,
+    /// The gap closed with a reading at `at`.
     Back,
+    /// A value no sensor of this quantity can report (`value`): a fault,
+    /// never a reading that is judged.
+    Fault,
 }
 
-/// `events/sensor`: a sensor silent for longer than its limit, and back.
+/// Why nothing was observed during a gap. Every cause is unmonitored time:
+/// a QA reviewer needs to know which, because a sensor that fell silent and
+/// a gateway that was off call for different actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapCause {
+    /// The gateway ran, the sensor (or this quantity of it) sent nothing.
+    SensorSilent,
+    /// The gateway was down and did not stop cleanly (power cut, kill, crash).
+    GatewayDown,
+    /// The gateway was stopped cleanly and started again later.
+    GatewayStopped,
+}
+
+/// `events/sensor`: a sensor's quantity silent for longer than its limit,
+/// and back; or a physically impossible value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SensorGap {
     pub phase: SensorPhase,
     pub sensor_id: String,
     pub zone: String,
+    /// The silent quantity. Absent from events stored before gaps were
+    /// tracked per quantity (they were per sensor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<GapCause>,
     pub last_seen_at: String,
     pub gap_s: i64,
     pub silence_limit_s: Option<i64>,
+    /// `fault` only: the impossible value and the range it left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physical_range: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,8 +22,8 @@ use serde::{Deserialize, Serialize};
 
 pub use commands::{CommandResult, ManifestCommand, ReplayRequest, ReplayResult};
 pub use events::{
-    Affected, Direction, Door, DoorPhase, Excursion, ExcursionEnd, ExcursionPhase, Lot, LotPhase,
-    LotReason, SensorGap, SensorPhase,
+    Affected, Direction, Door, DoorPhase, Excursion, ExcursionEnd, ExcursionPhase, GapCause, Lot,
+    LotPhase, LotReason, SensorGap, SensorPhase,
 };
 pub use gateway::{
     Audit, ClockJumpPhase, ConfigRejectedPhase, DetectedPhase, Gateway, PressurePhase,

@@ -140,16 +140,39 @@ fn door_and_sensor_events_are_valid_and_read_back() {
     };
     valid_and_round_trips("door", &envelope("door", door));
     for phase in [SensorPhase::Silent, SensorPhase::Back] {
-        let gap = SensorGap {
-            phase,
-            sensor_id: "rear-1".into(),
-            zone: "rear".into(),
-            last_seen_at: rfc3339(1_000),
-            gap_s: 900,
-            silence_limit_s: Some(600),
-        };
-        valid_and_round_trips("sensor", &envelope("sensor", gap));
+        for cause in [
+            GapCause::SensorSilent,
+            GapCause::GatewayDown,
+            GapCause::GatewayStopped,
+        ] {
+            let gap = SensorGap {
+                phase,
+                sensor_id: "rear-1".into(),
+                zone: "rear".into(),
+                quantity: Some(coldgate_sensor_drivers::Quantity::Temperature),
+                cause: Some(cause),
+                last_seen_at: rfc3339(1_000),
+                gap_s: 900,
+                silence_limit_s: Some(600),
+                value: None,
+                physical_range: None,
+            };
+            valid_and_round_trips("sensor", &envelope("sensor", gap));
+        }
     }
+    let fault = SensorGap {
+        phase: SensorPhase::Fault,
+        sensor_id: "rear-1".into(),
+        zone: "rear".into(),
+        quantity: Some(coldgate_sensor_drivers::Quantity::Humidity),
+        cause: None,
+        last_seen_at: rfc3339(1_000),
+        gap_s: 3,
+        silence_limit_s: None,
+        value: Some(327.67),
+        physical_range: Some([0.0, 100.0]),
+    };
+    valid_and_round_trips("sensor", &envelope("sensor", fault));
 }
 
 #[test]
@@ -394,9 +417,13 @@ fn a_payload_of_another_kind_or_missing_a_field_is_refused() {
             phase: SensorPhase::Back,
             sensor_id: "s".into(),
             zone: "z".into(),
+            quantity: None,
+            cause: None,
             last_seen_at: rfc3339(0),
             gap_s: 1,
             silence_limit_s: None,
+            value: None,
+            physical_range: None,
         },
     );
     assert!(EventBody::parse("door", &to_bytes(&door)).is_err());
