@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 
+pub mod modbus;
 pub mod schema;
 
 /// A child process that is killed when the test ends, however it ends.

@@ -3,68 +3,13 @@
 //! or the reason per sensor, fails if any sensor gave nothing, and stores
 //! nothing (no database file appears).
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use tokio_modbus::prelude::{ExceptionCode, Request, Response, SlaveRequest};
+use coldgate_tests::modbus::{start_server, Units};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
-
-/// Units by id, each with its input registers; an id not in the map never
-/// answers (a unit that is unplugged or has another address).
-struct Units(HashMap<u8, Vec<u16>>);
-
-type Answer = Pin<Box<dyn Future<Output = Result<Option<Response>, ExceptionCode>> + Send>>;
-
-impl tokio_modbus::server::Service for Units {
-    type Request = SlaveRequest<'static>;
-    type Response = Option<Response>;
-    type Exception = ExceptionCode;
-    type Future = Answer;
-
-    fn call(&self, req: Self::Request) -> Self::Future {
-        let Some(words) = self.0.get(&req.slave) else {
-            return Box::pin(std::future::ready(Ok(None)));
-        };
-        let result = match req.request {
-            Request::ReadInputRegisters(a, n) => words
-                .get(usize::from(a)..usize::from(a) + usize::from(n))
-                .map(|w| Some(Response::ReadInputRegisters(w.to_vec())))
-                .ok_or(ExceptionCode::IllegalDataAddress),
-            _ => Err(ExceptionCode::IllegalFunction),
-        };
-        Box::pin(std::future::ready(result))
-    }
-}
-
-/// Starts the server on its own runtime thread; it lives until the test
-/// process ends.
-fn start_server(units: Units) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            let server = tokio_modbus::server::tcp::Server::new(listener);
-            let units = Arc::new(units);
-            let on_connected = |stream, _peer| {
-                let units = Arc::clone(&units);
-                async move { Ok(Some((units, stream))) }
-            };
-            let _ = server.serve(&on_connected, |_err| {}).await;
-        });
-    });
-    rx.recv().unwrap()
-}
 
 /// A configuration with one Modbus TCP endpoint and a device per
 /// `(sensor, unit)`: input register 0 is °C × 100, 1 is %RH × 10.
@@ -125,7 +70,7 @@ fn probe(config: &Path) -> (Output, String, String) {
 
 #[test]
 fn probe_prints_each_value_or_the_reason_and_fails_if_a_unit_is_silent() {
-    let addr = start_server(Units(HashMap::from([(1, vec![425, 613])])));
+    let addr = start_server(Units::new([(1, vec![425, 613])]));
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), addr, &[("answering", 1), ("silent", 9)]);
     let (out, so, se) = probe(&cfg);
@@ -160,10 +105,10 @@ fn probe_prints_each_value_or_the_reason_and_fails_if_a_unit_is_silent() {
 
 #[test]
 fn probe_succeeds_when_every_unit_answers() {
-    let addr = start_server(Units(HashMap::from([
+    let addr = start_server(Units::new([
         (1, vec![425, 613]),
         (2, vec![-150i16 as u16, 800]),
-    ])));
+    ]));
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), addr, &[("front", 1), ("back", 2)]);
     let (out, so, se) = probe(&cfg);
