@@ -68,9 +68,8 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn encode(&self) -> Vec<u8> {
-        // Two plain fields always serialise.
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        StoreError::encode("proof of life", self)
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Lifecycle> {
@@ -939,7 +938,7 @@ impl Ingest {
                 details: json!({}),
             });
         }
-        let state = serde_json::to_vec(self.engine.state()).unwrap_or_default();
+        let state = StoreError::encode("engine state", self.engine.state())?;
         let newest = self.newest_ms.max(self.clock.wall_ms());
         let retention = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
         let trim = Trim {
@@ -953,7 +952,7 @@ impl Ingest {
             alive_ms: self.clock.wall_ms(),
             clean: self.stopped_cleanly,
         }
-        .encode();
+        .encode()?;
         let both = [
             (ENGINE_STATE, state.as_slice()),
             (LIFECYCLE, alive.as_slice()),

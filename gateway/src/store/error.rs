@@ -35,6 +35,10 @@ pub enum StoreError {
     Closed(PathBuf),
     #[error("event seq {found} given where {expected} was expected (a bug in the caller)")]
     EventOrder { found: u64, expected: u64 },
+    /// A record could not be serialised: the commit is refused, so an empty
+    /// or partial record never replaces the last good one.
+    #[error("the {what} cannot be serialised ({reason}); the commit is refused and the last stored one kept")]
+    Encode { what: &'static str, reason: String },
     #[error("database {}: {source}", .path.display())]
     Db {
         path: PathBuf,
@@ -43,6 +47,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Serialises `value` as JSON for the store, or fails the commit.
+    pub fn encode<T: serde::Serialize + ?Sized>(
+        what: &'static str,
+        value: &T,
+    ) -> Result<Vec<u8>, StoreError> {
+        serde_json::to_vec(value).map_err(|e| StoreError::Encode {
+            what,
+            reason: e.to_string(),
+        })
+    }
+
     /// Whether the disk (or the file system's quota) is full: `ENOSPC` or
     /// `EDQUOT` underneath.
     pub fn is_disk_full(&self) -> bool {
@@ -73,5 +88,33 @@ impl StoreError {
                 source: Box::new(other),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serialises as an error, like a map whose keys are not strings.
+    struct Unserialisable;
+
+    impl serde::Serialize for Unserialisable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("keys must be strings"))
+        }
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_serialised_is_an_error_never_an_empty_record() {
+        let err = StoreError::encode("engine state", &Unserialisable).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Encode {
+                what: "engine state",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("keys must be strings"), "{err}");
+        assert_eq!(StoreError::encode("n", &1u8).unwrap(), b"1");
     }
 }
