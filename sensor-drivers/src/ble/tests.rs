@@ -264,9 +264,27 @@ async fn backoff_is_capped_at_sixty_seconds_and_never_gives_up() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_interrupts_a_backoff_wait() {
-    let run = start(vec![Session::Fail(ScanError::Bluetooth("down".into()))]);
+    let run = start(vec![
+        Session::Fail(ScanError::Bluetooth("down".into())),
+        Session::Fail(ScanError::Bluetooth("still down".into())),
+    ]);
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let opened = run.opened.clone();
+    let asked = tokio::time::Instant::now();
     run.stop().await;
+    // Virtual time: no time passes before the source returns. A wait that
+    // ignored shutdown would sleep out the rest of its backoff (0.9 s) and
+    // may open the adapter again before looking.
+    assert!(
+        asked.elapsed() < Duration::from_millis(10),
+        "stopped {:?} after being asked",
+        asked.elapsed()
+    );
+    assert_eq!(
+        opened.lock().unwrap().len(),
+        1,
+        "no second open after shutdown"
+    );
 }
 
 #[tokio::test(start_paused = true)]
