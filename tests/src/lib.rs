@@ -313,21 +313,24 @@ failures = [{failure}]
     }
 }
 
-/// The last `readings_total` the gateway logged for a commit.
-pub fn last_logged_readings_total(log: &Path) -> u64 {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .rev()
-        .filter(|l| l.contains("Committed."))
-        .filter_map(|l| {
-            let i = l.find("readings_total=")?;
-            l[i + "readings_total=".len()..]
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .next()
+/// The readings this gateway process has committed, from its
+/// `/api/status` (`ingest.readings_committed`); 0 while the API is not up
+/// (the process starting, or gone).
+pub fn committed_readings(http_port: u16) -> u64 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let url = format!("http://127.0.0.1:{http_port}/api/status");
+    let Ok(mut resp) = agent.get(&url).call() else {
+        return 0;
+    };
+    let Ok(body) = resp.body_mut().read_to_string() else {
+        return 0;
+    };
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["ingest"]["readings_committed"].as_u64())
         .unwrap_or(0)
 }
 

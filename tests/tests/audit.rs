@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use coldgate_tests::{last_logged_readings_total, start_gateway, wait_until, TestConfig};
+use coldgate_tests::{committed_readings, free_port, start_gateway, wait_until, TestConfig};
 use redb::{ReadableTable, TableDefinition};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
@@ -27,11 +27,13 @@ fn run_and_stop(dir: &Path) -> TestConfig {
     let mut cfg = TestConfig::new(dir);
     cfg.sensors = 2;
     cfg.failure = NO_FAILURE;
+    let http_port = free_port();
+    cfg.http_port = Some(http_port);
     let config = cfg.write();
     let log = dir.join("run.log");
     let mut gw = start_gateway(BIN, &config, &log);
     wait_until(Duration::from_secs(30), "readings committed", || {
-        (last_logged_readings_total(&log) >= 20).then_some(())
+        (committed_readings(http_port) >= 20).then_some(())
     });
     assert!(gw.terminate(Duration::from_secs(20)).success());
     cfg

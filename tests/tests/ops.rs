@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coldgate::store::Store;
-use coldgate_tests::{last_logged_readings_total, start_gateway, Proc, TestConfig};
+use coldgate_tests::{committed_readings, free_port, start_gateway, Proc, TestConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
 
@@ -33,17 +33,18 @@ fn wait_for_log(log: &Path, needle: &str, within: Duration) {
     );
 }
 
-/// Waits until the gateway logs a commit total above `above`.
-fn wait_for_commit_above(log: &Path, above: u64, within: Duration) -> u64 {
+/// Waits until the gateway's API counts more than `above` readings
+/// committed.
+fn wait_for_commit_above(http_port: u16, above: u64, within: Duration) -> u64 {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        let n = last_logged_readings_total(log);
+        let n = committed_readings(http_port);
         if n > above {
             return n;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    panic!("no commit above {above} readings in {}", log.display());
+    panic!("no commit above {above} readings on port {http_port}");
 }
 
 /// The `readings=N` of every "Ingest stopped" line: one per data path run.
@@ -180,6 +181,8 @@ fn sigterm_commits_every_pending_reading() {
     // sources produced is pending when SIGTERM arrives.
     cfg.batch_interval = "1h";
     cfg.failure = NO_FAILURE;
+    let http_port = free_port();
+    cfg.http_port = Some(http_port);
     let config = cfg.write();
     let log = dir.path().join("run.log");
     let mut gw = start_gateway(BIN, &config, &log);
@@ -189,10 +192,10 @@ fn sigterm_commits_every_pending_reading() {
     wait_for_log(&log, "Committed.", Duration::from_secs(10));
     // Both start entries are committed, whether in one commit or two.
     std::thread::sleep(Duration::from_millis(300));
-    let at_start = last_logged_readings_total(&log);
+    let at_start = committed_readings(http_port);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        last_logged_readings_total(&log),
+        committed_readings(http_port),
         at_start,
         "a commit happened before SIGTERM; the test proves nothing"
     );
@@ -216,12 +219,14 @@ fn sighup_rejects_a_broken_file_and_applies_a_valid_one_without_losing_readings(
     let mut cfg = TestConfig::new(dir.path());
     cfg.sensors = 2;
     cfg.failure = NO_FAILURE;
+    let http_port = free_port();
+    cfg.http_port = Some(http_port);
     let config = cfg.write();
     let good = std::fs::read_to_string(&config).unwrap();
     let log = dir.path().join("run.log");
     let mut gw = start_gateway(BIN, &config, &log);
     wait_for_log(&log, "coldgate is running.", Duration::from_secs(20));
-    wait_for_commit_above(&log, 0, Duration::from_secs(10));
+    wait_for_commit_above(http_port, 0, Duration::from_secs(10));
 
     // A broken file: rejected, the process keeps running and committing.
     std::fs::write(&config, good.replace("[ingest]", "[ingest\n")).unwrap();
@@ -231,8 +236,8 @@ fn sighup_rejects_a_broken_file_and_applies_a_valid_one_without_losing_readings(
         "Configuration reload rejected; the running configuration stays.",
         Duration::from_secs(10),
     );
-    let at_rejection = last_logged_readings_total(&log);
-    wait_for_commit_above(&log, at_rejection, Duration::from_secs(10));
+    let at_rejection = committed_readings(http_port);
+    wait_for_commit_above(http_port, at_rejection, Duration::from_secs(10));
     assert!(
         gw.child.try_wait().unwrap().is_none(),
         "the gateway exited on a broken config"

@@ -85,6 +85,7 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
     let file_bytes = std::fs::metadata(ctx.store.path()).map(|m| m.len()).ok();
     let rows = sensor_rows(&ctx, now);
     let count = |s: &str| rows.iter().filter(|r| r.state == s).count();
+    let counters = ctx.live.counters();
     Json(json!({
         "gateway_id": c.gateway_id,
         "version": env!("CARGO_PKG_VERSION"),
@@ -121,6 +122,15 @@ pub async fn status(State(ctx): State<Ctx>) -> Response {
             "days_left": link.client_cert_expires_ms.map(|e| (e - now) / 86_400_000),
         },
         "sensors": { "ok": count("ok"), "stale": count("stale"), "silent": count("silent") },
+        // Since this process started: what a supervisor (or a test) compares
+        // with what the store holds.
+        "ingest": {
+            "readings_received": counters.readings_received,
+            "readings_committed": counters.readings_committed,
+            "events_committed": counters.events_committed,
+            "commits": counters.commits,
+            "commit_failures": counters.commit_failures,
+        },
     }))
     .into_response()
 }
