@@ -13,6 +13,7 @@
 //! resent from its start; subscribers drop duplicates by `event_id`.
 
 pub mod commands;
+mod flight;
 mod link;
 pub mod manifest;
 pub mod replay;
@@ -20,7 +21,7 @@ mod status;
 pub mod telemetry;
 pub mod tls;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -33,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use self::flight::{InFlight, Sent, Settled};
 use crate::config::MqttTlsConfig;
 use crate::store::Store;
 
@@ -168,41 +170,6 @@ struct TelemetrySink {
 /// An answer ingest has yet to give.
 type PendingAnswer = futures::future::BoxFuture<'static, commands::Answer>;
 
-/// What one connection has sent and not yet seen acknowledged.
-struct InFlight {
-    /// Publish requests in the order they were queued. rumqttc emits
-    /// `Outgoing::Publish` in this order.
-    queued: VecDeque<Sent>,
-    by_pkid: HashMap<u16, Sent>,
-    /// The highest seq queued on this connection.
-    cursor: u64,
-    /// The highest telemetry id queued on this connection.
-    telemetry_cursor: u64,
-}
-
-impl InFlight {
-    fn new() -> InFlight {
-        InFlight {
-            queued: VecDeque::new(),
-            by_pkid: HashMap::new(),
-            cursor: 0,
-            telemetry_cursor: 0,
-        }
-    }
-}
-
-/// One publish request.
-enum Sent {
-    /// An event: seq, full topic, payload.
-    Event(u64, String, Vec<u8>),
-    /// A telemetry message by id; `qos0`: gone once written.
-    Telemetry { id: u64, qos0: bool },
-    /// Status, manifest, a command's answer: nothing to report.
-    Other,
-    /// The last status before DISCONNECT: its PUBACK is awaited.
-    Final,
-}
-
 enum Ended {
     Shutdown,
     Lost(String),
@@ -313,7 +280,7 @@ impl Publisher {
                 warn!(topic = %full, "The manifest could not be queued; it is sent again at the next change or reconnect.");
                 return;
             }
-            flight.queued.push_back(Sent::Other);
+            flight.queue(Sent::Other);
         }
         self.manifest_parts = parts;
         info!(topic = %topic, pallets = on_board.len(), parts, "Manifest published.");
@@ -527,7 +494,7 @@ impl Publisher {
                         verify_deadline = Some(Instant::now() + VERIFY_WITHIN);
                         let status = self.status("online", None);
                         if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
-                            flight.queued.push_back(Sent::Other);
+                            flight.queue(Sent::Other);
                             remember(&mut sent_status, status);
                         }
                         self.publish_manifest(&client, &mut flight, &mut manifest_sent);
@@ -597,7 +564,7 @@ impl Publisher {
                 _ = status_tick.tick(), if connected => {
                     let status = self.status("online", None);
                     if client.try_publish(&status_topic, QoS::AtLeastOnce, true, status.clone()).is_ok() {
-                        flight.queued.push_back(Sent::Other);
+                        flight.queue(Sent::Other);
                         remember(&mut sent_status, status);
                     }
                     // A pallet whose unload time has passed leaves it.
@@ -749,28 +716,26 @@ impl Publisher {
             {
                 return;
             }
-            flight.queued.push_back(Sent::Other);
+            flight.queue(Sent::Other);
             self.out_queue.pop_front();
         }
     }
 
     /// rumqttc wrote the next queued publish with packet id `pkid`.
     fn written(&self, flight: &mut InFlight, pkid: u16) {
-        match flight.queued.pop_front() {
-            Some(Sent::Telemetry { id, qos0: true }) => {
-                let _ = self.telemetry.as_ref().map(|t| t.sent.send(id));
-            }
-            Some(Sent::Other) | None => {}
-            Some(sent) => {
-                flight.by_pkid.insert(pkid, sent);
-            }
+        if let Some(Settled::Telemetry(id)) = flight.written(pkid) {
+            let _ = self.telemetry.as_ref().map(|t| t.sent.send(id));
         }
     }
 
     /// The broker acknowledged `pkid`; false once ingest is gone.
     fn acknowledged(&self, flight: &mut InFlight, pkid: u16) -> bool {
-        match flight.by_pkid.remove(&pkid) {
-            Some(Sent::Event(seq, topic, payload)) => {
+        match flight.acknowledged(pkid) {
+            Some(Settled::Event {
+                seq,
+                topic,
+                payload,
+            }) => {
                 debug!(seq, "PUBACK received.");
                 if self.acked.send(seq).is_err() {
                     return false;
@@ -781,10 +746,10 @@ impl Publisher {
                     payload,
                 });
             }
-            Some(Sent::Telemetry { id, .. }) => {
+            Some(Settled::Telemetry(id)) => {
                 let _ = self.telemetry.as_ref().map(|t| t.sent.send(id));
             }
-            Some(Sent::Other) | Some(Sent::Final) | None => {}
+            None => {}
         }
         true
     }
@@ -793,7 +758,7 @@ impl Publisher {
     /// full: events first, telemetry only when no event is waiting.
     fn fill(&self, client: &AsyncClient, flight: &mut InFlight) -> Result<(), String> {
         let window = usize::from(self.opts.inflight);
-        let used = flight.queued.len() + flight.by_pkid.len();
+        let used = flight.used();
         if used >= window {
             return Ok(());
         }
@@ -819,12 +784,11 @@ impl Publisher {
                 continue;
             }
             match client.try_publish(&topic, QoS::AtLeastOnce, false, ev.payload.clone()) {
-                Ok(()) => {
-                    flight.cursor = ev.seq;
-                    flight
-                        .queued
-                        .push_back(Sent::Event(ev.seq, topic, ev.payload));
-                }
+                Ok(()) => flight.queue(Sent::Event {
+                    seq: ev.seq,
+                    topic,
+                    payload: ev.payload,
+                }),
                 Err(_) => {
                     room = 0;
                     break;
@@ -846,8 +810,7 @@ impl Publisher {
             if client.try_publish(&topic, t.qos, false, m.payload).is_err() {
                 break;
             }
-            flight.telemetry_cursor = m.seq;
-            flight.queued.push_back(Sent::Telemetry {
+            flight.queue(Sent::Telemetry {
                 id: m.seq,
                 qos0: t.qos == QoS::AtMostOnce,
             });
@@ -878,7 +841,7 @@ impl Publisher {
             .try_publish(status_topic, QoS::AtLeastOnce, true, status)
             .is_ok();
         if waiting {
-            flight.queued.push_back(Sent::Final);
+            flight.queue(Sent::Final);
         }
         let mut disconnecting = false;
         while Instant::now() < deadline {
@@ -890,8 +853,8 @@ impl Publisher {
             }
             match tokio::time::timeout_at(deadline, eventloop.poll()).await {
                 Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => {
-                    if matches!(flight.queued.front(), Some(Sent::Final)) {
-                        flight.queued.pop_front();
+                    if flight.final_is_next() {
+                        flight.written(pkid);
                         last = Some(pkid);
                     } else {
                         self.written(&mut flight, pkid);
