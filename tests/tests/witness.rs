@@ -6,24 +6,56 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::Duration;
 
 use coldgate::store::Store;
 use coldgate_tests::modbus::{centi, start_server, Units};
-use coldgate_tests::{start_gateway, Proc};
+use coldgate_tests::{free_port, http_post, start_gateway, wait_until, Proc};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
 const SSCC: &str = "106141412345678908";
 
+/// The profile of the tests about gaps: temperature 2–8 °C and humidity
+/// ≤ 90 % are judged; silence after 2 s.
+const COLD: &str = r#"
+id = "cold"
+silence = "2s"
+limits = [
+  { quantity = "temperature", low = 2.0, high = 8.0, delay = "1s" },
+  { quantity = "humidity", high = 90.0 },
+]
+"#;
+
 /// Register 0: °C × 100 (0x8000 means "no value"); register 1: %RH × 10.
-/// Temperature 2–8 °C and humidity ≤ 90 % are judged; silence after 2 s.
+/// One zone `rear` under `profile` (a `[[profiles]]` table's body, id
+/// `cold`), the pallet `SSCC` on board since a minute before the start.
 fn config(dir: &Path, addr: SocketAddr, units: &[(&str, u8)]) -> PathBuf {
     let loaded = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
     let loaded = loaded
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
+    let pallet = format!(
+        r#"[[pallets]]
+sscc = "{SSCC}"
+zone = "rear"
+loaded_at = "{loaded}"
+items = [{{ gtin = "09520123456788", lot = "L1", serials = ["1"] }}]
+"#
+    );
+    write_config(dir, addr, units, COLD, 0, &pallet)
+}
+
+fn write_config(
+    dir: &Path,
+    addr: SocketAddr,
+    units: &[(&str, u8)],
+    profile: &str,
+    http_port: u16,
+    extra: &str,
+) -> PathBuf {
     let mut text = format!(
         r#"gateway_id = "witness-gw"
 [storage]
@@ -33,22 +65,13 @@ batch_interval = "200ms"
 [mqtt]
 enabled = false
 [http]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{http_port}"
 [[profiles]]
-id = "cold"
-silence = "2s"
-limits = [
-  {{ quantity = "temperature", low = 2.0, high = 8.0, delay = "1s" }},
-  {{ quantity = "humidity", high = 90.0 }},
-]
+{profile}
 [[zones]]
 id = "rear"
 profile = "cold"
-[[pallets]]
-sscc = "{SSCC}"
-zone = "rear"
-loaded_at = "{loaded}"
-items = [{{ gtin = "09520123456788", lot = "L1", serials = ["1"] }}]
+{extra}
 [[modbus.tcp]]
 host = "127.0.0.1"
 port = {port}
@@ -241,4 +264,177 @@ fn a_sensor_that_never_answers_is_a_gap_from_the_start() {
         ],
         "{all:#?}"
     );
+}
+
+// ---- The trip report's verdict (issue 13, items 5 and 7) ----
+//
+// The pallet is loaded through the API once the gateway runs, so its stay
+// starts under observation; the report is made by `coldgate report` from
+// the database after the gateway stopped.
+
+/// A gateway on a free HTTP port under `profile`, the pallet loaded now.
+struct Trip {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    http_port: u16,
+}
+
+impl Trip {
+    fn new(addr: SocketAddr, units: &[(&str, u8)], profile: &str) -> Trip {
+        let dir = tempfile::tempdir().unwrap();
+        let http_port = free_port();
+        let config = write_config(dir.path(), addr, units, profile, http_port, "");
+        Trip {
+            dir,
+            config,
+            http_port,
+        }
+    }
+
+    fn start(&self, n: usize) -> Proc {
+        let gw = run(&self.config, self.dir.path(), n);
+        wait_until(Duration::from_secs(20), "the API", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.http_port))
+                .ok()
+                .map(|_| ())
+        });
+        gw
+    }
+
+    fn load(&self) {
+        let body = format!(
+            r#"{{"sscc": "{SSCC}", "zone": "rear", "items": [{{"gtin": "09520123456788", "lot": "L1", "serials": ["1"]}}]}}"#
+        );
+        let answer = http_post(
+            &format!("http://127.0.0.1:{}/api/manifest/load", self.http_port),
+            &body,
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+
+    /// The verdict and the whole HTML of the pallet's trip report.
+    fn report(&self) -> (String, String) {
+        let out = Command::new(BIN)
+            .args(["report", "--sscc", SSCC, "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        let html = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{html}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let verdict = html
+            .split("data-verdict=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no verdict in the report:\n{html}"))
+            .to_string();
+        (verdict, html)
+    }
+}
+
+/// Polls every 200 ms; `script` sets the registers over time.
+fn trip(profile: &str, script: impl FnOnce(&Units)) -> (String, String, Trip) {
+    let units = Units::new([(1, vec![centi(5.0), 500])]);
+    let addr = start_server(units.clone());
+    let trip = Trip::new(addr, &[("rear-1", 1)], profile);
+    let gw = trip.start(1);
+    sleep(Duration::from_millis(600));
+    trip.load();
+    script(&units);
+    stop(gw);
+    let (verdict, html) = trip.report();
+    (verdict, html, trip)
+}
+
+#[test]
+fn a_pallet_whose_zone_sent_no_reading_is_record_incomplete() {
+    let units = Units::default();
+    let addr = start_server(units);
+    let trip = Trip::new(addr, &[("rear-1", 1)], COLD);
+    let gw = trip.start(1);
+    trip.load();
+    sleep(Duration::from_secs(4));
+    stop(gw);
+    let (verdict, html) = trip.report();
+    assert_eq!(verdict, "Record incomplete", "{html}");
+}
+
+#[test]
+fn a_gap_in_one_channel_during_the_stay_is_record_incomplete() {
+    let (verdict, html, _) = trip(COLD, |u| {
+        sleep(Duration::from_secs(1));
+        u.set(1, 0, 0x8000);
+        sleep(Duration::from_secs(4));
+        u.set(1, 0, centi(5.0));
+        sleep(Duration::from_secs(1));
+    });
+    assert_eq!(verdict, "Record incomplete", "{html}");
+}
+
+#[test]
+fn downtime_by_sigkill_during_the_stay_is_record_incomplete() {
+    let units = Units::new([(1, vec![centi(5.0), 500])]);
+    let addr = start_server(units);
+    let trip = Trip::new(addr, &[("rear-1", 1)], COLD);
+    let mut gw = trip.start(1);
+    trip.load();
+    sleep(Duration::from_secs(2));
+    gw.sigkill();
+    sleep(Duration::from_secs(4));
+    let gw = trip.start(2);
+    sleep(Duration::from_secs(2));
+    stop(gw);
+    let (verdict, html) = trip.report();
+    assert_eq!(verdict, "Record incomplete", "{html}");
+}
+
+#[test]
+fn a_complete_record_in_range_is_within_profile() {
+    let (verdict, html, _) = trip(COLD, |_| sleep(Duration::from_secs(3)));
+    assert_eq!(verdict, "Within profile", "{html}");
+}
+
+#[test]
+fn exactly_the_limit_is_in_range_no_excursion_within_profile() {
+    let (verdict, html, trip) = trip(COLD, |u| {
+        u.set(1, 0, centi(8.0));
+        sleep(Duration::from_secs(3));
+        u.set(1, 0, centi(2.0));
+        sleep(Duration::from_secs(2));
+    });
+    assert_eq!(excursions(&events(trip.dir.path())), 0);
+    assert_eq!(verdict, "Within profile", "{html}");
+}
+
+#[test]
+fn an_excursion_open_at_report_time_needs_assessment_and_is_ongoing_as_of_its_last_reading() {
+    let (verdict, html, _) = trip(COLD, |u| {
+        sleep(Duration::from_secs(1));
+        u.set(1, 0, centi(9.5));
+        sleep(Duration::from_secs(3));
+    });
+    assert_eq!(verdict, "Assessment required", "{html}");
+    assert!(html.contains("ongoing as of"), "{html}");
+}
+
+#[test]
+fn a_short_stay_with_a_high_mkt_is_judged_over_the_stay() {
+    // In range throughout (2–25 °C), but an MKT of 12 °C against 8 °C: a
+    // stay far shorter than the 24 h window is still judged.
+    let profile = r#"
+id = "cold"
+silence = "2s"
+limits = [{ quantity = "temperature", low = 2.0, high = 25.0, delay = "1s" }]
+mkt = { limit = 8.0, window = "24h" }
+"#;
+    let (verdict, html, _) = trip(profile, |u| {
+        u.set(1, 0, centi(12.0));
+        sleep(Duration::from_secs(4));
+    });
+    assert_eq!(verdict, "Allowance exceeded", "{html}");
 }
