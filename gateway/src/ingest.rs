@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coldgate_sensor_drivers::{Quantity, Reading};
+use coldgate_sensor_drivers::{Backoff, Quantity, Reading};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::{interval, MissedTickBehavior};
@@ -171,7 +171,7 @@ struct Outage {
     /// after an I/O error makes redb check it, which costs, so retries back
     /// off from one batch interval to [`OUTAGE_RETRY_MAX`].
     retry_at_ms: i64,
-    retry_every_ms: i64,
+    retry: Backoff,
 }
 
 /// The longest wait between two retries of a failing disk.
@@ -685,12 +685,11 @@ impl Ingest {
     /// after an I/O error) and try the held batch again.
     fn retry(&mut self, committed: &watch::Sender<u64>) {
         let now = self.clock.mono_ms();
-        let max = i64::try_from(OUTAGE_RETRY_MAX.as_millis()).unwrap_or(i64::MAX);
         match &mut self.outage {
             Some(o) if now < o.retry_at_ms => return,
             Some(o) => {
-                o.retry_every_ms = o.retry_every_ms.saturating_mul(2).min(max);
-                o.retry_at_ms = now.saturating_add(o.retry_every_ms);
+                let wait = i64::try_from(o.retry.next_delay().as_millis()).unwrap_or(i64::MAX);
+                o.retry_at_ms = now.saturating_add(wait);
             }
             None => {}
         }
@@ -784,14 +783,16 @@ impl Ingest {
                 recovery: None,
             },
         )]);
-        let first = i64::try_from(self.opts.batch_interval.as_millis()).unwrap_or(1000);
+        let first = self.opts.batch_interval.max(Duration::from_millis(1));
+        let mut retry = Backoff::new(first, OUTAGE_RETRY_MAX);
+        let wait = i64::try_from(retry.next_delay().as_millis()).unwrap_or(i64::MAX);
         self.outage = Some(Outage {
             since_ms: now,
             disk_full,
             failures: 1,
             dropped: 0,
-            retry_at_ms: self.clock.mono_ms().saturating_add(first),
-            retry_every_ms: first.max(1),
+            retry_at_ms: self.clock.mono_ms().saturating_add(wait),
+            retry,
         });
     }
 

@@ -4,10 +4,12 @@
 //! [`Reading`]s and pushes them into a bounded channel. It knows nothing of
 //! pallets, lots or MQTT: those belong to the gateway.
 
+pub mod backoff;
 pub mod ble;
 pub mod modbus;
 pub mod reading;
 pub mod source;
 
+pub use backoff::Backoff;
 pub use reading::{Quantity, Reading, UnknownQuantity};
 pub use source::{ReadingSender, Source, SourceError};

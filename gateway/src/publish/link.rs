@@ -22,40 +22,26 @@
 use std::future::Future;
 use std::time::Duration;
 
+use coldgate_sensor_drivers::Backoff;
 use rumqttc::{ConnectReturnCode, ConnectionError, StateError};
 use tokio::time::Instant;
 
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max: max.max(min),
-            next: min,
-        }
+/// The wait before the next connection attempt, after one that ended
+/// after `lasted`: the shared backoff, started again from its first delay
+/// when the connection had lasted longer than the longest wait (it was a
+/// working link, not a failing one), shortened by `jitter` (clamped to
+/// [0.5, 1]) so a fleet that lost the broker together does not come back
+/// together.
+pub fn reconnect_wait(backoff: &mut Backoff, lasted: Duration, jitter: f64) -> Duration {
+    if lasted > backoff.cap() {
+        backoff.reset();
     }
-
-    /// The wait after a connection that ended after `lasted`; `jitter` is
-    /// clamped to [0.5, 1].
-    pub fn after_failure(&mut self, lasted: Duration, jitter: f64) -> Duration {
-        if lasted > self.max {
-            self.next = self.min;
-        }
-        let jitter = if jitter.is_finite() {
-            jitter.clamp(0.5, 1.0)
-        } else {
-            1.0
-        };
-        let wait = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.5, 1.0)
+    } else {
+        1.0
+    };
+    backoff.next_delay().mul_f64(jitter)
 }
 
 /// Why the last attempt or connection ended, as far as the next wait cares.
@@ -452,7 +438,7 @@ mod tests {
     #[test]
     fn waits_double_from_min_up_to_max() {
         let mut b = Backoff::new(500 * MS, 4000 * MS);
-        let waits: Vec<_> = (0..6).map(|_| b.after_failure(MS, 1.0)).collect();
+        let waits: Vec<_> = (0..6).map(|_| reconnect_wait(&mut b, MS, 1.0)).collect();
         assert_eq!(
             waits,
             [500, 1000, 2000, 4000, 4000, 4000].map(|m| m * MS).to_vec()
@@ -462,18 +448,22 @@ mod tests {
     #[test]
     fn jitter_shortens_a_wait_by_at_most_half() {
         let mut b = Backoff::new(1000 * MS, 60_000 * MS);
-        assert_eq!(b.after_failure(MS, 0.5), 500 * MS);
-        assert_eq!(b.after_failure(MS, 0.0), 1000 * MS, "clamped to 0.5");
-        assert_eq!(b.after_failure(MS, f64::NAN), 4000 * MS, "NaN is no jitter");
+        assert_eq!(reconnect_wait(&mut b, MS, 0.5), 500 * MS);
+        assert_eq!(reconnect_wait(&mut b, MS, 0.0), 1000 * MS, "clamped to 0.5");
+        assert_eq!(
+            reconnect_wait(&mut b, MS, f64::NAN),
+            4000 * MS,
+            "NaN is no jitter"
+        );
     }
 
     #[test]
     fn a_connection_that_lasted_longer_than_max_starts_again_from_min() {
         let mut b = Backoff::new(500 * MS, 4000 * MS);
         for _ in 0..5 {
-            b.after_failure(MS, 1.0);
+            reconnect_wait(&mut b, MS, 1.0);
         }
-        assert_eq!(b.after_failure(5000 * MS, 1.0), 500 * MS);
-        assert_eq!(b.after_failure(MS, 1.0), 1000 * MS);
+        assert_eq!(reconnect_wait(&mut b, 5000 * MS, 1.0), 500 * MS);
+        assert_eq!(reconnect_wait(&mut b, MS, 1.0), 1000 * MS);
     }
 }

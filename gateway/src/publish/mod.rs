@@ -393,7 +393,8 @@ impl Publisher {
     /// Runs until `shutdown` is set; then sends what is in flight a short
     /// while longer, publishes `offline` and disconnects.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut backoff = link::Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
+        let mut backoff =
+            coldgate_sensor_drivers::Backoff::new(self.opts.reconnect_min, self.opts.reconnect_max);
         let probing = link::Probing {
             every: self.opts.reconnect_probe,
             spread: self.opts.reconnect_spread,
@@ -421,8 +422,11 @@ impl Publisher {
                 Ended::Failed(error, failure) => (error, failure),
             };
             self.connected_since_ms = None;
-            let wait =
-                backoff.after_failure(connected_at.elapsed(), rand::rng().random_range(0.5..1.0));
+            let wait = link::reconnect_wait(
+                &mut backoff,
+                connected_at.elapsed(),
+                rand::rng().random_range(0.5..1.0),
+            );
             warn!(%error, ?failure, retry_in_ms = wait.as_millis() as u64, "MQTT connection failed or lost.");
             self.link.send_modify(|l| {
                 l.connected = false;

@@ -11,7 +11,6 @@
 //! [`BtleplugScanner`] and runs it like any other [`crate::Source`].
 
 mod advertisement;
-mod backoff;
 mod btleplug_scanner;
 mod config;
 pub mod decode;
@@ -22,7 +21,6 @@ mod scanner;
 mod source;
 
 pub use advertisement::Advertisement;
-pub use backoff::Backoff;
 pub use btleplug_scanner::{scan, scan_with, BtleplugScanner, SeenAdvertiser};
 pub use config::{BleConfig, BleSensorConfig, ConfigProblem, SensorSpec};
 pub use decode::{decode, decode_hex, detect, DecodeError, Decoded, Format, UnknownFormat};

@@ -15,7 +15,6 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::advertisement::Advertisement;
-use super::backoff::Backoff;
 use super::btleplug_scanner::BtleplugScanner;
 use super::config::{BleConfig, ConfigProblem, SensorSpec};
 use super::decode::{decode, DecodeError};
@@ -23,7 +22,14 @@ use super::dedup::{DedupState, Verdict};
 use super::diagnostics::Diagnostics;
 use super::mac::MacAddr;
 use super::scanner::Scanner;
+use crate::Backoff;
 use crate::{Reading, ReadingSender, Source, SourceError};
+
+/// Waits between attempts to reach the adapter: 1 s, 2 s, 4 s … 60 s, and
+/// from 1 s again once it delivers, so a brief outage does not leave the
+/// next one waiting a minute.
+const ADAPTER_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+const ADAPTER_RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(60);
 
 struct Tracked {
     spec: SensorSpec,
@@ -91,7 +97,7 @@ impl BleSource {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), SourceError> {
         let name = self.name();
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(ADAPTER_RETRY_FIRST, ADAPTER_RETRY_CAP);
         loop {
             let opened = tokio::select! {
                 r = self.scanner.open() => r,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::source::{ReadingSender, Source, SourceError};
-use crate::Reading;
+use crate::{Backoff, Reading};
 
 use super::config::{
     ConfigProblem, DeviceConfig, Function, ProfileConfig, RtuBusConfig, TcpEndpointConfig,
@@ -38,9 +38,15 @@ struct DevicePlan {
     blocks: Vec<ReadBlock>,
     next_due: Instant,
     failures: u32,
+    /// From the poll interval up to `max_backoff` while it does not answer.
+    backoff: Backoff,
 }
 
-fn plan_devices(devices: &[DeviceConfig], profiles: &[ProfileConfig]) -> Vec<DevicePlan> {
+fn plan_devices(
+    devices: &[DeviceConfig],
+    profiles: &[ProfileConfig],
+    max_backoff: Duration,
+) -> Vec<DevicePlan> {
     let now = Instant::now();
     devices
         .iter()
@@ -53,6 +59,7 @@ fn plan_devices(devices: &[DeviceConfig], profiles: &[ProfileConfig]) -> Vec<Dev
                 blocks: plan_blocks(&registers),
                 next_due: now,
                 failures: 0,
+                backoff: Backoff::new(d.poll_interval, max_backoff),
             })
         })
         .collect()
@@ -114,7 +121,6 @@ struct Poller {
     link: Link,
     devices: Vec<DevicePlan>,
     retries: u8,
-    max_backoff: Duration,
     health: HealthMap,
 }
 
@@ -247,6 +253,7 @@ impl Poller {
                     info!(sensor = %dev.sensor, unit = dev.unit, after_failures = dev.failures, "Modbus unit answers again.");
                 }
                 dev.failures = 0;
+                dev.backoff.reset();
                 let next = dev.next_due + dev.interval;
                 dev.next_due = if next < now { now } else { next };
                 self.health.update(&dev.sensor, |h| {
@@ -262,12 +269,7 @@ impl Poller {
                 if dev.failures == 1 {
                     warn!(sensor = %dev.sensor, unit = dev.unit, %error, "Modbus unit did not answer.");
                 }
-                let factor = 1u32 << dev.failures.saturating_sub(1).min(16);
-                let backoff = dev
-                    .interval
-                    .saturating_mul(factor)
-                    .min(self.max_backoff.max(dev.interval));
-                dev.next_due = now + backoff;
+                dev.next_due = now + dev.backoff.next_delay();
                 let failures = dev.failures;
                 self.health
                     .update(&dev.sensor, |h| h.consecutive_failures = failures);
@@ -296,7 +298,7 @@ impl RtuSource {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let devices = plan_devices(&bus.devices, profiles);
+        let devices = plan_devices(&bus.devices, profiles, bus.max_backoff);
         Ok(RtuSource {
             bus,
             devices,
@@ -334,7 +336,6 @@ impl Source for RtuSource {
         let poller = Poller {
             name,
             retries: bus.retries,
-            max_backoff: bus.max_backoff,
             link: Link::Rtu { bus, master },
             devices,
             health,
@@ -363,7 +364,7 @@ impl TcpSource {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let devices = plan_devices(&endpoint.devices, profiles);
+        let devices = plan_devices(&endpoint.devices, profiles, endpoint.max_backoff);
         Ok(TcpSource {
             endpoint,
             devices,
@@ -391,7 +392,6 @@ impl Source for TcpSource {
         let poller = Poller {
             name,
             retries: endpoint.retries,
-            max_backoff: endpoint.max_backoff,
             link: Link::Tcp(TcpMaster::new(
                 endpoint.host,
                 endpoint.port,
