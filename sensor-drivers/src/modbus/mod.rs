@@ -19,6 +19,7 @@ pub mod plan;
 pub mod poller;
 pub mod probe;
 pub mod profiles;
+pub mod register;
 pub mod rtu;
 pub mod tcp;
 

@@ -6,7 +6,7 @@
 
 use crate::Quantity;
 
-use super::config::{Function, Parity, RegisterConfig, RegisterType, Sentinel, WordOrder};
+use super::register::{Function, Parity, RegisterConfig, RegisterType, Sentinel, WordOrder};
 
 /// Names accepted by `profile = "..."` without a `[[modbus.profiles]]` entry.
 pub const BUILT_IN_NAMES: [&str; 3] = ["xy-md02", "vaisala-f32", "lux-u32"];
