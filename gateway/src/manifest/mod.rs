@@ -8,6 +8,7 @@
 
 pub mod gs1;
 mod pallet;
+pub mod scan;
 
 use std::collections::{BTreeMap, BTreeSet};
 
