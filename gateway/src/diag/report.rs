@@ -1,6 +1,7 @@
 //! The trip report of one pallet (SSCC) or one lot: identity, route of stays,
-//! temperature chart, excursions, MKT, time out of range against the budget
-//! and a plain verdict, as one printable HTML document.
+//! temperature chart, excursions, MKT, time out of range against the
+//! allowance, the monitoring gaps and data completeness, and a plain
+//! verdict, as one printable HTML document.
 //!
 //! Design: a pure function of the database contents, the configuration, the
 //! subject and the time it is asked (`now_ms`), so the CLI (offline, reading
@@ -9,6 +10,13 @@
 //! out. Nothing here writes to the store. See `docs/report.md`.
 
 mod html;
+mod record;
+mod verdict;
+
+pub use record::{coverage, Coverage, Gap, GapCause};
+pub use verdict::{
+    judge, ExcursionFinding, Findings, LotFindings, MktFinding, RecordHole, RuleSpend, Verdict,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,28 +78,9 @@ pub enum ReportError {
     Chart(#[from] ChartError),
 }
 
-/// The one-line conclusion. Exactly one applies; see `docs/report.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// No excursion affected the subject and no limit was exhausted.
-    WithinProfile,
-    /// Excursions happened, each under a rule with a budget, and no budget
-    /// or MKT limit was exhausted.
-    ExcursionWithinBudget,
-    /// A budget or MKT limit of a lot was exhausted, or an excursion
-    /// happened under a rule without a budget (which allows none).
-    BudgetExceeded,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::WithinProfile => "Within profile",
-            Verdict::ExcursionWithinBudget => "Excursion within budget",
-            Verdict::BudgetExceeded => "Budget exceeded",
-        }
-    }
-}
+/// How long a reading vouches for the time after it when its profile sets
+/// no `silence`: the data-completeness figure needs some expected interval.
+pub const DEFAULT_HOLD_MS: i64 = 10 * 60_000;
 
 /// One pallet stay on the route.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,12 +112,20 @@ pub struct Excursion {
     pub started_ms: i64,
     /// None while it is still open.
     pub ended_ms: Option<i64>,
-    /// To its end, or to the report's "as of" time while open.
+    /// While open: its sensor's last reading of the quantity, the time the
+    /// excursion is known to have lasted to.
+    pub ongoing_as_of_ms: Option<i64>,
+    /// To its end, or while open to its last reading (never to the time the
+    /// report is made).
     pub duration_ms: i64,
     pub min: f64,
     pub max: f64,
-    /// The cumulative budget of its rule; None when the rule has none.
+    /// The cumulative budget (allowance) of its rule; None when the rule
+    /// has none.
     pub budget_ms: Option<i64>,
+    /// A temperature excursion low enough to freeze the goods (see
+    /// [`is_freeze`]).
+    pub freeze: bool,
 }
 
 /// A door opening in a zone and time the subject was in.
@@ -162,6 +159,8 @@ pub struct LotSummary {
     pub rules: Vec<RuleExposure>,
     /// MKT over everything the lot saw on board (°C), per the ledger.
     pub mkt: Option<f64>,
+    /// Time the ledger's MKT has watched the lot, ms.
+    pub mkt_watched_ms: i64,
     /// Limits reported exhausted (`budget:<rule>`, `mkt_stay`, `mkt_window`).
     pub exhausted: Vec<String>,
 }
@@ -182,6 +181,15 @@ pub struct TripReport {
     pub mkt: Option<f64>,
     /// The profile's MKT limit, °C.
     pub mkt_limit: Option<f64>,
+    /// Per lot, whether its MKT limit was evaluated and what it said.
+    pub mkt_findings: Vec<(String, MktFinding)>,
+    /// Monitoring gaps and downtime that overlap the stays.
+    pub gaps: Vec<Gap>,
+    /// Share of the stays (times each judged quantity) with readings at the
+    /// expected interval, 0..=1; None when no quantity is judged.
+    pub completeness: Option<f64>,
+    /// Where the report ends an open gap or stay: the last reading.
+    pub as_of_ms: i64,
     pub verdict: Verdict,
     /// Why the verdict is what it is, one sentence each.
     pub reasons: Vec<String>,
@@ -364,7 +372,8 @@ pub fn build(
             .flat_map(|l| &l.excursions)
             .collect(),
     };
-    for ev in store.events_between(i64::MIN, i64::MAX)? {
+    let events = store.events_between(i64::MIN, i64::MAX)?;
+    for ev in &events {
         match ev.topic.as_str() {
             "events/excursion" => {
                 let Ok(Envelope { body: e, .. }) =
@@ -387,9 +396,10 @@ pub fn build(
                     continue;
                 }
                 let ended_ms = e.ended_at.as_deref().and_then(parse_rfc3339);
+                // An open one is completed below, from its last reading.
                 let duration_ms = match ended_ms {
                     Some(end) => end - started_ms,
-                    None => (as_of_ms - started_ms).max(e.duration_s.saturating_mul(1000)),
+                    None => e.duration_s.saturating_mul(1000),
                 };
                 let rule = excursion_rule(config, &e);
                 let budget_ms = rule.and_then(|r| r.budget).map(ms);
@@ -402,6 +412,7 @@ pub fn build(
                         unit_label(&e.unit)
                     ),
                 };
+                let freeze = is_freeze(&e);
                 let row = Excursion {
                     id: e.excursion_id.clone(),
                     sensor: e.sensor_id,
@@ -414,10 +425,12 @@ pub fn build(
                     profile: e.profile,
                     started_ms,
                     ended_ms,
+                    ongoing_as_of_ms: None,
                     duration_ms,
                     min: e.min,
                     max: e.max,
                     budget_ms,
+                    freeze,
                 };
                 // The latest event of an excursion (its `ended`) wins.
                 excursions.insert(e.excursion_id, row);
@@ -452,6 +465,20 @@ pub fn build(
         }
     }
     let mut excursions: Vec<Excursion> = excursions.into_values().collect();
+    for e in excursions.iter_mut().filter(|e| e.ended_ms.is_none()) {
+        // Known to last until its sensor's last reading of the quantity;
+        // after that nothing was seen, so it is "ongoing as of" that.
+        let mut last = None;
+        store.for_each_reading(Some(&e.sensor), e.started_ms, i64::MAX, |r| {
+            if r.quantity.as_str() == e.quantity {
+                last = Some(r.at_ms);
+            }
+            true
+        })?;
+        let as_of = last.unwrap_or(e.started_ms + e.duration_ms);
+        e.ongoing_as_of_ms = Some(as_of);
+        e.duration_ms = as_of - e.started_ms;
+    }
     excursions.sort_by(|a, b| (a.started_ms, &a.id).cmp(&(b.started_ms, &b.id)));
     let mut doors: Vec<DoorOpening> = doors.into_values().collect();
     doors.sort_by_key(|d| d.opened_ms);
@@ -487,7 +514,119 @@ pub fn build(
         acc.value()
     });
 
-    let (verdict, reasons) = judge(&excursions, &lots);
+    // The record: gaps the gateway recorded, and what the readings cover
+    // of each stay for each quantity its profile judges.
+    let recorded = record::stored_gaps(&events);
+    let mut gaps: Vec<Gap> = recorded
+        .iter()
+        .filter(|g| {
+            stays
+                .iter()
+                .any(|s| g.overlaps(&s.zone, s.loaded_at_ms, s.end_ms))
+        })
+        .cloned()
+        .collect();
+    let mut no_data = Vec::new();
+    let (mut covered, mut total) = (0i64, 0i64);
+    for s in &stays {
+        let p = profile(config, &s.profile);
+        let hold = p.and_then(|p| p.silence).map_or(DEFAULT_HOLD_MS, ms);
+        for q in p.map(judged_quantities).unwrap_or_default() {
+            let mut times = Vec::new();
+            for sensor in config
+                .sensors
+                .iter()
+                .filter(|x| x.zone == s.zone && x.quantities.contains(&q))
+            {
+                store.for_each_reading(Some(&sensor.id), s.loaded_at_ms, s.end_ms + 1, |r| {
+                    if r.quantity == q && r.value.is_finite() {
+                        times.push(r.at_ms);
+                    }
+                    true
+                })?;
+            }
+            times.sort_unstable();
+            let c = coverage(&times, s.loaded_at_ms, s.end_ms, hold);
+            covered += c.covered_ms;
+            total += c.total_ms;
+            if c.readings == 0 {
+                no_data.push(RecordHole {
+                    sentence: format!(
+                        "No {} reading in zone {} during the stay of pallet {} ({} to {}).",
+                        q.as_str(),
+                        s.zone,
+                        s.sscc,
+                        html::time(s.loaded_at_ms),
+                        html::time(s.end_ms)
+                    ),
+                });
+            }
+            for (from, to) in c.holes {
+                let explained = recorded.iter().any(|g| g.overlaps(&s.zone, from, to));
+                if !explained {
+                    gaps.push(Gap {
+                        cause: GapCause::NoReadings,
+                        zone: Some(s.zone.clone()),
+                        sensor: None,
+                        quantity: Some(q.as_str().to_string()),
+                        start_ms: from,
+                        end_ms: Some(to),
+                    });
+                }
+            }
+        }
+    }
+    gaps.sort_by_key(|g| g.start_ms);
+    gaps.dedup();
+    let completeness = (total > 0).then(|| covered as f64 / total as f64);
+
+    let mkt_findings: Vec<(String, MktFinding)> = lots
+        .iter()
+        .map(|l| {
+            (
+                format!("{} ({})", l.lot, l.gtin),
+                mkt_finding(main_profile, l),
+            )
+        })
+        .collect();
+    let findings = Findings {
+        lots: lots
+            .iter()
+            .zip(&mkt_findings)
+            .map(|(l, (name, mkt))| LotFindings {
+                name: name.clone(),
+                rules: l
+                    .rules
+                    .iter()
+                    .map(|r| RuleSpend {
+                        rule: r.name.clone(),
+                        spent_ms: r.total_ms,
+                        allowance_ms: r.budget_ms,
+                        exhausted: l.exhausted.contains(&format!("budget:{}", r.rule)),
+                    })
+                    .collect(),
+                mkt: mkt.clone(),
+            })
+            .collect(),
+        excursions: excursions
+            .iter()
+            .map(|e| ExcursionFinding {
+                id: e.id.clone(),
+                what: format!("{} {}", e.quantity, e.rule),
+                allowance_ms: e.budget_ms,
+                freeze: e.freeze,
+                ongoing_as_of: e.ongoing_as_of_ms.map(html::time),
+            })
+            .collect(),
+        gaps: gaps
+            .iter()
+            .map(|g| RecordHole {
+                sentence: gap_sentence(g, as_of_ms),
+            })
+            .collect(),
+        no_data,
+    };
+    let (verdict, reasons) = judge(&findings);
 
     // The chart spans the readings (a pallet loaded long before its zone
     // reported would leave the line a sliver at the right edge), or the
@@ -556,6 +695,10 @@ pub fn build(
         lots,
         mkt,
         mkt_limit,
+        mkt_findings,
+        gaps,
+        completeness,
+        as_of_ms,
         verdict,
         reasons,
         chart_svg,
@@ -640,6 +783,7 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
             pallets: Vec::new(),
             rules: Vec::new(),
             mkt: None,
+            mkt_watched_ms: 0,
             exhausted: Vec::new(),
         };
     };
@@ -671,69 +815,85 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
         pallets: l.pallets.iter().cloned().collect(),
         rules,
         mkt: l.mkt_stay(),
+        mkt_watched_ms: l.mkt.as_ref().map_or(0, |m| m.stay.duration_ms() as i64),
         exhausted: l.exhausted.iter().cloned().collect(),
     }
 }
 
-/// The verdict and its reasons; see [`Verdict`].
-pub fn judge(excursions: &[Excursion], lots: &[LotSummary]) -> (Verdict, Vec<String>) {
-    let mut exceeded = Vec::new();
-    for lot in lots {
-        for flag in &lot.exhausted {
-            let what = match flag.as_str() {
-                "mkt_stay" => "its MKT limit over the stay".to_string(),
-                "mkt_window" => "its MKT limit over the window".to_string(),
-                f => match f.strip_prefix("budget:") {
-                    Some(rule) => format!(
-                        "the time-out-of-range budget of {}",
-                        lot.rules
-                            .iter()
-                            .find(|r| r.rule == rule)
-                            .map_or(rule, |r| r.name.as_str())
-                    ),
-                    None => f.to_string(),
-                },
+/// The quantities a profile judges: those with a limit, and temperature
+/// when it has an MKT limit. Light only tells doors apart.
+fn judged_quantities(p: &ProfileConfig) -> Vec<Quantity> {
+    let mut q: Vec<Quantity> = p.limits.iter().map(|l| l.quantity).collect();
+    if p.mkt.is_some() {
+        q.push(Quantity::Temperature);
+    }
+    q.sort_by_key(|q| q.as_str());
+    q.dedup();
+    q
+}
+
+/// A freeze: a temperature excursion on the low side that reached 0 °C
+/// or below (water in the product freezes). Until profiles name a freeze
+/// rule of their own, this is how the report tells one from a mild low.
+pub fn is_freeze(e: &payload::Excursion) -> bool {
+    e.quantity == Quantity::Temperature && e.direction == payload::Direction::Low && e.min <= 0.0
+}
+
+/// What the report may say about a lot's MKT limit: "holds" only when it
+/// was judged.
+fn mkt_finding(p: Option<&ProfileConfig>, l: &LotSummary) -> MktFinding {
+    for (flag, over) in [("mkt_stay", "the stay"), ("mkt_window", "its window")] {
+        if l.exhausted.iter().any(|f| f == flag) {
+            return MktFinding::Exceeded {
+                what: format!("its MKT limit over {over}"),
             };
-            exceeded.push(format!("Lot {} ({}) exhausted {what}.", lot.lot, lot.gtin));
-        }
-        for r in &lot.rules {
-            let flagged = lot.exhausted.contains(&format!("budget:{}", r.rule));
-            if let Some(b) = r.budget_ms {
-                if r.total_ms >= b && !flagged {
-                    exceeded.push(format!(
-                        "Lot {} ({}) spent {} out of range under {}, budget {}.",
-                        lot.lot,
-                        lot.gtin,
-                        format_duration(r.total_ms),
-                        r.name,
-                        format_duration(b)
-                    ));
-                }
-            }
         }
     }
-    for e in excursions.iter().filter(|e| e.budget_ms.is_none()) {
-        exceeded.push(format!(
-            "Excursion {} ({} {}) is under a rule without a budget, which allows none.",
-            e.id, e.quantity, e.rule
-        ));
+    let Some(m) = p.and_then(|p| p.mkt.as_ref()) else {
+        return MktFinding::NoLimit;
+    };
+    if let Some(w) = m.window.map(ms).filter(|w| l.mkt_watched_ms < *w) {
+        return MktFinding::NotEvaluated {
+            limit: m.limit,
+            why: format!(
+                "it was watched {}, shorter than the {} window the limit is judged over",
+                format_duration(l.mkt_watched_ms),
+                format_duration(w)
+            ),
+        };
     }
-    if !exceeded.is_empty() {
-        return (Verdict::BudgetExceeded, exceeded);
+    match l.mkt {
+        Some(v) if v > m.limit => MktFinding::Exceeded {
+            what: format!("its MKT limit ({v:.2} °C against {:.1} °C)", m.limit),
+        },
+        Some(v) => MktFinding::Holds {
+            value: v,
+            limit: m.limit,
+        },
+        None => MktFinding::NotEvaluated {
+            limit: m.limit,
+            why: "no temperature reading reached the ledger".to_string(),
+        },
     }
-    if !excursions.is_empty() {
-        let n = excursions.len();
-        return (
-            Verdict::ExcursionWithinBudget,
-            vec![format!(
-                "{n} excursion{} affected it; every budget and MKT limit still holds.",
-                if n == 1 { "" } else { "s" }
-            )],
-        );
-    }
-    (
-        Verdict::WithinProfile,
-        vec!["No excursion affected it and no limit was exhausted.".to_string()],
+}
+
+/// A gap as one sentence of the verdict's reasons.
+fn gap_sentence(g: &Gap, as_of_ms: i64) -> String {
+    let what = match (&g.cause, &g.sensor, &g.quantity, &g.zone) {
+        (GapCause::GatewayDown, ..) => "The gateway was down".to_string(),
+        (_, Some(s), Some(q), _) => format!("Sensor {s} sent no {q}"),
+        (_, Some(s), None, _) => format!("Sensor {s} was silent"),
+        (_, None, Some(q), Some(z)) => format!("No {q} reading is stored for zone {z}"),
+        _ => "Nothing was recorded".to_string(),
+    };
+    let until = match g.end_ms {
+        Some(e) => format!("to {}", html::time(e)),
+        None => "and is still open".to_string(),
+    };
+    format!(
+        "Monitoring gap: {what} from {} {until} ({}).",
+        html::time(g.start_ms),
+        format_duration(g.length_ms(as_of_ms))
     )
 }
 
