@@ -295,6 +295,7 @@ async fn the_trip_report_prints_to_one_a4_page_with_headless_chromium() {
 
     let out_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/report-test");
     std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::copy(&html, out_dir.join("trip.html")).unwrap();
     let pdf = out_dir.join("trip.pdf");
     let _ = std::fs::remove_file(&pdf);
     let mut cmd = Command::new(chromium);

@@ -51,6 +51,10 @@ footer { margin-top: 18px; color: #555; font-size: 8.5pt; }
   th { background: #f0f0f0 !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .chart svg { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .scroll { overflow: visible; }
+  /* Room for the monitoring record on the one page of a one-excursion trip. */
+  .legend-note { font-size: 7.5pt; margin: 2px 0; }
+  .chart svg { max-height: 240px; }
+  h2 { margin: 6px 0 3px; }
 }
 "#;
 
@@ -212,14 +216,15 @@ pub fn render(r: &TripReport) -> String {
     let completeness = r.completeness.map_or("—".to_string(), |c| {
         format!("{:.1} %", (c * 1000.0).floor() / 10.0)
     });
-    let _ = writeln!(
+    let _ = write!(
         h,
-        "<p>Data completeness: <strong id=\"completeness\" data-completeness=\"{}\">{completeness}</strong> of the stays had readings at the expected interval.</p>",
+        "<p>Data completeness: <strong id=\"completeness\" data-completeness=\"{}\">{completeness}</strong> of the stays had readings at the expected interval.",
         r.completeness.map_or(String::new(), |c| format!("{c:.4}"))
     );
     if r.gaps.is_empty() {
-        h.push_str("<p class=\"none\" id=\"gap-count\" data-gap-count=\"0\">No monitoring gap or downtime during the stays.</p>\n");
+        h.push_str(" <span class=\"none\" id=\"gap-count\" data-gap-count=\"0\">No monitoring gap or downtime during the stays.</span></p>\n");
     } else {
+        h.push_str("</p>\n");
         let _ = writeln!(
             h,
             "<div class=\"scroll\"><table id=\"gaps\" data-gap-count=\"{}\">\n<thead><tr><th>Start</th><th>End</th><th>Length</th><th>Cause</th><th>Zone / sensor</th></tr></thead>\n<tbody>",
@@ -248,7 +253,10 @@ pub fn render(r: &TripReport) -> String {
         }
         h.push_str("</tbody>\n</table></div>\n");
     }
-    h.push_str("<p class=\"legend-note\">A gap is a stretch longer than the profile's silence limit without a reading (sensor silent, gateway down, or no readings stored); completeness is the share of each stay, per judged quantity, that readings vouch for (docs/report.md).</p>\n</section>\n");
+    if !r.gaps.is_empty() || r.completeness.is_some_and(|c| c < 1.0) {
+        h.push_str("<p class=\"legend-note\">A gap is a stretch longer than the profile's silence limit without a reading (sensor silent, gateway down, or no readings stored); completeness is the share of each stay, per judged quantity, that readings vouch for, each reading for at most the silence limit (docs/report.md).</p>\n");
+    }
+    h.push_str("</section>\n");
 
     // Exposure.
     h.push_str("<section id=\"exposure\">\n<h2>Exposure</h2>\n");
