@@ -811,7 +811,7 @@ fn an_mkt_limit_not_evaluated_is_never_said_to_hold() {
         mkt_watched_ms: 2 * 60 * MIN,
         exhausted: Vec::new(),
     };
-    let f = mkt_finding(p, &summary);
+    let f = findings::mkt_finding(p, &summary);
     assert!(matches!(f, MktFinding::NotEvaluated { .. }), "{f:?}");
     let (v, reasons) = judge(&Findings {
         lots: vec![lot(Vec::new(), f)],
@@ -828,9 +828,12 @@ fn an_mkt_limit_not_evaluated_is_never_said_to_hold() {
     // Watched for the whole window it is judged: 12 °C against 8 °C.
     summary.mkt_watched_ms = 24 * 60 * MIN;
     assert!(matches!(
-        mkt_finding(p, &summary),
+        findings::mkt_finding(p, &summary),
         MktFinding::Exceeded { .. }
     ));
     summary.mkt = Some(6.0);
-    assert!(matches!(mkt_finding(p, &summary), MktFinding::Holds { .. }));
+    assert!(matches!(
+        findings::mkt_finding(p, &summary),
+        MktFinding::Holds { .. }
+    ));
 }
