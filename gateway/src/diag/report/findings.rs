@@ -39,12 +39,18 @@ pub fn record(
     as_of_ms: i64,
 ) -> Result<Record, StoreError> {
     let recorded = stored_gaps(events);
+    // An unloaded stay ends before a gap that starts at its unload; an open
+    // one is "as of" its last reading, where a gap still open begins.
+    let watched_to = |s: &Stay| match s.unloaded_at_ms {
+        Some(_) => s.end_ms - 1,
+        None => s.end_ms,
+    };
     let mut gaps: Vec<Gap> = recorded
         .iter()
         .filter(|g| {
             stays
                 .iter()
-                .any(|s| g.overlaps(&s.zone, s.loaded_at_ms, s.end_ms))
+                .any(|s| g.overlaps(&s.zone, s.loaded_at_ms, watched_to(s)))
         })
         .cloned()
         .collect();

@@ -837,3 +837,47 @@ fn an_mkt_limit_not_evaluated_is_never_said_to_hold() {
         MktFinding::Holds { .. }
     ));
 }
+
+#[test]
+fn downtime_from_the_unload_on_is_not_during_the_stay_but_a_minute_before_is() {
+    let unloaded = format!(
+        r#"
+[[pallets]]
+sscc = "{SSCC}"
+zone = "front"
+loaded_at = "{}"
+unloaded_at = "{}"
+items = [{{ gtin = "09520123456788", lot = "ABC123" }}]
+"#,
+        rfc3339(T0),
+        rfc3339(T0 + 30 * MIN)
+    );
+    let down = |from: i64| {
+        Event::new(
+            T0 + 40 * MIN,
+            payload::Gateway::UncleanStop {
+                phase: Default::default(),
+                last_alive_at: rfc3339(from),
+                started_at: rfc3339(T0 + 40 * MIN),
+                downtime_s: (T0 + 40 * MIN - from) / 1000,
+            },
+        )
+    };
+    let after = trip_with(
+        &unloaded,
+        |_| Some(5.0),
+        |_| Some(5.0),
+        vec![down(T0 + 30 * MIN)],
+    );
+    let r = build(&after.store, &after.config, &sscc(SSCC), T0).unwrap();
+    assert!(r.gaps.is_empty(), "{:?}", r.gaps);
+    assert_eq!(r.verdict, Verdict::WithinProfile, "{:?}", r.reasons);
+    let before = trip_with(
+        &unloaded,
+        |_| Some(5.0),
+        |_| Some(5.0),
+        vec![down(T0 + 29 * MIN)],
+    );
+    let r = build(&before.store, &before.config, &sscc(SSCC), T0).unwrap();
+    assert_eq!(r.verdict, Verdict::RecordIncomplete, "{:?}", r.reasons);
+}
