@@ -155,6 +155,8 @@ pub struct Ingest {
     lifecycle_due: bool,
     /// Outbox entries the publisher could not send (over `max_payload`).
     set_aside_rx: Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
+    /// How far a load command's `loaded_at` may be from the clock.
+    load_time_limits: crate::manifest::LoadTimeLimits,
 }
 
 /// `mqtt.max_payload`'s default, for ingest built without a configuration.
@@ -203,6 +205,7 @@ impl Ingest {
             stopped_cleanly: false,
             lifecycle_due: true,
             set_aside_rx: None,
+            load_time_limits: crate::manifest::LoadTimeLimits::default(),
             zone_profiles: Default::default(),
             telemetry: None,
             telemetry_sent: None,
@@ -340,6 +343,13 @@ impl Ingest {
 
     /// Outbox entries the publisher set aside, moved out of the outbox here
     /// (ingest is the only writer) and reported by a `gateway` event.
+    /// Load commands whose `loaded_at` is further from the clock than these
+    /// warn (`[manifest]`; the documented defaults otherwise).
+    pub fn with_load_time_limits(mut self, limits: crate::manifest::LoadTimeLimits) -> Ingest {
+        self.load_time_limits = limits;
+        self
+    }
+
     pub fn with_set_aside(
         mut self,
         rx: mpsc::UnboundedReceiver<crate::publish::SetAside>,
@@ -405,10 +415,23 @@ impl Ingest {
             ManifestCommand::Unload { sscc, .. } => ("unload", sscc.clone()),
         };
         let outcome: Result<Vec<Event>, Vec<String>> = match req.command {
-            ManifestCommand::Load(cmd) => self
-                .engine
-                .load_pallet(cmd)
-                .map_err(|errors| errors.iter().map(|e| e.to_string()).collect()),
+            ManifestCommand::Load(cmd) => {
+                // What the command raises on its own (a serial twice in it,
+                // a load time the clock cannot believe), only if it loads.
+                let now = self.clock.wall_ms();
+                let own: Vec<Event> =
+                    crate::manifest::command_warnings(&cmd, now, self.load_time_limits)
+                        .into_iter()
+                        .map(|lot| Event::new(now, lot))
+                        .collect();
+                self.engine
+                    .load_pallet(cmd)
+                    .map(|mut events| {
+                        events.extend(own);
+                        events
+                    })
+                    .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+            }
             ManifestCommand::Unload { sscc, at_ms } => self
                 .engine
                 .unload_pallet(&sscc, at_ms)
@@ -430,8 +453,9 @@ impl Ingest {
         });
         let answer = match outcome {
             Ok(events) => {
+                let warnings = crate::publish::commands::warnings_of(&events);
                 self.push_events(events);
-                let answer = Answer::new(&gw, Some(&id), &Ok(()));
+                let answer = Answer::new(&gw, Some(&id), &Ok(warnings));
                 self.writer
                     .remember_command(&id, now_ms(), answer.payload.clone());
                 match self.try_commit(committed) {
@@ -1330,6 +1354,132 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
             assert_eq!(ev["audit_seq"], i as u64 + 1);
             assert_eq!(ev["actor"], "mqtt:cmd/manifest");
             assert_eq!(ev["details"], details[i]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod load_answer_tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::event::now_ms;
+    use crate::excursion::EngineState;
+    use crate::manifest::{Item, LoadCommand, LoadTimeLimits};
+    use crate::store::Store;
+
+    const CONFIG: &str = r#"
+gateway_id = "g"
+[[profiles]]
+id = "p"
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0 }]
+[[zones]]
+id = "rear"
+profile = "p"
+[[sensors]]
+id = "s"
+zone = "rear"
+kind = "sim"
+[sim]
+"#;
+
+    fn load(sscc: &str, loaded_at_ms: i64, serials: &[&str]) -> ManifestCommand {
+        ManifestCommand::Load(LoadCommand {
+            sscc: sscc.into(),
+            zone: "rear".into(),
+            profile: None,
+            loaded_at_ms,
+            unloaded_at_ms: None,
+            items: vec![Item {
+                gtin: "09520123456788".into(),
+                lot: "L".into(),
+                expiry: None,
+                serials: serials.iter().map(|s| s.to_string()).collect(),
+            }],
+        })
+    }
+
+    #[tokio::test]
+    async fn a_load_answer_carries_every_warning_the_load_raised_and_each_is_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::parse(CONFIG, "t").unwrap();
+        let (store, writer) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let ingest = Ingest::new(
+            writer,
+            Engine::new(&config, EngineState::default()),
+            IngestOptions {
+                gateway_id: "g".into(),
+                batch_interval: Duration::from_secs(3600),
+                batch_size: 100,
+                retention: Duration::from_secs(86400 * 3650),
+                max_bytes: 1 << 30,
+            },
+        )
+        .with_commands(cmd_rx)
+        .with_load_time_limits(LoadTimeLimits {
+            future_skew: Duration::from_secs(60),
+            max_age: Duration::from_secs(3600),
+        });
+        let (_tx, readings) = mpsc::channel(8);
+        let (_acked_tx, acked) = mpsc::unbounded_channel();
+        let (committed, _rx) = watch::channel(0);
+        let task = tokio::spawn(ingest.run(IngestChannels {
+            readings,
+            acked,
+            committed,
+        }));
+        let send = |command| {
+            let cmd_tx = cmd_tx.clone();
+            async move {
+                let (reply, answer) = oneshot::channel();
+                cmd_tx
+                    .send(ManifestRequest {
+                        request_id: ulid::Ulid::new().to_string(),
+                        actor: "mqtt:cmd/manifest".into(),
+                        command,
+                        reply,
+                    })
+                    .await
+                    .unwrap();
+                let a = answer.await.unwrap();
+                serde_json::from_slice::<payload::CommandResult>(&a.payload).unwrap()
+            }
+        };
+        let reasons = |a: &payload::CommandResult| -> Vec<&'static str> {
+            a.warnings.iter().map(|w| w.reason.as_str()).collect()
+        };
+        let now = now_ms();
+        let clean = send(load("106141412345678908", now, &["1", "2"])).await;
+        assert!(clean.ok && clean.warnings.is_empty(), "{clean:?}");
+        // Two minutes ahead (skew 1 min), serial 3 twice, serial 1 on board.
+        let warned = send(load("106141412345678915", now + 120_000, &["3", "1", "3"])).await;
+        assert!(warned.ok, "{warned:?}");
+        assert_eq!(
+            reasons(&warned),
+            ["serial_on_board", "serial_duplicate", "loaded_at_future"],
+            "{warned:?}"
+        );
+        // Two hours old (max age 1 h).
+        let old = send(load("106141412345678922", now - 7_200_000, &[])).await;
+        assert_eq!(reasons(&old), ["loaded_at_past"], "{old:?}");
+        task.abort();
+
+        let stored: Vec<String> = store
+            .events_between(i64::MIN, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.topic == "events/lot")
+            .map(|e| serde_json::from_slice::<serde_json::Value>(&e.payload).unwrap())
+            .map(|v| v["reason"].as_str().unwrap().to_string())
+            .collect();
+        for r in [
+            "serial_on_board",
+            "serial_duplicate",
+            "loaded_at_future",
+            "loaded_at_past",
+        ] {
+            assert!(stored.iter().any(|s| s == r), "{r}: {stored:?}");
         }
     }
 }

@@ -85,6 +85,13 @@ fn every_endpoint_answers_from_a_running_gateway() {
     );
     assert_eq!(loaded.status, 200, "{}", loaded.body);
     assert_eq!(loaded.json()["ok"], true);
+    // Loaded in 2020: accepted, with the warning in the HTTP answer.
+    assert_eq!(
+        loaded.json()["warnings"][0]["reason"],
+        "loaded_at_past",
+        "{}",
+        loaded.body
+    );
 
     // Sensors: last values from memory, fresh.
     let sensors = wait_until(Duration::from_secs(20), "both sensors with values", || {

@@ -146,6 +146,12 @@ fn status_sensors_events_manifest_and_lot_print_tables_and_json() {
     let out = run(&["manifest", "load", pallet.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("loaded pallet 106141412345678908"));
+    // Loaded in 2020: accepted, and the operator is told at once.
+    assert!(
+        text(&out.stderr).contains("warning (loaded_at_past): loaded_at 2020-01-01"),
+        "{}",
+        text(&out.stderr)
+    );
     let shown = text(&run(&["manifest", "show"]).stdout);
     assert!(
         shown.contains("106141412345678908") && shown.contains("09520123456788/CLI-LOT"),

@@ -109,12 +109,16 @@ async fn load_and_unload_commands_are_applied_by_ingest_and_answered_after_commi
     assert_eq!(ok["duplicate"], false, "{ok}");
     assert_eq!(ok["schema"], "coldgate.command_result/1");
     assert_eq!(ok["gateway_id"], "test-gw");
+    // Loaded more than manifest.loaded_at_max_age (7 d) ago: accepted, and
+    // the answer says so.
+    assert_eq!(ok["warnings"][0]["reason"], "loaded_at_past", "{ok}");
 
     // The same request again: answered with the first answer, not applied.
     let repeat = ask(&client, &mut answers, Some("c1"), LOAD_C1).await;
     assert_eq!(repeat["duplicate"], true, "{repeat}");
     assert_eq!(repeat["ok"], true, "{repeat}");
     assert_eq!(repeat["at"], ok["at"], "the original answer: {repeat}");
+    assert_eq!(repeat["warnings"], ok["warnings"], "{repeat}");
 
     // A subscriber that connects after the change gets the retained manifest.
     tokio::time::sleep(Duration::from_millis(500)).await;

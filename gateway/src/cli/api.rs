@@ -738,6 +738,17 @@ pub fn manifest(a: &ManifestArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The warnings an accepted load raised, one line each: accepted, but the
+/// operator who loaded it should see them there and then.
+pub(super) fn load_warnings(answer: &Value) -> Vec<String> {
+    answer["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| format!("warning ({}): {}", s(w, "reason"), s(w, "message")))
+        .collect()
+}
+
 /// Sends a manifest command; a refusal lists every reason, exit code 1.
 fn command(
     c: &Client,
@@ -756,6 +767,9 @@ fn command(
                 s(body, "sscc"),
                 s(&v, "command_id")
             );
+            for w in load_warnings(&v) {
+                eprintln!("  {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(ApiError::Status {

@@ -162,12 +162,18 @@ fn scan_lines(c: &Client, input: impl BufRead, json: bool) -> anyhow::Result<Exi
                 if json {
                     println!(
                         "{}",
-                        json!({ "sscc": p.sscc, "zone": line, "from": from, "ok": true, "command_id": v["command_id"] })
+                        json!({ "sscc": p.sscc, "zone": line, "from": from, "ok": true, "command_id": v["command_id"], "warnings": v["warnings"] })
                     );
-                } else if let Some(from) = &from {
-                    println!("moved pallet {} from zone {from} to zone {line}", p.sscc);
                 } else {
-                    println!("loaded pallet {} into zone {line}", p.sscc);
+                    match &from {
+                        Some(from) => {
+                            println!("moved pallet {} from zone {from} to zone {line}", p.sscc)
+                        }
+                        None => println!("loaded pallet {} into zone {line}", p.sscc),
+                    }
+                    for w in super::api::load_warnings(&v) {
+                        eprintln!("line {n}: pallet {}: {w}", p.sscc);
+                    }
                 }
                 loaded += 1;
                 pending = None;

@@ -84,6 +84,9 @@ pub struct Config {
     /// The local HTTP API and dashboard (`[http]`); see docs/http.md.
     #[serde(default)]
     pub http: HttpConfig,
+    /// Checks on load commands (`[manifest]`); see docs/loading.md.
+    #[serde(default)]
+    pub manifest: ManifestConfig,
     /// Pallets on board, until load/unload commands arrive over MQTT/HTTP.
     /// Loaded into the manifest once (a stay is keyed by SSCC and load time).
     #[serde(default)]
@@ -157,6 +160,28 @@ impl Default for HttpConfig {
             allowed_hosts: Vec::new(),
             max_connections: 256,
             header_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManifestConfig {
+    /// A load command whose `loaded_at` is later than the gateway's clock
+    /// by more than this raises a `loaded_at_future` warning. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub loaded_at_skew: Duration,
+    /// A load command whose `loaded_at` is earlier than the gateway's clock
+    /// by more than this raises a `loaded_at_past` warning. Default `7d`.
+    #[serde(with = "humantime_serde")]
+    pub loaded_at_max_age: Duration,
+}
+
+impl Default for ManifestConfig {
+    fn default() -> Self {
+        ManifestConfig {
+            loaded_at_skew: crate::manifest::DEFAULT_LOADED_AT_SKEW,
+            loaded_at_max_age: crate::manifest::DEFAULT_LOADED_AT_MAX_AGE,
         }
     }
 }

@@ -85,6 +85,19 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.mqtt.reconnect_probe, Duration::from_secs(1));
     assert_eq!(c.mqtt.reconnect_spread, Duration::from_secs(3));
     assert_eq!(c.sensors[0].quantities, vec![Quantity::Temperature]);
+    assert_eq!(c.manifest.loaded_at_skew, Duration::from_secs(5 * 60));
+    assert_eq!(c.manifest.loaded_at_max_age, Duration::from_secs(7 * 86400));
+}
+
+#[test]
+fn the_load_time_skew_and_age_are_configurable() {
+    let c = parse(
+        &format!("{MINIMAL}\n[manifest]\nloaded_at_skew = \"30s\"\nloaded_at_max_age = \"2d\"\n"),
+        "t",
+    )
+    .unwrap();
+    assert_eq!(c.manifest.loaded_at_skew, Duration::from_secs(30));
+    assert_eq!(c.manifest.loaded_at_max_age, Duration::from_secs(2 * 86400));
 }
 
 #[test]

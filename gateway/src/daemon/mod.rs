@@ -134,7 +134,11 @@ impl Gateway {
         )
         .with_audit(audit_rx)
         .with_max_payload(max_payload)
-        .with_set_aside(set_aside_rx);
+        .with_set_aside(set_aside_rx)
+        .with_load_time_limits(crate::manifest::LoadTimeLimits {
+            future_skew: config.manifest.loaded_at_skew,
+            max_age: config.manifest.loaded_at_max_age,
+        });
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let live = crate::diag::Live::new();

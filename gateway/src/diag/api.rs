@@ -488,13 +488,12 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
             )
         }
     };
+    // The answer ingest published: its errors or warnings, as the
+    // operator's MQTT subscriber sees them.
+    let published =
+        serde_json::from_slice::<crate::event::payload::CommandResult>(&outcome.payload).ok();
     if !outcome.ok {
-        // The answer ingest published: its errors, as the operator's MQTT
-        // subscriber sees them.
-        let errors =
-            serde_json::from_slice::<crate::event::payload::CommandResult>(&outcome.payload)
-                .map(|answer| answer.errors)
-                .unwrap_or_default();
+        let errors = published.map(|answer| answer.errors).unwrap_or_default();
         return refused(StatusCode::UNPROCESSABLE_ENTITY, errors);
     }
     Json(json!({
@@ -502,6 +501,7 @@ async fn command(ctx: Ctx, peer: SocketAddr, action: &str, body: &[u8]) -> Respo
         "request_id": parsed.request_id,
         "command_id": parsed.request_id,
         "duplicate": outcome.duplicate,
+        "warnings": published.map(|answer| answer.warnings).unwrap_or_default(),
     }))
     .into_response()
 }

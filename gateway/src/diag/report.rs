@@ -1,14 +1,28 @@
 //! The trip report of one pallet (SSCC) or one lot: identity, route of stays,
-//! temperature chart, excursions, MKT, time out of range against the budget
-//! and a plain verdict, as one printable HTML document.
+//! temperature chart, excursions, MKT, time out of range against the
+//! allowance, the monitoring gaps and data completeness, and a plain
+//! verdict, as one printable HTML document.
 //!
 //! Design: a pure function of the database contents, the configuration, the
 //! subject and the time it is asked (`now_ms`), so the CLI (offline, reading
 //! a database file) and the HTTP API produce the same document. [`build`]
 //! gathers the facts into a [`TripReport`]; [`html::render`] only lays them
 //! out. Nothing here writes to the store. See `docs/report.md`.
+//!
+//! Over 500 lines because `build` gathers every fact in one pass over the
+//! store; what is decided from the facts lives beside it in `report/`
+//! (`findings`, `record`, `verdict`) and the layout in `html`.
 
+mod findings;
 mod html;
+mod record;
+mod verdict;
+
+pub use findings::is_freeze;
+pub use record::{coverage, Coverage, Gap, GapCause};
+pub use verdict::{
+    judge, ExcursionFinding, Findings, LotFindings, MktFinding, RecordHole, RuleSpend, Verdict,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,28 +84,9 @@ pub enum ReportError {
     Chart(#[from] ChartError),
 }
 
-/// The one-line conclusion. Exactly one applies; see `docs/report.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// No excursion affected the subject and no limit was exhausted.
-    WithinProfile,
-    /// Excursions happened, each under a rule with a budget, and no budget
-    /// or MKT limit was exhausted.
-    ExcursionWithinBudget,
-    /// A budget or MKT limit of a lot was exhausted, or an excursion
-    /// happened under a rule without a budget (which allows none).
-    BudgetExceeded,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::WithinProfile => "Within profile",
-            Verdict::ExcursionWithinBudget => "Excursion within budget",
-            Verdict::BudgetExceeded => "Budget exceeded",
-        }
-    }
-}
+/// How long a reading vouches for the time after it when its profile sets
+/// no `silence`: the data-completeness figure needs some expected interval.
+pub const DEFAULT_HOLD_MS: i64 = 10 * 60_000;
 
 /// One pallet stay on the route.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,12 +118,20 @@ pub struct Excursion {
     pub started_ms: i64,
     /// None while it is still open.
     pub ended_ms: Option<i64>,
-    /// To its end, or to the report's "as of" time while open.
+    /// While open: its sensor's last reading of the quantity, the time the
+    /// excursion is known to have lasted to.
+    pub ongoing_as_of_ms: Option<i64>,
+    /// To its end, or while open to its last reading (never to the time the
+    /// report is made).
     pub duration_ms: i64,
     pub min: f64,
     pub max: f64,
-    /// The cumulative budget of its rule; None when the rule has none.
+    /// The cumulative budget (allowance) of its rule; None when the rule
+    /// has none.
     pub budget_ms: Option<i64>,
+    /// A temperature excursion low enough to freeze the goods (see
+    /// [`is_freeze`]).
+    pub freeze: bool,
 }
 
 /// A door opening in a zone and time the subject was in.
@@ -162,6 +165,8 @@ pub struct LotSummary {
     pub rules: Vec<RuleExposure>,
     /// MKT over everything the lot saw on board (°C), per the ledger.
     pub mkt: Option<f64>,
+    /// Time the ledger's MKT has watched the lot, ms.
+    pub mkt_watched_ms: i64,
     /// Limits reported exhausted (`budget:<rule>`, `mkt_stay`, `mkt_window`).
     pub exhausted: Vec<String>,
 }
@@ -182,6 +187,15 @@ pub struct TripReport {
     pub mkt: Option<f64>,
     /// The profile's MKT limit, °C.
     pub mkt_limit: Option<f64>,
+    /// Per lot, whether its MKT limit was evaluated and what it said.
+    pub mkt_findings: Vec<(String, MktFinding)>,
+    /// Monitoring gaps and downtime that overlap the stays.
+    pub gaps: Vec<Gap>,
+    /// Share of the stays (times each judged quantity) with readings at the
+    /// expected interval, 0..=1; None when no quantity is judged.
+    pub completeness: Option<f64>,
+    /// Where the report ends an open gap or stay: the last reading.
+    pub as_of_ms: i64,
     pub verdict: Verdict,
     /// Why the verdict is what it is, one sentence each.
     pub reasons: Vec<String>,
@@ -364,7 +378,8 @@ pub fn build(
             .flat_map(|l| &l.excursions)
             .collect(),
     };
-    for ev in store.events_between(i64::MIN, i64::MAX)? {
+    let events = store.events_between(i64::MIN, i64::MAX)?;
+    for ev in &events {
         match ev.topic.as_str() {
             "events/excursion" => {
                 let Ok(Envelope { body: e, .. }) =
@@ -387,9 +402,10 @@ pub fn build(
                     continue;
                 }
                 let ended_ms = e.ended_at.as_deref().and_then(parse_rfc3339);
+                // An open one is completed below, from its last reading.
                 let duration_ms = match ended_ms {
                     Some(end) => end - started_ms,
-                    None => (as_of_ms - started_ms).max(e.duration_s.saturating_mul(1000)),
+                    None => e.duration_s.saturating_mul(1000),
                 };
                 let rule = excursion_rule(config, &e);
                 let budget_ms = rule.and_then(|r| r.budget).map(ms);
@@ -402,6 +418,7 @@ pub fn build(
                         unit_label(&e.unit)
                     ),
                 };
+                let freeze = is_freeze(&e);
                 let row = Excursion {
                     id: e.excursion_id.clone(),
                     sensor: e.sensor_id,
@@ -414,10 +431,12 @@ pub fn build(
                     profile: e.profile,
                     started_ms,
                     ended_ms,
+                    ongoing_as_of_ms: None,
                     duration_ms,
                     min: e.min,
                     max: e.max,
                     budget_ms,
+                    freeze,
                 };
                 // The latest event of an excursion (its `ended`) wins.
                 excursions.insert(e.excursion_id, row);
@@ -452,6 +471,20 @@ pub fn build(
         }
     }
     let mut excursions: Vec<Excursion> = excursions.into_values().collect();
+    for e in excursions.iter_mut().filter(|e| e.ended_ms.is_none()) {
+        // Known to last until its sensor's last reading of the quantity;
+        // after that nothing was seen, so it is "ongoing as of" that.
+        let mut last = None;
+        store.for_each_reading(Some(&e.sensor), e.started_ms, i64::MAX, |r| {
+            if r.quantity.as_str() == e.quantity {
+                last = Some(r.at_ms);
+            }
+            true
+        })?;
+        let as_of = last.unwrap_or(e.started_ms + e.duration_ms);
+        e.ongoing_as_of_ms = Some(as_of);
+        e.duration_ms = as_of - e.started_ms;
+    }
     excursions.sort_by(|a, b| (a.started_ms, &a.id).cmp(&(b.started_ms, &b.id)));
     let mut doors: Vec<DoorOpening> = doors.into_values().collect();
     doors.sort_by_key(|d| d.opened_ms);
@@ -487,7 +520,10 @@ pub fn build(
         acc.value()
     });
 
-    let (verdict, reasons) = judge(&excursions, &lots);
+    // The record (gaps, completeness) and what the verdict is decided on.
+    let record = findings::record(store, config, &stays, &events, as_of_ms)?;
+    let (findings, mkt_findings) = findings::findings(main_profile, &lots, &excursions, &record);
+    let (verdict, reasons) = judge(&findings);
 
     // The chart spans the readings (a pallet loaded long before its zone
     // reported would leave the line a sliver at the right edge), or the
@@ -556,6 +592,10 @@ pub fn build(
         lots,
         mkt,
         mkt_limit,
+        mkt_findings,
+        gaps: record.gaps,
+        completeness: record.completeness,
+        as_of_ms,
         verdict,
         reasons,
         chart_svg,
@@ -640,6 +680,7 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
             pallets: Vec::new(),
             rules: Vec::new(),
             mkt: None,
+            mkt_watched_ms: 0,
             exhausted: Vec::new(),
         };
     };
@@ -671,70 +712,9 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
         pallets: l.pallets.iter().cloned().collect(),
         rules,
         mkt: l.mkt_stay(),
+        mkt_watched_ms: l.mkt.as_ref().map_or(0, |m| m.stay.duration_ms() as i64),
         exhausted: l.exhausted.iter().cloned().collect(),
     }
-}
-
-/// The verdict and its reasons; see [`Verdict`].
-pub fn judge(excursions: &[Excursion], lots: &[LotSummary]) -> (Verdict, Vec<String>) {
-    let mut exceeded = Vec::new();
-    for lot in lots {
-        for flag in &lot.exhausted {
-            let what = match flag.as_str() {
-                "mkt_stay" => "its MKT limit over the stay".to_string(),
-                "mkt_window" => "its MKT limit over the window".to_string(),
-                f => match f.strip_prefix("budget:") {
-                    Some(rule) => format!(
-                        "the time-out-of-range budget of {}",
-                        lot.rules
-                            .iter()
-                            .find(|r| r.rule == rule)
-                            .map_or(rule, |r| r.name.as_str())
-                    ),
-                    None => f.to_string(),
-                },
-            };
-            exceeded.push(format!("Lot {} ({}) exhausted {what}.", lot.lot, lot.gtin));
-        }
-        for r in &lot.rules {
-            let flagged = lot.exhausted.contains(&format!("budget:{}", r.rule));
-            if let Some(b) = r.budget_ms {
-                if r.total_ms >= b && !flagged {
-                    exceeded.push(format!(
-                        "Lot {} ({}) spent {} out of range under {}, budget {}.",
-                        lot.lot,
-                        lot.gtin,
-                        format_duration(r.total_ms),
-                        r.name,
-                        format_duration(b)
-                    ));
-                }
-            }
-        }
-    }
-    for e in excursions.iter().filter(|e| e.budget_ms.is_none()) {
-        exceeded.push(format!(
-            "Excursion {} ({} {}) is under a rule without a budget, which allows none.",
-            e.id, e.quantity, e.rule
-        ));
-    }
-    if !exceeded.is_empty() {
-        return (Verdict::BudgetExceeded, exceeded);
-    }
-    if !excursions.is_empty() {
-        let n = excursions.len();
-        return (
-            Verdict::ExcursionWithinBudget,
-            vec![format!(
-                "{n} excursion{} affected it; every budget and MKT limit still holds.",
-                if n == 1 { "" } else { "s" }
-            )],
-        );
-    }
-    (
-        Verdict::WithinProfile,
-        vec!["No excursion affected it and no limit was exhausted.".to_string()],
-    )
 }
 
 /// `2 h 05 min 30 s`, `4 min 10 s`, `12 s`.

@@ -72,6 +72,15 @@ pub enum Gs1Error {
     UnsupportedSymbology { id: String },
     #[error("AI ({ai}) {problem}")]
     Invalid { ai: String, problem: ValueProblem },
+    #[error(
+        "a GS separator (FNC1) is missing after the variable-length AI ({ai}) `{value}`: at character {at} it runs into AI ({next}); scan again with a scanner that sends GS, or enter the bracketed form ({ai}){value}({next})…"
+    )]
+    MissingSeparator {
+        ai: String,
+        value: String,
+        next: String,
+        at: usize,
+    },
     #[error("bad Digital Link URI: {0}")]
     DigitalLink(DlProblem),
 }
@@ -224,6 +233,17 @@ fn split_symbology(after_bracket: &str) -> Result<Vec<Element>, Gs1Error> {
         // Positions in errors count from the start of the whole input.
         "C1" | "e0" | "d2" | "Q3" | "J1" => raw::split(rest).map_err(|e| match e {
             Gs1Error::Syntax { at, reason } => Gs1Error::Syntax { at: at + 3, reason },
+            Gs1Error::MissingSeparator {
+                ai,
+                value,
+                next,
+                at,
+            } => Gs1Error::MissingSeparator {
+                ai,
+                value,
+                next,
+                at: at + 3,
+            },
             other => other,
         }),
         "Q1" | "d1" if digital_link::looks_like_uri(rest) => digital_link::split(rest),

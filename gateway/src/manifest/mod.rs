@@ -6,6 +6,7 @@
 //! overwritten: an unload closes a stay, a reload opens a new one, and
 //! excursions name every stay that overlapped them.
 
+mod checks;
 pub mod gs1;
 mod pallet;
 pub mod scan;
@@ -16,6 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::payload::LotReason;
 
+pub use checks::{
+    command_warnings, describe, LoadTimeLimits, DEFAULT_LOADED_AT_MAX_AGE, DEFAULT_LOADED_AT_SKEW,
+};
 pub use pallet::{gtin_problem, lot_key, parse_iso_date, sscc_problem, Item, Pallet};
 
 /// A load command (from config, MQTT or HTTP), not yet validated.

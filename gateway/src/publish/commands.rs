@@ -5,7 +5,9 @@
 //! owned by ingest (the single writer), so a parsed command travels to
 //! ingest over a channel with a one-shot reply; ingest applies it and
 //! answers after the commit that stores it, so `"ok": true` means the load
-//! survives a power cut.
+//! survives a power cut. An accepted load's answer lists the warnings it
+//! raised (each also an `events/lot` warning), so the operator who sent it
+//! sees them without subscribing to events.
 //!
 //! Each command carries a `request_id` (`command_id`, its first name, is
 //! still accepted). Ingest remembers the answer to every request id it
@@ -16,7 +18,7 @@
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use crate::event::payload::{self, CommandResult, ManifestCommand as WireCommand};
+use crate::event::payload::{self, CommandResult, CommandWarning, ManifestCommand as WireCommand};
 use crate::event::{now_ms, parse_rfc3339, rfc3339};
 use crate::manifest::LoadCommand;
 
@@ -27,8 +29,25 @@ pub enum ManifestCommand {
     Unload { sscc: String, at_ms: i64 },
 }
 
-/// `Ok` once committed, or every reason the command was refused.
-pub type Outcome = Result<(), Vec<String>>;
+/// `Ok` with the warnings it raised once committed, or every reason the
+/// command was refused.
+pub type Outcome = Result<Vec<CommandWarning>, Vec<String>>;
+
+/// The load warnings among the events a command produced, for its answer.
+pub fn warnings_of(events: &[crate::event::Event]) -> Vec<CommandWarning> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            payload::EventBody::Lot(l) if l.phase == payload::LotPhase::Warning => {
+                Some(CommandWarning {
+                    reason: l.reason,
+                    message: crate::manifest::describe(l),
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
 
 /// A command and where ingest sends its answer.
 #[derive(Debug)]
@@ -182,9 +201,9 @@ pub fn parse(payload: &[u8]) -> Result<Parsed, (Option<String>, String)> {
 /// `request_id` and, for clients written against the first version, as
 /// `command_id`.
 pub fn result_payload(gateway_id: &str, request_id: Option<&str>, outcome: &Outcome) -> Vec<u8> {
-    let errors = match outcome {
-        Ok(()) => Vec::new(),
-        Err(e) => crate::event::parts::bounded_list(e),
+    let (errors, warnings) = match outcome {
+        Ok(w) => (Vec::new(), w.clone()),
+        Err(e) => (crate::event::parts::bounded_list(e), Vec::new()),
     };
     let request_id = request_id.map(crate::event::parts::bounded_str);
     payload::to_bytes(&CommandResult {
@@ -196,6 +215,7 @@ pub fn result_payload(gateway_id: &str, request_id: Option<&str>, outcome: &Outc
         ok: outcome.is_ok(),
         duplicate: false,
         errors,
+        warnings,
     })
 }
 
@@ -226,6 +246,33 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(id.as_deref(), Some("r2"));
+    }
+
+    #[test]
+    fn an_accepted_answer_carries_the_load_warnings_and_a_repeat_keeps_them() {
+        let mut dup = payload::Lot::new(
+            payload::LotPhase::Warning,
+            payload::LotReason::SerialDuplicate,
+        );
+        dup.gtin = Some("09520123456788".into());
+        dup.serial = Some("S1".into());
+        let events = vec![crate::event::Event::new(1, dup)];
+        let warnings = warnings_of(&events);
+        assert_eq!(warnings.len(), 1);
+        let first = Answer::new("g", Some("r1"), &Ok(warnings));
+        assert!(first.ok);
+        let v: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
+        assert_eq!(v["warnings"][0]["reason"], "serial_duplicate");
+        assert!(
+            v["warnings"][0]["message"].as_str().unwrap().contains("S1"),
+            "{v}"
+        );
+        let again: serde_json::Value =
+            serde_json::from_slice(&Answer::repeat(&first.payload).payload).unwrap();
+        assert_eq!(again["warnings"], v["warnings"]);
+        let clean: serde_json::Value =
+            serde_json::from_slice(&Answer::new("g", Some("r2"), &Ok(Vec::new())).payload).unwrap();
+        assert_eq!(clean["warnings"], serde_json::json!([]));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::{format_duration, unit_label as unit, ReportSubject, TripReport, Verdict};
+use super::{format_duration, unit_label as unit, MktFinding, ReportSubject, TripReport};
 use crate::diag::chart::escape_attr as esc;
 
 const CSS: &str = r#"
@@ -20,8 +20,8 @@ h2 { font-size: 12pt; margin: 14px 0 5px; border-bottom: 1px solid #999; padding
 .verdict { font-size: 14pt; font-weight: bold; padding: 8px 12px; border: 2px solid;
            border-radius: 4px; margin: 10px 0 4px; }
 .verdict.within-profile { color: var(--ok); }
-.verdict.excursion-within-budget { color: var(--warn); }
-.verdict.budget-exceeded { color: var(--bad); }
+.verdict.excursion-within-allowance { color: var(--warn); }
+.verdict.allowance-exceeded, .verdict.assessment-required, .verdict.record-incomplete { color: var(--bad); }
 ul.reasons { margin: 4px 0 0 18px; padding: 0; }
 table { border-collapse: collapse; width: 100%; margin: 4px 0; }
 th, td { border: 1px solid #bbb; padding: 3px 6px; text-align: left; vertical-align: top; }
@@ -51,10 +51,14 @@ footer { margin-top: 18px; color: #555; font-size: 8.5pt; }
   th { background: #f0f0f0 !important; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .chart svg { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
   .scroll { overflow: visible; }
+  /* Room for the monitoring record on the one page of a one-excursion trip. */
+  .legend-note { font-size: 7.5pt; margin: 2px 0; }
+  .chart svg { max-height: 240px; }
+  h2 { margin: 6px 0 3px; }
 }
 "#;
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
@@ -71,14 +75,6 @@ fn time(ms: i64) -> String {
 
 fn num(v: f64) -> String {
     format!("{v:.1}")
-}
-
-fn verdict_class(v: Verdict) -> &'static str {
-    match v {
-        Verdict::WithinProfile => "within-profile",
-        Verdict::ExcursionWithinBudget => "excursion-within-budget",
-        Verdict::BudgetExceeded => "budget-exceeded",
-    }
 }
 
 pub fn render(r: &TripReport) -> String {
@@ -109,7 +105,7 @@ pub fn render(r: &TripReport) -> String {
     let _ = write!(
         h,
         "<p id=\"verdict\" class=\"verdict {}\" data-verdict=\"{}\">Verdict: {}</p>\n<ul class=\"reasons\">\n",
-        verdict_class(r.verdict),
+        r.verdict.slug(),
         r.verdict.as_str(),
         r.verdict.as_str()
     );
@@ -185,15 +181,17 @@ pub fn render(r: &TripReport) -> String {
     } else {
         h.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>Excursion</th><th>Zone / sensor</th><th>Rule</th><th>Start</th><th>End</th><th>Duration</th><th>Min</th><th>Max</th></tr></thead>\n<tbody>\n");
         for e in &r.excursions {
-            let end = match e.ended_ms {
-                Some(t) => time(t),
-                None => "ongoing".to_string(),
+            let end = match (e.ended_ms, e.ongoing_as_of_ms) {
+                (Some(t), _) => time(t),
+                (None, Some(t)) => format!("ongoing as of {}", time(t)),
+                (None, None) => "ongoing".to_string(),
             };
             let _ = writeln!(
                 h,
-                "<tr class=\"excursion\" data-excursion-id=\"{id}\" data-duration-s=\"{dur_s}\"><td class=\"mono\">{id}</td><td>{zone} / {sensor}</td><td>{rule}</td><td class=\"time\">{start}</td><td class=\"time\">{end}</td><td class=\"num duration\">{dur}</td><td class=\"num\">{min} {unit}</td><td class=\"num\">{max} {unit}</td></tr>",
+                "<tr class=\"excursion\" data-excursion-id=\"{id}\" data-duration-s=\"{dur_s}\" data-ongoing=\"{ongoing}\"><td class=\"mono\">{id}</td><td>{zone} / {sensor}</td><td>{rule}</td><td class=\"time\">{start}</td><td class=\"time\">{end}</td><td class=\"num duration\">{dur}</td><td class=\"num\">{min} {unit}</td><td class=\"num\">{max} {unit}</td></tr>",
                 id = esc(&e.id),
                 dur_s = e.duration_ms / 1000,
+                ongoing = e.ended_ms.is_none(),
                 zone = esc(&e.zone),
                 sensor = esc(&e.sensor),
                 rule = esc(&e.rule),
@@ -213,6 +211,53 @@ pub fn render(r: &TripReport) -> String {
         r.doors.len()
     );
 
+    // Record: gaps and completeness.
+    h.push_str("<section id=\"record\">\n<h2>Monitoring record</h2>\n");
+    let completeness = r.completeness.map_or("—".to_string(), |c| {
+        format!("{:.1} %", (c * 1000.0).floor() / 10.0)
+    });
+    let _ = write!(
+        h,
+        "<p>Data completeness: <strong id=\"completeness\" data-completeness=\"{}\">{completeness}</strong> of the stays had readings at the expected interval.",
+        r.completeness.map_or(String::new(), |c| format!("{c:.4}"))
+    );
+    if r.gaps.is_empty() {
+        h.push_str(" <span class=\"none\" id=\"gap-count\" data-gap-count=\"0\">No monitoring gap or downtime during the stays.</span></p>\n");
+    } else {
+        h.push_str("</p>\n");
+        let _ = writeln!(
+            h,
+            "<div class=\"scroll\"><table id=\"gaps\" data-gap-count=\"{}\">\n<thead><tr><th>Start</th><th>End</th><th>Length</th><th>Cause</th><th>Zone / sensor</th></tr></thead>\n<tbody>",
+            r.gaps.len()
+        );
+        for g in &r.gaps {
+            let end = match g.end_ms {
+                Some(t) => time(t),
+                None => format!("open as of {}", time(r.as_of_ms)),
+            };
+            let place = match (&g.zone, &g.sensor, &g.quantity) {
+                (None, ..) => "all zones".to_string(),
+                (Some(z), Some(s), Some(q)) => format!("{} / {} ({})", esc(z), esc(s), esc(q)),
+                (Some(z), Some(s), None) => format!("{} / {}", esc(z), esc(s)),
+                (Some(z), None, Some(q)) => format!("{} ({})", esc(z), esc(q)),
+                (Some(z), None, None) => esc(z),
+            };
+            let _ = writeln!(
+                h,
+                "<tr class=\"gap\" data-cause=\"{cause}\" data-length-s=\"{len_s}\"><td class=\"time\">{start}</td><td class=\"time\">{end}</td><td class=\"num\">{len}</td><td>{cause}</td><td>{place}</td></tr>",
+                cause = g.cause.as_str(),
+                len_s = g.length_ms(r.as_of_ms) / 1000,
+                start = time(g.start_ms),
+                len = format_duration(g.length_ms(r.as_of_ms)),
+            );
+        }
+        h.push_str("</tbody>\n</table></div>\n");
+    }
+    if !r.gaps.is_empty() || r.completeness.is_some_and(|c| c < 1.0) {
+        h.push_str("<p class=\"legend-note\">A gap is a stretch longer than the profile's silence limit without a reading (sensor silent, gateway down, or no readings stored); completeness is the share of each stay, per judged quantity, that readings vouch for, each reading for at most the silence limit (docs/report.md).</p>\n");
+    }
+    h.push_str("</section>\n");
+
     // Exposure.
     h.push_str("<section id=\"exposure\">\n<h2>Exposure</h2>\n");
     let mkt = r.mkt.map_or("—".to_string(), |m| format!("{m:.2} °C"));
@@ -223,7 +268,26 @@ pub fn render(r: &TripReport) -> String {
         h,
         "<p>Mean kinetic temperature over the trip: <strong id=\"mkt\">{mkt}</strong>{limit}.</p>"
     );
-    h.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>GTIN</th><th>Lot</th><th>Rule</th><th>Time out of range</th><th>Budget</th><th>Left</th></tr></thead>\n<tbody>\n");
+    for (lot, f) in &r.mkt_findings {
+        let (status, text) = match f {
+            MktFinding::NoLimit => continue,
+            MktFinding::NotEvaluated { why, .. } => {
+                ("not-evaluated", format!("not evaluated: {why}"))
+            }
+            MktFinding::Holds { value, limit } => (
+                "holds",
+                format!("{value:.2} °C, within the limit of {limit:.1} °C"),
+            ),
+            MktFinding::Exceeded { what } => ("exceeded", format!("exceeded {what}")),
+        };
+        let _ = writeln!(
+            h,
+            "<p class=\"mkt-status\" data-mkt-status=\"{status}\">MKT limit of lot {}: {}.</p>",
+            esc(lot),
+            esc(&text)
+        );
+    }
+    h.push_str("<div class=\"scroll\"><table>\n<thead><tr><th>GTIN</th><th>Lot</th><th>Rule</th><th>Time out of range</th><th>Allowance</th><th>Left</th></tr></thead>\n<tbody>\n");
     let mut rows = 0;
     for lot in &r.lots {
         for rule in &lot.rules {

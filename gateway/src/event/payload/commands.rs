@@ -52,6 +52,20 @@ pub struct CommandResult {
     pub duplicate: bool,
     /// Why it was refused, each naming its field.
     pub errors: Vec<String>,
+    /// What the load raised (each also an `events/lot` warning): accepted,
+    /// but worth a look. Empty on a refusal. Absent in answers stored by
+    /// builds before it, read as empty.
+    #[serde(default)]
+    pub warnings: Vec<CommandWarning>,
+}
+
+/// One warning a command raised.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandWarning {
+    /// The `reason` of its `events/lot` warning.
+    pub reason: super::LotReason,
+    /// What it is about, in a sentence.
+    pub message: String,
 }
 
 /// `{prefix}/cmd/replay`: republish the events `from_seq..=to_seq`.

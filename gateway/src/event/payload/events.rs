@@ -172,6 +172,12 @@ pub enum LotReason {
     SerialLotMismatch,
     LotExpiryMismatch,
     LotExpired,
+    /// The same GTIN and serial twice in one load.
+    SerialDuplicate,
+    /// `loaded_at` later than the gateway's clock by more than the skew.
+    LoadedAtFuture,
+    /// `loaded_at` further in the past than the longest age accepted.
+    LoadedAtPast,
 }
 
 impl LotReason {
@@ -186,6 +192,9 @@ impl LotReason {
             LotReason::SerialLotMismatch => "serial_lot_mismatch",
             LotReason::LotExpiryMismatch => "lot_expiry_mismatch",
             LotReason::LotExpired => "lot_expired",
+            LotReason::SerialDuplicate => "serial_duplicate",
+            LotReason::LoadedAtFuture => "loaded_at_future",
+            LotReason::LoadedAtPast => "loaded_at_past",
         }
     }
 }
@@ -244,6 +253,12 @@ pub struct Lot {
     /// The SSCCs an exhausted lot was on board with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pallets: Option<Vec<String>>,
+    /// `loaded_at_*`: the load time the command gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<String>,
+    /// `loaded_at_*`: the skew or age it was judged against, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_s: Option<i64>,
 }
 
 impl Lot {
@@ -268,6 +283,8 @@ impl Lot {
             earlier_lot: None,
             earlier_expiry: None,
             pallets: None,
+            loaded_at: None,
+            limit_s: None,
         }
     }
 }

@@ -20,7 +20,7 @@ mod messages;
 
 use serde::{Deserialize, Serialize};
 
-pub use commands::{CommandResult, ManifestCommand, ReplayRequest, ReplayResult};
+pub use commands::{CommandResult, CommandWarning, ManifestCommand, ReplayRequest, ReplayResult};
 pub use events::{
     Affected, Direction, Door, DoorPhase, Excursion, ExcursionEnd, ExcursionPhase, GapCause, Lot,
     LotPhase, LotReason, SensorGap, SensorPhase,

@@ -197,6 +197,23 @@ fn lot_events_keep_a_null_expiry_apart_from_an_absent_one() {
     warning.other_sscc = Some("106141412345678915".into());
     let json = valid_and_round_trips("lot", &envelope("lot", warning));
     assert!(json.get("expiry").is_none(), "{json}");
+
+    let mut duplicate = Lot::new(LotPhase::Warning, LotReason::SerialDuplicate);
+    duplicate.sscc = Some("106141412345678908".into());
+    duplicate.zone = Some("rear".into());
+    duplicate.gtin = Some("09520123456788".into());
+    duplicate.lot = Some("L1".into());
+    duplicate.serial = Some("S1".into());
+    valid_and_round_trips("lot", &envelope("lot", duplicate));
+    for reason in [LotReason::LoadedAtFuture, LotReason::LoadedAtPast] {
+        let mut skew = Lot::new(LotPhase::Warning, reason);
+        skew.sscc = Some("106141412345678908".into());
+        skew.zone = Some("rear".into());
+        skew.loaded_at = Some(rfc3339(1_900_000_000_000));
+        skew.limit_s = Some(300);
+        let json = valid_and_round_trips("lot", &envelope("lot", skew));
+        assert_eq!(json["reason"], reason.as_str());
+    }
 }
 
 #[test]
@@ -385,8 +402,26 @@ fn commands_and_their_answers_are_valid_and_read_back() {
         ok: false,
         duplicate: true,
         errors: vec!["zone: no zone `attic`".into()],
+        warnings: Vec::new(),
     };
     valid_and_round_trips("command_result", &answer);
+    let warned = CommandResult {
+        ok: true,
+        duplicate: false,
+        errors: Vec::new(),
+        warnings: vec![CommandWarning {
+            reason: LotReason::SerialDuplicate,
+            message: "serial S1 of GTIN 09520123456788 is twice in this load".into(),
+        }],
+        ..answer
+    };
+    let json = valid_and_round_trips("command_result", &warned);
+    assert_eq!(json["warnings"][0]["reason"], "serial_duplicate");
+    // An answer stored before warnings existed reads back with none.
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("warnings");
+    let old: CommandResult = serde_json::from_value(old).unwrap();
+    assert!(old.warnings.is_empty());
     let replay = ReplayRequest {
         request_id: "g1".into(),
         from_seq: 10,

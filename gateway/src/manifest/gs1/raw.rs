@@ -3,10 +3,13 @@
 //!
 //! Fixed-length values are cut by length (a stray GS after them is skipped). A
 //! variable-length value runs to the next GS or to the end of the input: when a
-//! keyboard-wedge scanner drops the GS, the value swallows what follows and length or
-//! character-set validation reports it. We never guess where a lot ends.
+//! keyboard-wedge scanner drops the GS, the value swallows what follows. We never guess
+//! where a lot ends; but when what it swallowed reads as complete, valid elements that
+//! start with a fixed-length one carrying its own check (a date, a key with a check
+//! digit), the scan is refused saying a separator is missing: accepting it would store a
+//! lot `ABC12317271231` and lose the (17) expiry.
 
-use super::{lookup, Element, Gs1Error, Len, GS};
+use super::{check_value, lookup, Element, Gs1Error, Kind, Len, GS};
 
 pub(super) fn split(input: &str) -> Result<Vec<Element>, Gs1Error> {
     let mut out = Vec::new();
@@ -20,12 +23,54 @@ pub(super) fn split(input: &str) -> Result<Vec<Element>, Gs1Error> {
         })?;
         let end = match spec.len {
             Len::Fixed(n) => after.char_indices().nth(n).map_or(after.len(), |(i, _)| i),
-            Len::Var(_) => after.find(GS).unwrap_or(after.len()),
+            Len::Var(_) => {
+                let end = after.find(GS).unwrap_or(after.len());
+                if let Some((k, next)) = swallowed(&after[..end]) {
+                    return Err(Gs1Error::MissingSeparator {
+                        ai: code.to_owned(),
+                        value: after[..k].to_owned(),
+                        next,
+                        at: at + code.len() + after[..k].chars().count(),
+                    });
+                }
+                end
+            }
         };
         out.push(Element::new(spec, code, after[..end].to_owned()));
         rest = after[end..].strip_prefix(GS).unwrap_or(&after[end..]);
     }
     Ok(out)
+}
+
+/// Where a variable-length value holds the elements that should have followed it: the
+/// byte offset and the AI found there. Only a tail that splits into valid elements, the
+/// first of fixed length with a check of its own (a calendar date, a check digit), counts:
+/// a lot that merely contains `21` or `10` could be a real lot, so it is left alone.
+fn swallowed(value: &str) -> Option<(usize, String)> {
+    value.char_indices().skip(1).map(|(k, _)| k).find_map(|k| {
+        let tail = &value[k..];
+        let elements = split(tail).ok()?;
+        let first = elements.first()?;
+        let checked = matches!(first.spec.len, Len::Fixed(_))
+            && matches!(
+                first.spec.kind,
+                Kind::Sscc | Kind::Gtin | Kind::ContentGtin | Kind::Key | Kind::Expiry | Kind::Date
+            );
+        (checked && elements.iter().all(plausible)).then(|| (k, first.ai.clone()))
+    })
+}
+
+/// Valid length, character set and check digit, and for a date a month and day that can
+/// exist (the century is decided later, with the date of the scan).
+fn plausible(e: &Element) -> bool {
+    if check_value(e.spec, &e.value).is_err() {
+        return false;
+    }
+    if !matches!(e.spec.kind, Kind::Expiry | Kind::Date) {
+        return true;
+    }
+    let two = |i: usize| e.value.get(i..i + 2).and_then(|d| d.parse::<u8>().ok());
+    matches!((two(2), two(4)), (Some(1..=12), Some(0..=31)))
 }
 
 /// The shortest digit prefix (2 to 4 digits) that is a supported AI. GS1 AIs are

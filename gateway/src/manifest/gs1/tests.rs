@@ -298,11 +298,64 @@ fn raw_variable_field_without_gs_runs_to_the_end_rather_than_guessing() {
     let data = ok("010952012345678810ABC1231727123");
     assert_eq!(data.lot.as_deref(), Some("ABC1231727123"));
     assert_eq!(data.expiry, None);
-    let e = err("010952012345678810ABC123172712312112345678");
+    let e = err("010952012345678810ABCDEFGHIJKLMNOPQRSTUVWX");
     assert_eq!(
         e.to_string(),
         "AI (10) lot has 24 characters, at most 20 allowed"
     );
+}
+
+#[test]
+fn a_raw_lot_that_swallowed_its_expiry_is_refused_saying_a_separator_is_missing() {
+    let e = err("010952012345678810ABC12317271231");
+    assert_eq!(
+        e,
+        Gs1Error::MissingSeparator {
+            ai: "10".into(),
+            value: "ABC123".into(),
+            next: "17".into(),
+            at: 24,
+        }
+    );
+    assert!(
+        e.to_string().contains(
+            "a GS separator (FNC1) is missing after the variable-length AI (10) `ABC123`"
+        ),
+        "{e}"
+    );
+    // Everything the lot swallowed, up to a GS, is looked at.
+    assert!(matches!(
+        err("]d2010952012345678810ABC123172712312112345\u{1d}"),
+        Gs1Error::MissingSeparator { .. }
+    ));
+    // With its separator the same scan is the full example.
+    assert_eq!(
+        ok("010952012345678810ABC123\u{1d}172712312112345"),
+        full_example()
+    );
+}
+
+#[test]
+fn a_serial_that_swallowed_a_gtin_with_a_valid_check_digit_is_refused() {
+    assert!(matches!(
+        err("21ABC0109520123456788"),
+        Gs1Error::MissingSeparator { ref next, .. } if next == "01"
+    ));
+    // A wrong check digit is not a GTIN: the serial stays as scanned.
+    assert_eq!(
+        ok("21ABC0109520123456789").serial.as_deref(),
+        Some("ABC0109520123456789")
+    );
+}
+
+#[test]
+fn a_lot_merely_containing_ai_digits_is_kept_as_scanned() {
+    // Month 13 is no date, `21X` could be a real lot's text, `1713` is incomplete.
+    assert_eq!(ok("10X17991399").lot.as_deref(), Some("X17991399"));
+    assert_eq!(ok("10LOT21X").lot.as_deref(), Some("LOT21X"));
+    assert_eq!(ok("10B1713").lot.as_deref(), Some("B1713"));
+    // A variable-length element first in the tail does not count.
+    assert_eq!(ok("10AB3712").lot.as_deref(), Some("AB3712"));
 }
 
 #[test]
