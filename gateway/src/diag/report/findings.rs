@@ -234,6 +234,9 @@ pub(super) fn mkt_finding(p: Option<&ProfileConfig>, l: &LotSummary) -> MktFindi
 fn gap_sentence(g: &Gap, as_of_ms: i64) -> String {
     let what = match (&g.cause, &g.sensor, &g.quantity, &g.zone) {
         (GapCause::GatewayDown, ..) => "The gateway was down".to_string(),
+        (GapCause::GatewayStopped, Some(s), Some(q), _) => {
+            format!("The gateway was stopped: no {q} from sensor {s}")
+        }
         (_, Some(s), Some(q), _) => format!("Sensor {s} sent no {q}"),
         (_, Some(s), None, _) => format!("Sensor {s} was silent"),
         (_, None, Some(q), Some(z)) => format!("No {q} reading is stored for zone {z}"),

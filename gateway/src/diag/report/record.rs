@@ -19,6 +19,9 @@ pub enum GapCause {
     SensorSilent,
     /// The gateway was not running: `gateway` `unclean_stop`.
     GatewayDown,
+    /// The gateway was stopped cleanly and started later: `events/sensor`
+    /// with cause `gateway_stopped` (a clean stop raises no gateway event).
+    GatewayStopped,
     /// The stored readings have a stretch longer than the silence limit
     /// that no event explains.
     NoReadings,
@@ -29,6 +32,7 @@ impl GapCause {
         match self {
             GapCause::SensorSilent => "sensor silent",
             GapCause::GatewayDown => "gateway down",
+            GapCause::GatewayStopped => "gateway stopped",
             GapCause::NoReadings => "no readings stored",
         }
     }
@@ -72,6 +76,8 @@ struct GapEvent {
     last_seen_at: String,
     #[serde(default)]
     quantity: Option<String>,
+    #[serde(default)]
+    cause: Option<payload::GapCause>,
 }
 
 /// The gaps recorded as events, in the order they opened. A `back` without
@@ -86,23 +92,33 @@ pub fn stored_gaps(events: &[StoredEvent]) -> Vec<Gap> {
                     continue;
                 };
                 let g = env.body;
+                let cause = match g.cause {
+                    None | Some(payload::GapCause::SensorSilent) => GapCause::SensorSilent,
+                    Some(payload::GapCause::GatewayStopped) => GapCause::GatewayStopped,
+                    // The `unclean_stop` event below covers every zone.
+                    Some(payload::GapCause::GatewayDown) => continue,
+                };
+                if g.phase == SensorPhase::Fault {
+                    // A fault is no gap by itself; its silence is.
+                    continue;
+                }
                 let (Some(start), Some(at)) =
                     (parse_rfc3339(&g.last_seen_at), parse_rfc3339(&env.at))
                 else {
                     continue;
                 };
                 let open = gaps.iter_mut().find(|x| {
-                    x.cause == GapCause::SensorSilent
+                    x.cause == cause
                         && x.end_ms.is_none()
                         && x.sensor.as_deref() == Some(g.sensor_id.as_str())
                         && x.quantity == g.quantity
                         && x.start_ms == start
                 });
                 match (g.phase, open) {
-                    (SensorPhase::Silent, Some(_)) => {}
+                    (SensorPhase::Silent | SensorPhase::Fault, Some(_)) => {}
                     (SensorPhase::Back, Some(x)) => x.end_ms = Some(at),
                     (phase, None) => gaps.push(Gap {
-                        cause: GapCause::SensorSilent,
+                        cause,
                         zone: Some(g.zone),
                         sensor: Some(g.sensor_id),
                         quantity: g.quantity,

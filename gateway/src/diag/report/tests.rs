@@ -101,6 +101,17 @@ fn trip_with(
     front: impl Fn(i64) -> Option<f64>,
     extra: Vec<Event>,
 ) -> Trip {
+    trip_keeping(pallets, rear, front, extra, |_| true)
+}
+
+/// As `trip_with`, storing only the events `keep` accepts.
+fn trip_keeping(
+    pallets: &str,
+    rear: impl Fn(i64) -> Option<f64>,
+    front: impl Fn(i64) -> Option<f64>,
+    extra: Vec<Event>,
+    keep: impl Fn(&Event) -> bool,
+) -> Trip {
     let config = config(pallets);
     let dir = tempfile::tempdir().unwrap();
     let (store, mut writer) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
@@ -138,6 +149,7 @@ fn trip_with(
         }
     }
     events.extend(extra);
+    events.retain(|e| keep(e));
     let stored: Vec<StoredEvent> = events
         .iter()
         .enumerate()
@@ -483,16 +495,21 @@ fn gap_event(
             phase,
             sensor_id: sensor.into(),
             zone: zone.into(),
+            quantity: Some(coldgate_sensor_drivers::Quantity::Temperature),
+            cause: Some(payload::GapCause::SensorSilent),
             last_seen_at: rfc3339(last_seen),
             gap_s: (at - last_seen) / 1000,
             silence_limit_s: Some(600),
+            value: None,
+            physical_range: None,
         },
     )
 }
 
 #[test]
 fn a_silence_in_the_readings_makes_the_record_incomplete_even_without_an_excursion() {
-    // The rear sends no temperature for minutes 20..40 (silence limit 10 min).
+    // The rear sends no temperature for minutes 20..40 (silence limit 10 min):
+    // the engine records the gap itself, per quantity.
     let t = trip_with(
         &pallet(SSCC, "rear", "09520123456788", "ABC123"),
         |m| (!(20..40).contains(&m)).then_some(5.0),
@@ -503,7 +520,8 @@ fn a_silence_in_the_readings_makes_the_record_incomplete_even_without_an_excursi
     assert!(r.excursions.is_empty());
     assert_eq!(r.verdict, Verdict::RecordIncomplete, "{:?}", r.reasons);
     assert_eq!(r.gaps.len(), 1, "{:?}", r.gaps);
-    assert_eq!(r.gaps[0].cause, GapCause::NoReadings);
+    assert_eq!(r.gaps[0].cause, GapCause::SensorSilent);
+    assert_eq!(r.gaps[0].quantity.as_deref(), Some("temperature"));
     assert_eq!(
         (r.gaps[0].start_ms, r.gaps[0].end_ms),
         (T0 + 19 * MIN, Some(T0 + 40 * MIN))
@@ -514,7 +532,28 @@ fn a_silence_in_the_readings_makes_the_record_incomplete_even_without_an_excursi
     let html = html::render(&r);
     assert!(html.contains("data-verdict=\"Record incomplete\""));
     assert!(html.contains("data-gap-count=\"1\""));
-    assert!(html.contains("data-cause=\"no readings stored\" data-length-s=\"1260\""));
+    assert!(html.contains("data-cause=\"sensor silent\" data-length-s=\"1260\""));
+}
+
+#[test]
+fn a_hole_in_the_stored_readings_that_no_event_explains_is_still_a_gap() {
+    // A database from before gaps were recorded per quantity: the readings
+    // have the hole, the events do not say so.
+    let t = trip_keeping(
+        &pallet(SSCC, "rear", "09520123456788", "ABC123"),
+        |m| (!(20..40).contains(&m)).then_some(5.0),
+        |_| Some(5.0),
+        Vec::new(),
+        |e| e.kind() != crate::event::EventKind::Sensor,
+    );
+    let r = build(&t.store, &t.config, &sscc(SSCC), T0 + 2 * 60 * MIN).unwrap();
+    assert_eq!(r.verdict, Verdict::RecordIncomplete, "{:?}", r.reasons);
+    assert_eq!(r.gaps.len(), 1, "{:?}", r.gaps);
+    assert_eq!(r.gaps[0].cause, GapCause::NoReadings);
+    assert_eq!(
+        (r.gaps[0].start_ms, r.gaps[0].end_ms),
+        (T0 + 19 * MIN, Some(T0 + 40 * MIN))
+    );
 }
 
 #[test]
@@ -554,7 +593,7 @@ fn a_recorded_sensor_gap_is_listed_with_its_cause_once() {
     assert!(
         r.reasons
             .iter()
-            .any(|x| x.contains("Sensor rear-1 was silent")),
+            .any(|x| x.contains("Sensor rear-1 sent no temperature")),
         "{:?}",
         r.reasons
     );
