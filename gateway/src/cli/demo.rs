@@ -56,6 +56,16 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     config.storage.path = dir.join("coldgate.redb");
+    // A fresh demo loads its pallet as it starts, so the trip report judges
+    // a stay the simulator watched from its first minute (a load long
+    // before the first reading is an unmonitored stretch: "Record
+    // incomplete"). A reused data directory keeps its stays.
+    if !config.storage.path.exists() {
+        let now = crate::event::rfc3339(crate::event::now_ms());
+        for pallet in &mut config.pallets {
+            pallet.loaded_at = now.clone();
+        }
+    }
     if let Some(speed) = args.speed {
         if !(speed.is_finite() && speed > 0.0) {
             anyhow::bail!("--speed must be a positive number");
