@@ -24,7 +24,7 @@ gateway_id = "gw-1"
 id = "cold"
 silence = "10m"
 light = {{ threshold = 10.0, hysteresis = 5.0 }}
-limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", budget = "20m" }}]
+limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", high_budget = "20m" }}]
 mkt = {{ limit = 8.0 }}
 [[profiles]]
 id = "strict"
