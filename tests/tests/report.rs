@@ -31,7 +31,7 @@ reconnect_min = "100ms"
 reconnect_max = "1s"
 [[profiles]]
 id = "cold"
-limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", budget = "12h" }}]
+limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", high_budget = "12h" }}]
 [[zones]]
 id = "front"
 profile = "cold"
@@ -149,7 +149,7 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
         .ledger
         .lot("09520123456788", "ABC123")
         .expect("the lot's ledger");
-    let out_of_range_ms = lot.out_of_range_ms("cold/temperature/0");
+    let out_of_range_ms = lot.out_of_range_ms("cold/temperature/0/high");
     let expected_verdict = if !lot.exhausted.is_empty() || out_of_range_ms >= 12 * 3_600_000 {
         "Budget exceeded"
     } else {
