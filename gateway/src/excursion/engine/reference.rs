@@ -422,7 +422,11 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, Mkts, Totals, Vec<Obs>) {
 
 fn step() -> impl Strategy<Value = Step> {
     let dt = prop::sample::select(vec![30_000i64, 60_000, 90_000, 120_000, 300_000, 660_000]);
-    let value = prop::sample::select(vec![1.5, 2.0, 2.2, 2.5, 5.0, 7.5, 7.8, 8.0, 8.5]);
+    // On, around and inside the bands of the limits, and far beyond them
+    // (a spread of temperatures is what tells two ΔH apart in an MKT).
+    let value = prop::sample::select(vec![
+        -4.0, 1.5, 2.0, 2.2, 2.5, 5.0, 7.5, 7.8, 8.0, 8.5, 14.0,
+    ]);
     prop_oneof![
         8 => (0..SENSORS.len(), dt.clone(), value)
             .prop_map(|(sensor, dt_ms, value)| Step::Reading { sensor, dt_ms, value }),
