@@ -182,7 +182,7 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
     assert!(html.contains(&format!("data-total-ms=\"{out_of_range_ms}\"")));
     // Rules as people say them, the ledger's name only in an attribute.
     assert!(
-        html.contains("<td data-rule=\"cold/temperature/0\">2–8 °C</td>"),
+        html.contains("<td data-rule=\"cold/temperature/0/high\">2–8 °C</td>"),
         "the rule named 2–8 °C"
     );
     assert!(
