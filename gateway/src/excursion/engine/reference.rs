@@ -13,7 +13,8 @@
 //! the zone, so the lot's totals are the union of their intervals, within
 //! the pallet's stay; an excursion names the pallet when the stay meets it.
 //! The ended event's exposure, unknown time, back-in-range time and MKT (of
-//! the time beyond, with the profile's ΔH) come from the same intervals.
+//! the time beyond, with the profile's ΔH) come from the same intervals;
+//! `min`/`max` are of the readings beyond the limit only.
 
 use proptest::prelude::*;
 
@@ -94,7 +95,7 @@ items = [{{ gtin = "09520123456788", lot = "L" }}]
 }
 
 /// `(at, sensor, phase, direction, started_at, pallets affected, duration_s,
-/// unknown_s, back_in_range_at)` of each excursion event.
+/// unknown_s, back_in_range_at, (min, max))` of each excursion event.
 type Seen = Vec<(
     i64,
     usize,
@@ -105,6 +106,7 @@ type Seen = Vec<(
     i64,
     i64,
     Option<i64>,
+    (f64, f64),
 )>;
 
 /// Ended excursions' MKT, `(at, sensor, mkt)`: compared with a tolerance.
@@ -273,6 +275,15 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, Mkts, Totals) {
             // The pallet is affected when its stay meets [since, at].
             let affected =
                 |at: i64| usize::from(r.loaded_ms <= at && r.unloaded_ms.is_none_or(|u| u > since));
+            // Statistics of the readings beyond the limit up to `t`.
+            let stats = |t: i64| {
+                readings[i..=last]
+                    .iter()
+                    .filter(|(rt, v)| *rt <= t && classify(r, *v) == Some(d))
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), (_, v)| {
+                        (lo.min(*v), hi.max(*v))
+                    })
+            };
             if let Some(at) = raised {
                 let exposure = upto(&beyond_spans, at) / 1000;
                 let unk = upto(&gaps, at) / 1000;
@@ -286,6 +297,7 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, Mkts, Totals) {
                     exposure,
                     unk,
                     None,
+                    stats(at),
                 ));
                 if let Some(e) = end {
                     let until = readings[e].0;
@@ -308,6 +320,7 @@ fn model(r: Rules, obs: &[Obs]) -> (Seen, Mkts, Totals) {
                         exposure,
                         unk,
                         Some(back),
+                        stats(until),
                     ));
                     let weighted: Vec<(i64, f64)> =
                         beyond.iter().map(|&(a, b, v)| (b - a, v)).collect();
@@ -401,6 +414,7 @@ fn run_engine(r: Rules, steps: &[Step]) -> (Seen, Mkts, Totals, Vec<Obs>) {
                 x.duration_s,
                 x.unknown_s,
                 back,
+                (x.min, x.max),
             )
         })
         .collect();
