@@ -39,7 +39,7 @@ reconnect_min = "100ms"
 reconnect_max = "1s"
 [[profiles]]
 id = "cold"
-limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", budget = "12h" }}]
+limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", high_budget = "12h" }}]
 [[zones]]
 id = "front"
 profile = "cold"
@@ -157,7 +157,7 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
         .ledger
         .lot("09520123456788", "ABC123")
         .expect("the lot's ledger");
-    let out_of_range_ms = lot.out_of_range_ms("cold/temperature/0");
+    let out_of_range_ms = lot.out_of_range_ms("cold/temperature/0/high");
     let expected_verdict = if !lot.exhausted.is_empty() || out_of_range_ms >= 12 * 3_600_000 {
         "Allowance exceeded"
     } else {
@@ -196,7 +196,7 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
     );
     // Rules as people say them, the ledger's name only in an attribute.
     assert!(
-        html.contains("<td data-rule=\"cold/temperature/0\">2–8 °C</td>"),
+        html.contains("<td data-rule=\"cold/temperature/0/high\">2–8 °C</td>"),
         "the rule named 2–8 °C"
     );
     assert!(

@@ -18,13 +18,13 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
 const SSCC: &str = "106141412345678908";
 
-/// The profile of the tests about gaps: temperature 2–8 °C and humidity
-/// ≤ 90 % are judged; silence after 2 s.
+/// The profile of most tests: temperature 2–8 °C as a label says it (both
+/// ends in range) and humidity below 90 % are judged; silence after 2 s.
 const COLD: &str = r#"
 id = "cold"
 silence = "2s"
 limits = [
-  { quantity = "temperature", low = 2.0, high = 8.0, delay = "1s" },
+  { quantity = "temperature", low = 2.0, high = 8.0, exclusive = true, delay = "1s" },
   { quantity = "humidity", high = 90.0 },
 ]
 "#;
@@ -313,6 +313,15 @@ impl Trip {
         assert_eq!(answer.status, 200, "{}", answer.body);
     }
 
+    fn unload(&self) {
+        let answer = http_post(
+            &format!("http://127.0.0.1:{}/api/manifest/unload", self.http_port),
+            &format!(r#"{{"sscc": "{SSCC}"}}"#),
+            None,
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+
     /// The verdict and the whole HTML of the pallet's trip report.
     fn report(&self) -> (String, String) {
         let out = Command::new(BIN)
@@ -432,9 +441,71 @@ silence = "2s"
 limits = [{ quantity = "temperature", low = 2.0, high = 25.0, delay = "1s" }]
 mkt = { limit = 8.0, window = "24h" }
 "#;
-    let (verdict, html, _) = trip(profile, |u| {
-        u.set(1, 0, centi(12.0));
-        sleep(Duration::from_secs(4));
-    });
+    let units = Units::new([(1, vec![centi(5.0), 500])]);
+    let addr = start_server(units.clone());
+    let trip = Trip::new(addr, &[("rear-1", 1)], profile);
+    let gw = trip.start(1);
+    sleep(Duration::from_millis(600));
+    trip.load();
+    units.set(1, 0, centi(12.0));
+    sleep(Duration::from_secs(4));
+    // The stay's MKT is judged when it ends.
+    trip.unload();
+    sleep(Duration::from_millis(600));
+    stop(gw);
+    let (verdict, html) = trip.report();
     assert_eq!(verdict, "Allowance exceeded", "{html}");
+    assert!(html.contains("MKT"), "{html}");
+}
+
+#[test]
+fn time_inside_the_hysteresis_band_is_no_exposure() {
+    // 9.5 °C for 2 s, then 7.6 °C (in range, inside the 1 °C band) for
+    // 4 s: 2 s beyond the limit against an allowance of 3 s. Counting the
+    // band would make it 6 s, "Allowance exceeded".
+    let profile = r#"
+id = "cold"
+silence = "2s"
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0, exclusive = true, hysteresis = 1.0, low_budget = "1h", high_budget = "3s" }]
+"#;
+    let (verdict, html, trip) = trip(profile, |u| {
+        u.set(1, 0, centi(9.5));
+        sleep(Duration::from_secs(2));
+        u.set(1, 0, centi(7.6));
+        sleep(Duration::from_secs(4));
+        u.set(1, 0, centi(5.0));
+        sleep(Duration::from_secs(1));
+    });
+    assert_eq!(verdict, "Excursion within allowance", "{html}");
+    let all = events(trip.dir.path());
+    let ended = all
+        .iter()
+        .find(|e| e["schema"] == "coldgate.excursion/1" && e["phase"] == "ended")
+        .unwrap_or_else(|| panic!("no ended excursion: {all:#?}"));
+    let beyond = ended["duration_s"].as_i64().unwrap();
+    assert!((1..=3).contains(&beyond), "{ended}");
+    assert!(
+        ended["back_in_range_at"].as_str().unwrap() < ended["ended_at"].as_str().unwrap(),
+        "{ended}"
+    );
+}
+
+#[test]
+fn a_freeze_needs_assessment() {
+    let profile = r#"
+id = "cold"
+silence = "2s"
+limits = [
+  { quantity = "temperature", low = 2.0, high = 8.0, exclusive = true, delay = "1s", low_budget = "1h", high_budget = "1h" },
+  { quantity = "temperature", low = 0.0, freeze = true },
+]
+"#;
+    let (verdict, html, _) = trip(profile, |u| {
+        u.set(1, 0, centi(-2.0));
+        sleep(Duration::from_secs(2));
+        u.set(1, 0, centi(5.0));
+        sleep(Duration::from_secs(1));
+    });
+    assert_eq!(verdict, "Assessment required", "{html}");
+    assert!(html.contains("reached freezing"), "{html}");
 }

@@ -505,18 +505,51 @@ pub struct LimitConfig {
     /// excursion is raised. Default `0s` (at once).
     #[serde(with = "humantime_serde", default)]
     pub delay: Duration,
-    /// `true`: only a reading strictly beyond a limit is out of range (WHO
-    /// PQS E006 "above +8 °C"). Default `false` (the limit itself is out).
+    /// `true`: only a reading strictly beyond a limit is out of range: the
+    /// limit belongs to the acceptable range, as the end points of a
+    /// labelled range do ("store at 2–8 °C": 8.0 is fine). Every
+    /// label-derived preset sets it. Default `false` (the limit itself is
+    /// out, as WHO PQS alarm thresholds are).
     #[serde(default)]
     pub exclusive: bool,
     /// Once out, the value must come back inside the limit by more than this
     /// to be in range again, so noise at the limit does not flap. Default 0.
     #[serde(default)]
     pub hysteresis: f64,
-    /// Total time out of range a lot may accumulate over its stays on board
-    /// before a `lot` event says it is exhausted. None if absent.
+    /// Total time beyond `low` a lot may accumulate over its stays on board
+    /// before a `lot` event says it is exhausted. None: the rule allows no
+    /// time below it (any excursion needs assessment).
+    #[serde(with = "humantime_serde", default)]
+    pub low_budget: Option<Duration>,
+    /// The same for time beyond `high`. Kept apart from `low_budget`
+    /// because a product's tolerance to heat says nothing about its
+    /// tolerance to cold (a 2–8 °C vaccine may ride out hours at 12 °C and
+    /// be ruined by minutes of freezing).
+    #[serde(with = "humantime_serde", default)]
+    pub high_budget: Option<Duration>,
+    /// The single allowance of older configs: accepted only on a rule with
+    /// one direction, where it cannot be misread; validation refuses it on
+    /// a rule with both `low` and `high`.
     #[serde(with = "humantime_serde", default)]
     pub budget: Option<Duration>,
+    /// Time below `low` is freezing: reports call it a freeze, which always
+    /// needs assessment. Needs `low` and no `low_budget`.
+    #[serde(default)]
+    pub freeze: bool,
+}
+
+impl LimitConfig {
+    /// The cumulative allowance of one direction (`budget` stands for the
+    /// only direction a one-sided rule has).
+    pub fn allowance(&self, direction: crate::event::payload::Direction) -> Option<Duration> {
+        use crate::event::payload::Direction;
+        let one_sided = self.low.is_none() != self.high.is_none();
+        let legacy = self.budget.filter(|_| one_sided);
+        match direction {
+            Direction::Low => self.low.and(self.low_budget.or(legacy)),
+            Direction::High => self.high.and(self.high_budget.or(legacy)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

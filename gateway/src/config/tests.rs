@@ -207,6 +207,58 @@ fn presets_can_be_named_and_the_files_own_profile_replaces_a_preset() {
 }
 
 #[test]
+fn a_single_budget_is_refused_where_it_could_mean_either_direction() {
+    let with = |limit: &str| {
+        problems(&MINIMAL.replace(
+            "limits = [{ quantity = \"temperature\", low = 2.0, high = 8.0, delay = \"5m\" }]",
+            &format!("limits = [{limit}]"),
+        ))
+    };
+    let p = with(r#"{ quantity = "temperature", low = 2.0, high = 8.0, budget = "1h" }"#);
+    assert!(
+        has(&p, "profiles[0].limits[0].budget", "per direction"),
+        "{p:?}"
+    );
+    // One-sided: `budget` can only mean that side, so it stays valid.
+    let p = with(r#"{ quantity = "temperature", high = 8.0, budget = "1h" }"#);
+    assert!(p.is_empty(), "{p:?}");
+    let p = with(r#"{ quantity = "temperature", high = 8.0, low_budget = "1h" }"#);
+    assert!(
+        has(&p, "profiles[0].limits[0].low_budget", "needs `low`"),
+        "{p:?}"
+    );
+    let p = with(r#"{ quantity = "temperature", low = 0.0, freeze = true, low_budget = "1h" }"#);
+    assert!(
+        has(&p, "profiles[0].limits[0].freeze", "no budget"),
+        "{p:?}"
+    );
+    let p = with(r#"{ quantity = "temperature", high = 8.0, freeze = true }"#);
+    assert!(
+        has(&p, "profiles[0].limits[0].freeze", "needs `low`"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn a_one_sided_budget_is_that_sides_allowance_and_only_that_sides() {
+    use crate::event::payload::Direction;
+    let c = crate::config::parse(
+        &MINIMAL.replace(
+            "limits = [{ quantity = \"temperature\", low = 2.0, high = 8.0, delay = \"5m\" }]",
+            r#"limits = [{ quantity = "temperature", high = 8.0, budget = "1h" }, { quantity = "temperature", low = 2.0, high = 9.0, low_budget = "2h" }]"#,
+        ),
+        "t",
+    )
+    .unwrap();
+    let l = &c.profile("refrigerated").unwrap().limits;
+    let h = std::time::Duration::from_secs(3600);
+    assert_eq!(l[0].allowance(Direction::High), Some(h));
+    assert_eq!(l[0].allowance(Direction::Low), None);
+    assert_eq!(l[1].allowance(Direction::Low), Some(2 * h));
+    assert_eq!(l[1].allowance(Direction::High), None);
+}
+
+#[test]
 fn new_profile_keys_are_checked_with_their_paths() {
     let text = MINIMAL.replace(
         "limits = [{ quantity = \"temperature\", low = 2.0, high = 8.0, delay = \"5m\" }]",
@@ -214,7 +266,7 @@ fn new_profile_keys_are_checked_with_their_paths() {
 light = { threshold = -1.0, hysteresis = 2.0 }
 mkt = { limit = 8.0, window = "0s", activation_energy = 0.0 }
 limits = [
-  { quantity = "temperature", low = 2.0, high = 8.0, hysteresis = 3.0, budget = "0s" },
+  { quantity = "temperature", low = 2.0, high = 8.0, hysteresis = 3.0, high_budget = "0s" },
   { quantity = "temperature", high = 8.0, exclusive = true },
 ]"#,
     );
@@ -226,7 +278,7 @@ limits = [
         ("profiles[0].mkt.window", "longer than zero"),
         ("profiles[0].mkt.activation_energy", "positive"),
         ("profiles[0].limits[0].hysteresis", "half the range"),
-        ("profiles[0].limits[0].budget", "longer than zero"),
+        ("profiles[0].limits[0].high_budget", "longer than zero"),
         (
             "profiles[0].limits[1].high",
             "already has a high limit of 8",

@@ -480,8 +480,46 @@ pub(crate) fn validate_profile(profile: &ProfileConfig, at: &str, p: &mut Vec<Pr
                 ));
             }
         }
-        if let Some(b) = limit.budget {
-            nonzero(b, &format!("{at}.budget"), p);
+        for (name, b) in [
+            ("budget", limit.budget),
+            ("low_budget", limit.low_budget),
+            ("high_budget", limit.high_budget),
+        ] {
+            if let Some(b) = b {
+                nonzero(b, &format!("{at}.{name}"), p);
+            }
+        }
+        if limit.budget.is_some() && limit.low.is_some() && limit.high.is_some() {
+            p.push(Problem::new(
+                format!("{at}.budget"),
+                "is ambiguous on a rule with both `low` and `high`: allowances are kept per \
+                 direction, set `low_budget` and/or `high_budget`",
+            ));
+        }
+        if limit.budget.is_some() && (limit.low_budget.is_some() || limit.high_budget.is_some()) {
+            p.push(Problem::new(
+                format!("{at}.budget"),
+                "set either `budget` or `low_budget`/`high_budget`, not both",
+            ));
+        }
+        for (name, side, b) in [
+            ("low_budget", limit.low, limit.low_budget),
+            ("high_budget", limit.high, limit.high_budget),
+        ] {
+            if b.is_some() && side.is_none() {
+                p.push(Problem::new(
+                    format!("{at}.{name}"),
+                    format!("needs `{}`", &name[..name.len() - 7]),
+                ));
+            }
+        }
+        if limit.freeze
+            && (limit.low.is_none() || limit.low_budget.is_some() || limit.budget.is_some())
+        {
+            p.push(Problem::new(
+                format!("{at}.freeze"),
+                "a freeze rule needs `low` and allows no time below it (no budget)",
+            ));
         }
     }
     if let Some(m) = &profile.mkt {

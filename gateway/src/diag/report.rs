@@ -31,7 +31,7 @@ use coldgate_sensor_drivers::Quantity;
 use super::chart::{self, ChartError, ChartSpec, Limits, Mark, MarkKind, Series};
 use crate::config::{Config, LimitConfig, ProfileConfig};
 use crate::event::parse_rfc3339;
-use crate::event::payload::{self, Envelope};
+use crate::event::payload::{self, Direction, Envelope};
 use crate::excursion::mkt::{MktAccumulator, DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL};
 use crate::excursion::EngineState;
 use crate::manifest::{Item, Pallet};
@@ -121,8 +121,8 @@ pub struct Excursion {
     /// While open: its sensor's last reading of the quantity, the time the
     /// excursion is known to have lasted to.
     pub ongoing_as_of_ms: Option<i64>,
-    /// To its end, or while open to its last reading (never to the time the
-    /// report is made).
+    /// Time beyond the limit (`duration_s` of the ended event); while open,
+    /// to its last reading (never to the time the report is made).
     pub duration_ms: i64,
     pub min: f64,
     pub max: f64,
@@ -402,13 +402,12 @@ pub fn build(
                     continue;
                 }
                 let ended_ms = e.ended_at.as_deref().and_then(parse_rfc3339);
-                // An open one is completed below, from its last reading.
-                let duration_ms = match ended_ms {
-                    Some(end) => end - started_ms,
-                    None => e.duration_s.saturating_mul(1000),
-                };
+                // Time beyond the limit, as the event counts it (not the
+                // alarm's span: hysteresis only delays the alarm's end). An
+                // open one is completed below, from its last reading.
+                let duration_ms = e.duration_s.saturating_mul(1000);
                 let rule = excursion_rule(config, &e);
-                let budget_ms = rule.and_then(|r| r.budget).map(ms);
+                let budget_ms = rule.and_then(|r| r.allowance(e.direction)).map(ms);
                 let rule = match rule {
                     Some(r) => format!("{}, {}", rule_name(r), e.direction.as_str()),
                     None => format!(
@@ -688,8 +687,13 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
         .out_of_range
         .iter()
         .map(|(label, accrued)| {
-            // `profile/quantity/index`
-            let mut parts = label.rsplitn(3, '/');
+            // `profile/quantity/index/direction`
+            let mut parts = label.rsplitn(4, '/');
+            let direction = match parts.next() {
+                Some("low") => Some(Direction::Low),
+                Some("high") => Some(Direction::High),
+                _ => None,
+            };
             let index = parts.next().and_then(|i| i.parse::<usize>().ok());
             let _quantity = parts.next();
             let rule = parts
@@ -700,7 +704,10 @@ fn lot_summary(config: &Config, state: &EngineState, gtin: &str, lot: &str) -> L
             RuleExposure {
                 rule: label.clone(),
                 name: rule.map_or_else(|| label.clone(), rule_name),
-                budget_ms: rule.and_then(|r| r.budget).map(ms),
+                budget_ms: rule
+                    .zip(direction)
+                    .and_then(|(r, d)| r.allowance(d))
+                    .map(ms),
                 total_ms: accrued.total_ms,
             }
         })

@@ -14,9 +14,9 @@ use coldgate_sensor_drivers::{Quantity, Reading};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::detector::{Limits, Tracker, Transition};
+use super::detector::{Direction, Limits, Tracker, Transition};
 use super::door::{Door, DoorTransition};
-use super::ledger::{Exhausted, Ledger, LotExposure};
+use super::ledger::{Exhausted, Ledger, LotExposure, RuleTerms};
 use super::physical;
 use super::profile::{compile, Profile, Rule};
 use super::silence::{Gap, Presence};
@@ -52,6 +52,17 @@ struct Bound {
     /// `profile/quantity/index`: the ledger's name for the rule.
     label: String,
     hold_ms: Option<i64>,
+    /// ΔH of the profile, for the excursion's MKT.
+    activation_energy: f64,
+}
+
+impl Bound {
+    fn terms(&self, direction: Direction) -> RuleTerms {
+        RuleTerms {
+            budget_ms: self.rule.budget_ms(direction),
+            freeze: self.rule.freeze && direction == Direction::Low,
+        }
+    }
 }
 
 struct SensorInfo {
@@ -70,6 +81,9 @@ pub struct Engine {
     /// returned with the next reading or tick so ingest commits them with
     /// the state that records their cause.
     queued: Vec<Event>,
+    /// The previous tick, in memory: after a restart every ended stay is
+    /// looked at once more (judging is idempotent).
+    last_tick_ms: Option<i64>,
 }
 
 impl Engine {
@@ -105,6 +119,7 @@ impl Engine {
                             key: format!("{}/{q}/{}/{}", sensor.id, profile.id, rule.index),
                             label: format!("{}/{q}/{}", profile.id, rule.index),
                             hold_ms: profile.silence_ms,
+                            activation_energy: profile.activation_energy(),
                         });
                     }
                 }
@@ -137,6 +152,7 @@ impl Engine {
             bound,
             state,
             queued: Vec::new(),
+            last_tick_ms: None,
         };
         for pallet in &config.pallets {
             let (Some(loaded), unloaded) = (
@@ -235,11 +251,33 @@ impl Engine {
             .collect())
     }
 
-    /// Unloads the pallet's open stay at `at_ms`.
+    /// Unloads the pallet's open stay at `at_ms`. A lot watched for less
+    /// than its MKT window has its MKT limit judged over the stay now.
     pub fn unload_pallet(&mut self, sscc: &str, at_ms: i64) -> Result<Vec<Event>, ManifestError> {
         self.state.manifest.unload(sscc, at_ms)?;
         info!(%sscc, "Pallet unloaded.");
-        Ok(Vec::new())
+        Ok(self.close_stays(|p| p.sscc == sscc && p.unloaded_at_ms == Some(at_ms), at_ms))
+    }
+
+    /// Judges the MKT of the lots of every stay `ended` picks, for stays
+    /// shorter than the window (see `Ledger::close_stay`).
+    fn close_stays(&mut self, ended: impl Fn(&Pallet) -> bool, at_ms: i64) -> Vec<Event> {
+        let mut events = Vec::new();
+        let EngineState {
+            manifest, ledger, ..
+        } = &mut self.state;
+        for pallet in manifest.stays.iter().filter(|p| ended(p)) {
+            let pid = effective_profile(pallet, &self.zones);
+            let Some(rule) = self.profiles.get(pid).and_then(|p| p.mkt.as_ref()) else {
+                continue;
+            };
+            for item in &pallet.items {
+                if let Some(e) = ledger.close_stay(item, rule) {
+                    events.push(lot_event(&e, pid, at_ms));
+                }
+            }
+        }
+        events
     }
 
     pub fn on_reading(&mut self, reading: &Reading) -> Vec<Event> {
@@ -328,20 +366,18 @@ impl Engine {
             if !active && tracker.is_idle() {
                 continue;
             }
-            let with_mkt = reading.quantity == Quantity::Temperature;
-            let step = tracker.on_value(at, value, &b.rule.limits, b.hold_ms, with_mkt);
-            if let Some((from, to)) = step.out_interval {
-                for e in accrue(
-                    &st.manifest,
-                    &mut st.ledger,
-                    &self.zones,
-                    &zone,
-                    b,
-                    from,
-                    to,
-                ) {
-                    events.push(lot_event(&e, &b.profile, at));
-                }
+            let mkt_ea = (reading.quantity == Quantity::Temperature).then_some(b.activation_energy);
+            let step = tracker.on_value(at, value, &b.rule.limits, b.hold_ms, mkt_ea);
+            for e in accrue(
+                &st.manifest,
+                &mut st.ledger,
+                &self.zones,
+                &zone,
+                b,
+                step.out_interval,
+                step.unknown_interval,
+            ) {
+                events.push(lot_event(&e, &b.profile, at));
             }
             for t in &step.transitions {
                 events.push(excursion_event(
@@ -491,32 +527,23 @@ impl Engine {
                 let Some(tracker) = st.trackers.get_mut(&b.key) else {
                     continue;
                 };
-                // Charge the standing out-of-range value up to now, so a
-                // budget runs out on time even if the sensor falls silent;
-                // the ledger's union absorbs the overlap with the interval
-                // the next reading closes.
-                let standing = match (&tracker.out, tracker.last) {
-                    (Some(_), Some((last_at, _))) => {
-                        let end = b
-                            .hold_ms
-                            .map_or(now_ms, |h| now_ms.min(last_at.saturating_add(h)));
-                        (end > last_at).then_some((last_at, end))
-                    }
-                    _ => None,
-                };
+                // Charge the standing value beyond the limit up to now, so a
+                // budget runs out on time even if the sensor falls silent
+                // (and the silent time since as unknown); the ledger's union
+                // absorbs the overlap with the intervals the next reading
+                // closes.
+                let (beyond, unknown) = tracker.standing(now_ms, &b.rule.limits, b.hold_ms);
                 let raised = tracker.tick(now_ms, &b.rule.limits, b.hold_ms);
-                if let Some((from, to)) = standing {
-                    for e in accrue(
-                        &st.manifest,
-                        &mut st.ledger,
-                        &self.zones,
-                        &zone,
-                        b,
-                        from,
-                        to,
-                    ) {
-                        events.push(lot_event(&e, &b.profile, now_ms));
-                    }
+                for e in accrue(
+                    &st.manifest,
+                    &mut st.ledger,
+                    &self.zones,
+                    &zone,
+                    b,
+                    beyond,
+                    unknown,
+                ) {
+                    events.push(lot_event(&e, &b.profile, now_ms));
                 }
                 if let Some(t) = raised {
                     events.push(excursion_event(
@@ -531,6 +558,14 @@ impl Engine {
                 }
             }
         }
+        // Stays that ended since the last tick (a configured `unloaded_at`
+        // passes without a command): their short-stay MKT is judged now.
+        let since = self.last_tick_ms.replace(now_ms);
+        let ended = |p: &Pallet| {
+            p.unloaded_at_ms
+                .is_some_and(|u| u <= now_ms && since.is_none_or(|s| u > s))
+        };
+        events.extend(self.close_stays(ended, now_ms));
         events
     }
 }
@@ -544,27 +579,44 @@ fn effective_profile<'a>(pallet: &'a Pallet, zones: &'a HashMap<String, String>)
         .unwrap_or("")
 }
 
-/// Charges `[from, to)` out of range to every lot on a pallet of the rule's
-/// profile in the zone, clipped to each stay.
+/// Charges time beyond the limit (`beyond`) and unmonitored time while a
+/// condition was open (`unknown`), each `(direction, from, to)`, to every lot
+/// on a pallet of the rule's profile in the zone, clipped to each stay.
 fn accrue(
     manifest: &Manifest,
     ledger: &mut Ledger,
     zones: &HashMap<String, String>,
     zone: &str,
     b: &Bound,
-    from: i64,
-    to: i64,
+    beyond: Option<(Direction, i64, i64)>,
+    unknown: Option<(Direction, i64, i64)>,
 ) -> Vec<Exhausted> {
     let mut out = Vec::new();
-    for pallet in manifest.overlapping(zone, from, to) {
-        if effective_profile(pallet, zones) != b.profile {
-            continue;
-        }
-        let Some((a, z)) = pallet.clip(from, to) else {
-            continue;
-        };
-        for item in &pallet.items {
-            out.extend(ledger.accrue(item, &pallet.sscc, &b.label, a, z, b.rule.budget_ms));
+    for (is_beyond, (dir, from, to)) in [(true, beyond), (false, unknown)]
+        .into_iter()
+        .filter_map(|(k, i)| Some((k, i?)))
+    {
+        for pallet in manifest.overlapping(zone, from, to) {
+            if effective_profile(pallet, zones) != b.profile {
+                continue;
+            }
+            let Some(span) = pallet.clip(from, to) else {
+                continue;
+            };
+            for item in &pallet.items {
+                if is_beyond {
+                    out.extend(ledger.accrue(
+                        item,
+                        &pallet.sscc,
+                        &b.label,
+                        dir,
+                        span,
+                        b.terms(dir),
+                    ));
+                } else {
+                    ledger.accrue_unknown(item, &pallet.sscc, &b.label, dir, span);
+                }
+            }
         }
     }
     out
@@ -607,13 +659,15 @@ fn excursion_event(
     b: &Bound,
     t: &Transition,
 ) -> Event {
-    let (phase, id, dir, since, at, stats, end) = match *t {
+    let (phase, id, dir, since, at, stats, exposure, unknown, end) = match *t {
         Transition::Started {
             excursion_id,
             direction,
             since_ms,
             at_ms,
             stats,
+            exposure_ms,
+            unknown_ms,
         } => (
             payload::ExcursionPhase::Started,
             excursion_id,
@@ -621,6 +675,8 @@ fn excursion_event(
             since_ms,
             at_ms,
             stats,
+            exposure_ms,
+            unknown_ms,
             None,
         ),
         Transition::Ended {
@@ -628,7 +684,10 @@ fn excursion_event(
             direction,
             since_ms,
             ended_ms,
+            back_ms,
             stats,
+            exposure_ms,
+            unknown_ms,
             degree_minutes,
             mkt,
         } => (
@@ -638,7 +697,10 @@ fn excursion_event(
             since_ms,
             ended_ms,
             stats,
+            exposure_ms,
+            unknown_ms,
             Some(payload::ExcursionEnd {
+                back_in_range_at: rfc3339(back_ms),
                 degree_minutes: round3(degree_minutes),
                 mkt: mkt.map(round3),
             }),
@@ -646,6 +708,7 @@ fn excursion_event(
     };
     let limits: &Limits = &b.rule.limits;
     let id = id.to_string();
+    let terms = b.terms(dir);
     info!(sensor = %sensor, zone = %zone, profile = %b.profile, phase = ?phase, excursion = %id, "Excursion.");
     let body = payload::Excursion {
         phase,
@@ -659,9 +722,13 @@ fn excursion_event(
         limit: limits.limit(dir).unwrap_or(f64::NAN),
         exclusive: limits.exclusive,
         profile: b.profile.clone(),
+        rule: b.label.clone(),
+        allowance_s: terms.budget_ms.map(|ms| ms / 1000),
+        freeze: terms.freeze,
         started_at: rfc3339(since),
         ended_at: end.as_ref().map(|_| rfc3339(at)),
-        duration_s: at.saturating_sub(since) / 1000,
+        duration_s: exposure / 1000,
+        unknown_s: unknown / 1000,
         min: round3(stats.min),
         max: round3(stats.max),
         mean: round3(stats.mean()),
@@ -783,6 +850,7 @@ fn lot_event(e: &Exhausted, profile: &str, at: i64) -> Event {
     lot.profile = Some(profile.to_string());
     lot.pallets = Some(e.pallets.clone());
     lot.rule = Some(e.label.clone());
+    lot.direction = e.direction;
     if e.reason == payload::LotReason::Budget {
         lot.out_of_range_s = Some((e.value / 1000.0).round() as i64);
         lot.budget_s = Some((e.limit / 1000.0).round() as i64);
@@ -854,6 +922,8 @@ fn round3(v: f64) -> f64 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exposure;
 #[cfg(test)]
 mod tests_support;
 

@@ -1,7 +1,13 @@
 //! The lot exposure ledger: for every lot, across all its pallets and stays,
-//! the time out of range per limit rule, its MKT and its excursions. It is
-//! what a trip report and a QP's release decision read; budgets and MKT
-//! limits are judged here so each raises its `lot` event exactly once.
+//! the time beyond each limit per rule and direction (and the unmonitored
+//! time while a condition was open), its MKT and its excursions. It is what a
+//! trip report and a QP's release decision read; budgets and MKT limits are
+//! judged here so each raises its `lot` event exactly once.
+//!
+//! Keys are `profile/quantity/index/direction`: a rule's low and high
+//! allowances are separate budgets, because heat and cold (or freezing) harm
+//! a product in different ways and a label's tolerance of one says nothing
+//! about the other.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::budget::Accrued;
 use super::mkt::{MktAccumulator, WindowedMkt};
 use super::profile::MktRule;
-use crate::event::payload::LotReason;
+use crate::event::payload::{Direction, LotReason};
 use crate::manifest::Item;
 
 /// Buckets per MKT window: bounds the state a lot adds to every commit
@@ -32,9 +38,18 @@ pub struct LotExposure {
     /// SSCCs it has been on board with.
     #[serde(default)]
     pub pallets: BTreeSet<String>,
-    /// By rule label `profile/quantity/index`.
+    /// Time beyond the limit, by `profile/quantity/index/direction`.
     #[serde(default)]
     pub out_of_range: BTreeMap<String, Accrued>,
+    /// Unmonitored time while a condition was open (a monitoring gap inside
+    /// an excursion), by the same keys: unknown, never in range and never
+    /// silently out of range.
+    #[serde(default)]
+    pub unknown: BTreeMap<String, Accrued>,
+    /// What each key allowed when it was charged, so the ledger alone says
+    /// whether a rule had an allowance (the config may change later).
+    #[serde(default)]
+    pub terms: BTreeMap<String, RuleTerms>,
     #[serde(default)]
     pub mkt: Option<LotMkt>,
     #[serde(default)]
@@ -43,6 +58,21 @@ pub struct LotExposure {
     /// `mkt_window`), so each is reported once.
     #[serde(default)]
     pub exhausted: BTreeSet<String>,
+}
+
+/// A rule direction's allowance as the ledger charged it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleTerms {
+    /// None: the rule allows no time beyond this limit.
+    pub budget_ms: Option<i64>,
+    /// Time beyond this limit is a freeze.
+    #[serde(default)]
+    pub freeze: bool,
+}
+
+/// The ledger's key of one direction of a rule.
+pub fn rule_key(label: &str, direction: Direction) -> String {
+    format!("{label}/{}", direction.as_str())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +93,8 @@ pub struct Exhausted {
     /// `Budget`, `MktStay` or `MktWindow`.
     pub reason: LotReason,
     pub label: Option<String>,
+    /// The budget's direction.
+    pub direction: Option<Direction>,
     /// Total time out of range (ms) or MKT (°C).
     pub value: f64,
     /// Budget (ms) or MKT limit (°C).
@@ -79,15 +111,28 @@ impl LotExposure {
             expiry: item.expiry.clone(),
             pallets: BTreeSet::new(),
             out_of_range: BTreeMap::new(),
+            unknown: BTreeMap::new(),
+            terms: BTreeMap::new(),
             mkt: None,
             excursions: BTreeSet::new(),
             exhausted: BTreeSet::new(),
         }
     }
 
-    /// Total out-of-range time under one rule, ms.
-    pub fn out_of_range_ms(&self, label: &str) -> i64 {
-        self.out_of_range.get(label).map_or(0, |a| a.total_ms)
+    /// Total time beyond a limit under one key
+    /// (`profile/quantity/index/direction`), ms.
+    pub fn out_of_range_ms(&self, key: &str) -> i64 {
+        self.out_of_range.get(key).map_or(0, |a| a.total_ms)
+    }
+
+    /// Unmonitored time during conditions under one key, ms.
+    pub fn unknown_ms(&self, key: &str) -> i64 {
+        self.unknown.get(key).map_or(0, |a| a.total_ms)
+    }
+
+    /// Whether the lot was watched (MKT weight) for less than `window_ms`.
+    pub fn watched_ms(&self) -> i64 {
+        self.mkt.as_ref().map_or(0, |m| m.stay.duration_ms() as i64)
     }
 
     /// MKT over everything the lot saw on board, °C.
@@ -99,7 +144,7 @@ impl LotExposure {
         &mut self,
         flag: String,
         reason: LotReason,
-        label: Option<String>,
+        label: Option<(String, Direction)>,
         value: f64,
         limit: f64,
     ) -> Option<Exhausted> {
@@ -108,7 +153,8 @@ impl LotExposure {
             lot: self.lot.clone(),
             expiry: self.expiry.clone(),
             reason,
-            label,
+            direction: label.as_ref().map(|(_, d)| *d),
+            label: label.map(|(l, _)| l),
             value,
             limit,
             pallets: self.pallets.iter().cloned().collect(),
@@ -122,7 +168,11 @@ impl Ledger {
     /// MKT window's past buckets stay where they were (docs/time.md).
     pub fn shift_times(&mut self, delta_ms: i64) {
         for lot in self.lots.values_mut() {
-            for accrued in lot.out_of_range.values_mut() {
+            for accrued in lot
+                .out_of_range
+                .values_mut()
+                .chain(lot.unknown.values_mut())
+            {
                 accrued.shift_times(delta_ms);
             }
             if let Some(m) = &mut lot.mkt {
@@ -152,35 +202,72 @@ impl Ledger {
         self.entry(item, sscc);
     }
 
-    /// Adds out-of-range time `[from, to)` under rule `label`; reports the
-    /// budget exhausted the first time the total reaches it.
+    /// Adds time beyond the limit `[from, to)` under rule `label` in
+    /// `direction`; reports its budget exhausted the first time the total
+    /// reaches it. A direction without a budget is never "exhausted": it
+    /// allowed nothing, which the terms record for the report to judge.
     pub fn accrue(
         &mut self,
         item: &Item,
         sscc: &str,
         label: &str,
-        from_ms: i64,
-        to_ms: i64,
-        budget_ms: Option<i64>,
+        direction: Direction,
+        (from_ms, to_ms): (i64, i64),
+        terms: RuleTerms,
     ) -> Option<Exhausted> {
         let lot = self.entry(item, sscc);
-        if !lot.out_of_range.contains_key(label) {
-            lot.out_of_range
-                .insert(label.to_string(), Accrued::default());
+        let key = rule_key(label, direction);
+        if lot.terms.get(&key) != Some(&terms) {
+            lot.terms.insert(key.clone(), terms);
         }
-        let acc = lot.out_of_range.get_mut(label)?;
+        if !lot.out_of_range.contains_key(&key) {
+            lot.out_of_range.insert(key.clone(), Accrued::default());
+        }
+        let acc = lot.out_of_range.get_mut(&key)?;
         acc.add(from_ms, to_ms);
-        let (total, budget) = (acc.total_ms, budget_ms?);
+        let (total, budget) = (acc.total_ms, terms.budget_ms?);
         if !acc.exhausts(budget) {
             return None;
         }
         lot.exhaust(
-            format!("budget:{label}"),
+            format!("budget:{key}"),
             LotReason::Budget,
-            Some(label.to_string()),
+            Some((label.to_string(), direction)),
             total as f64,
             budget as f64,
         )
+    }
+
+    /// Adds unmonitored time `[from, to)` while a condition of `label` in
+    /// `direction` was open.
+    pub fn accrue_unknown(
+        &mut self,
+        item: &Item,
+        sscc: &str,
+        label: &str,
+        direction: Direction,
+        (from_ms, to_ms): (i64, i64),
+    ) {
+        let lot = self.entry(item, sscc);
+        lot.unknown
+            .entry(rule_key(label, direction))
+            .or_default()
+            .add(from_ms, to_ms);
+    }
+
+    /// A stay of the lot ended: when the lot was watched for less than the
+    /// window, the window limit can never be judged, so the MKT limit is
+    /// judged over what it saw (its stays so far). Longer stays were judged
+    /// sample by sample.
+    pub fn close_stay(&mut self, item: &Item, rule: &MktRule) -> Option<Exhausted> {
+        let lot = self.lots.get_mut(&item.lot_key())?;
+        let m = lot.mkt.as_ref()?;
+        let watched = m.stay.duration_ms() as i64;
+        if rule.window_ms.is_none_or(|w| watched >= w) {
+            return None;
+        }
+        let v = m.stay.value().filter(|v| *v > rule.limit)?;
+        lot.exhaust("mkt_stay".into(), LotReason::MktStay, None, v, rule.limit)
     }
 
     /// Feeds a temperature seen by the lot; judges the MKT limits once the
@@ -279,22 +366,136 @@ mod tests {
         }
     }
 
+    const HIGH: RuleTerms = RuleTerms {
+        budget_ms: Some(2 * H),
+        freeze: false,
+    };
+
     #[test]
     fn a_budget_is_reported_once_across_pallets_and_stays() {
         let mut l = Ledger::default();
+        let hi = Direction::High;
         assert_eq!(
-            l.accrue(&item(), "A", "p/temperature/0", 0, H, Some(2 * H)),
+            l.accrue(&item(), "A", "p/temperature/0", hi, (0, H), HIGH),
             None
         );
-        let e = l.accrue(&item(), "B", "p/temperature/0", 5 * H, 6 * H, Some(2 * H));
+        let e = l.accrue(&item(), "B", "p/temperature/0", hi, (5 * H, 6 * H), HIGH);
         assert_eq!(e.map(|e| e.reason), Some(LotReason::Budget));
         assert_eq!(
-            l.accrue(&item(), "B", "p/temperature/0", 7 * H, 8 * H, Some(2 * H)),
+            l.accrue(&item(), "B", "p/temperature/0", hi, (7 * H, 8 * H), HIGH),
             None
         );
         let lot = l.lot("09520123456788", "L1").unwrap();
-        assert_eq!(lot.out_of_range_ms("p/temperature/0"), 3 * H);
+        assert_eq!(lot.out_of_range_ms("p/temperature/0/high"), 3 * H);
         assert_eq!(lot.pallets.len(), 2);
+    }
+
+    #[test]
+    fn each_direction_spends_its_own_budget() {
+        let mut l = Ledger::default();
+        let terms = |h| RuleTerms {
+            budget_ms: Some(h * H),
+            freeze: false,
+        };
+        let label = "p/temperature/0";
+        // 1.5 h cold and 1.5 h warm against 2 h each: neither is spent,
+        // although together they are more than either allowance.
+        assert_eq!(
+            l.accrue(
+                &item(),
+                "A",
+                label,
+                Direction::Low,
+                (0, 3 * H / 2),
+                terms(2)
+            ),
+            None
+        );
+        assert_eq!(
+            l.accrue(
+                &item(),
+                "A",
+                label,
+                Direction::High,
+                (2 * H, 7 * H / 2),
+                terms(2)
+            ),
+            None
+        );
+        let e = l
+            .accrue(
+                &item(),
+                "A",
+                label,
+                Direction::High,
+                (4 * H, 5 * H),
+                terms(2),
+            )
+            .unwrap();
+        assert_eq!(
+            (e.reason, e.direction),
+            (LotReason::Budget, Some(Direction::High))
+        );
+        let lot = l.lot("09520123456788", "L1").unwrap();
+        assert_eq!(lot.out_of_range_ms("p/temperature/0/low"), 3 * H / 2);
+        assert_eq!(lot.out_of_range_ms("p/temperature/0/high"), 5 * H / 2);
+        assert!(lot.exhausted.contains("budget:p/temperature/0/high"));
+        assert!(!lot.exhausted.contains("budget:p/temperature/0/low"));
+    }
+
+    #[test]
+    fn a_direction_without_allowance_is_recorded_as_such_and_never_exhausted() {
+        let mut l = Ledger::default();
+        let freeze = RuleTerms {
+            budget_ms: None,
+            freeze: true,
+        };
+        assert_eq!(
+            l.accrue(
+                &item(),
+                "A",
+                "p/temperature/1",
+                Direction::Low,
+                (0, 25_000),
+                freeze
+            ),
+            None
+        );
+        let lot = l.lot("09520123456788", "L1").unwrap();
+        assert_eq!(lot.terms["p/temperature/1/low"], freeze);
+        assert_eq!(lot.out_of_range_ms("p/temperature/1/low"), 25_000);
+    }
+
+    #[test]
+    fn a_stay_shorter_than_the_window_is_judged_over_the_stay_when_it_ends() {
+        let rule = MktRule {
+            limit: 8.0,
+            window_ms: Some(24 * H),
+            activation_energy: 83.144,
+        };
+        let mut l = Ledger::default();
+        for m in 0..=120 {
+            let e = l.observe_temperature(&item(), "A", &rule, m * 60_000, 12.0, None);
+            assert!(e.is_empty(), "not judged while the stay runs");
+        }
+        let e = l.close_stay(&item(), &rule).unwrap();
+        assert_eq!(e.reason, LotReason::MktStay);
+        assert!((e.value - 12.0).abs() < 1e-9, "{}", e.value);
+        assert_eq!(l.close_stay(&item(), &rule), None, "once");
+    }
+
+    #[test]
+    fn a_short_stay_at_the_limit_is_within_it() {
+        let rule = MktRule {
+            limit: 8.0,
+            window_ms: Some(24 * H),
+            activation_energy: 83.144,
+        };
+        let mut l = Ledger::default();
+        for m in 0..=120 {
+            l.observe_temperature(&item(), "A", &rule, m * 60_000, 8.0, None);
+        }
+        assert_eq!(l.close_stay(&item(), &rule), None, "8.0 is not above 8.0");
     }
 
     #[test]

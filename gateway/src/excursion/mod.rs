@@ -19,5 +19,5 @@ mod silence;
 pub use budget::Accrued;
 pub use detector::{Direction, Limits, Out, Stats, Step, Tracker, Transition};
 pub use engine::{Engine, EngineState};
-pub use ledger::{Ledger, LotExposure};
+pub use ledger::{rule_key, Ledger, LotExposure, RuleTerms};
 pub use profile::{Profile, Rule};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use coldgate_sensor_drivers::Quantity;
 
-use super::detector::Limits;
+use super::detector::{Direction, Limits};
 use crate::config::{Config, ProfileConfig};
 
 /// One limit rule of a profile (`profiles[i].limits[index]`).
@@ -17,8 +17,22 @@ pub struct Rule {
     pub index: usize,
     pub quantity: Quantity,
     pub limits: Limits,
-    /// Cumulative time out of range allowed per lot, ms.
-    pub budget_ms: Option<i64>,
+    /// Cumulative time below `low` allowed per lot, ms; None: no allowance.
+    pub low_budget_ms: Option<i64>,
+    /// Cumulative time above `high` allowed per lot, ms; None: no allowance.
+    pub high_budget_ms: Option<i64>,
+    /// Time below `low` is a freeze.
+    pub freeze: bool,
+}
+
+impl Rule {
+    /// The cumulative allowance of one direction, ms.
+    pub fn budget_ms(&self, direction: Direction) -> Option<i64> {
+        match direction {
+            Direction::Low => self.low_budget_ms,
+            Direction::High => self.high_budget_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +57,18 @@ pub struct Profile {
     pub silence_ms: Option<i64>,
 }
 
+impl Profile {
+    /// ΔH for every MKT this profile's readings feed (excursions, ledger),
+    /// so one record never mixes two activation energies.
+    pub fn activation_energy(&self) -> f64 {
+        self.mkt
+            .as_ref()
+            .map_or(super::mkt::DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL, |m| {
+                m.activation_energy
+            })
+    }
+}
+
 pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -65,7 +91,9 @@ impl Profile {
                         exclusive: l.exclusive,
                         hysteresis: l.hysteresis,
                     },
-                    budget_ms: l.budget.map(ms),
+                    low_budget_ms: l.allowance(Direction::Low).map(ms),
+                    high_budget_ms: l.allowance(Direction::High).map(ms),
+                    freeze: l.freeze,
                 })
                 .collect(),
             mkt: p.mkt.as_ref().map(|m| MktRule {
@@ -105,12 +133,72 @@ mod tests {
     #[test]
     fn the_presets_load_and_pass_validation() {
         let ids: Vec<&str> = presets().iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["refrigerated", "crt", "frozen", "who-30dtr"]);
+        assert_eq!(
+            ids,
+            [
+                "refrigerated",
+                "crt",
+                "frozen",
+                "who-30dtr",
+                "who-tr07-type1",
+                "who-tr07-type2"
+            ]
+        );
         let mut problems: Vec<Problem> = Vec::new();
         for (i, p) in presets().iter().enumerate() {
             crate::config::validate_profile(p, &format!("presets[{i}]"), &mut problems);
         }
         assert!(problems.is_empty(), "{problems:?}");
+    }
+
+    #[test]
+    fn label_presets_keep_the_labelled_end_points_in_range_and_who_presets_follow_their_specs() {
+        let get = |id: &str| Profile::from_config(presets().iter().find(|p| p.id == id).unwrap());
+        // Label semantics: "2–8 °C" includes 2.0 and 8.0, for every rule of
+        // a range taken from a label.
+        for id in ["refrigerated", "crt", "frozen"] {
+            for r in get(id).rules.iter().filter(|r| !r.freeze) {
+                let l = &r.limits;
+                assert!(l.exclusive, "{id} limits[{}]", r.index);
+                for end in [l.low, l.high].into_iter().flatten() {
+                    assert_eq!(l.classify(end), None, "{id}: {end} is in range");
+                }
+            }
+        }
+        // The refrigerated freeze rule: at or below 0 °C, no allowance.
+        let fridge = get("refrigerated");
+        let freeze = fridge.rules.iter().find(|r| r.freeze).unwrap();
+        assert_eq!(freeze.limits.classify(0.0), Some(Direction::Low));
+        assert_eq!(freeze.limits.classify(0.001), None);
+        assert_eq!(freeze.budget_ms(Direction::Low), None);
+        assert_eq!(fridge.rules[0].budget_ms(Direction::High), Some(86_400_000));
+        assert_eq!(fridge.rules[0].budget_ms(Direction::Low), None);
+        // WHO/PQS/E006/TR07: thresholds are in the alarm range.
+        let h = 3_600_000;
+        for id in ["who-tr07-type1", "who-tr07-type2"] {
+            let p = get(id);
+            type Shape = (Option<f64>, Option<f64>, i64, Option<i64>);
+            let rules: Vec<Shape> = p
+                .rules
+                .iter()
+                .map(|r| {
+                    assert!(!r.limits.exclusive, "{id}");
+                    let budget = r.budget_ms(Direction::High).or(r.budget_ms(Direction::Low));
+                    (r.limits.low, r.limits.high, r.limits.delay_ms, budget)
+                })
+                .collect();
+            let mut expected = vec![
+                (None, Some(45.0), h, None),
+                (None, Some(30.0), 0, Some(10 * h)),
+            ];
+            expected.push(if id.ends_with('1') {
+                (Some(-0.5), None, h, None)
+            } else {
+                (None, Some(10.0), 0, Some(20 * h))
+            });
+            assert_eq!(rules, expected, "{id}");
+        }
+        assert!(get("who-tr07-type1").rules[2].freeze);
     }
 
     #[test]

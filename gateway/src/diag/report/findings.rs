@@ -185,11 +185,16 @@ fn judged_quantities(p: &ProfileConfig) -> Vec<Quantity> {
     q
 }
 
-/// A freeze: a temperature excursion on the low side that reached 0 °C
-/// or below (water in the product freezes). Until profiles name a freeze
-/// rule of their own, this is how the report tells one from a mild low.
+/// A freeze: an excursion of a freeze rule (`freeze = true`, as in the
+/// `refrigerated` preset), or, under a profile without one, a temperature
+/// excursion on the low side that reached 0 °C or below (water in the
+/// product freezes), so a custom profile's cold excursion is not taken for
+/// a mild low.
 pub fn is_freeze(e: &payload::Excursion) -> bool {
-    e.quantity == Quantity::Temperature && e.direction == payload::Direction::Low && e.min <= 0.0
+    e.freeze
+        || (e.quantity == Quantity::Temperature
+            && e.direction == payload::Direction::Low
+            && e.min <= 0.0)
 }
 
 /// What the report may say about a lot's MKT limit: "holds" only when it

@@ -47,10 +47,30 @@ pub struct Excursion {
     #[serde(default)]
     pub exclusive: bool,
     pub profile: String,
+    /// `profile/quantity/index`: the rule, as the ledger names it (so a
+    /// reader never has to recover it by comparing limits).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule: String,
+    /// The rule's cumulative allowance in this direction; `null`: it allows
+    /// no time beyond the limit (any excursion needs assessment).
+    #[serde(default)]
+    pub allowance_s: Option<i64>,
+    /// Time beyond the limit is a freeze.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze: bool,
+    /// The first reading beyond the limit.
     pub started_at: String,
+    /// When the alarm cleared (back inside by more than the hysteresis);
     /// `None` while the excursion is open.
     pub ended_at: Option<String>,
+    /// Time beyond the limit (exposure) up to `at`: time inside the
+    /// hysteresis band and unmonitored time are not in it.
     pub duration_s: i64,
+    /// Unmonitored time (a monitoring gap) while the excursion was open:
+    /// neither in range nor beyond the limit.
+    #[serde(default)]
+    pub unknown_s: i64,
+    /// Of the readings beyond the limit.
     pub min: f64,
     pub max: f64,
     pub mean: f64,
@@ -65,9 +85,14 @@ pub struct Excursion {
 /// What only an ended excursion knows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExcursionEnd {
+    /// When the value came back within the limit: the first reading no
+    /// longer beyond it after the last one that was (≤ `ended_at`, which
+    /// hysteresis may delay).
+    pub back_in_range_at: String,
     /// The integral of the distance beyond the limit over time.
     pub degree_minutes: f64,
-    /// Mean kinetic temperature over the excursion (temperature only).
+    /// Mean kinetic temperature of the time beyond the limit (temperature
+    /// only), with the profile's ΔH.
     pub mkt: Option<f64>,
 }
 
@@ -225,6 +250,9 @@ pub struct Lot {
         with = "present_or_null"
     )]
     pub rule: Option<Option<String>>,
+    /// The exhausted budget's direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub out_of_range_s: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,6 +300,7 @@ impl Lot {
             expiry: None,
             profile: None,
             rule: None,
+            direction: None,
             out_of_range_s: None,
             budget_s: None,
             mkt: None,

@@ -85,9 +85,13 @@ fn excursion_events_of_both_phases_are_valid_and_read_back() {
         limit: 8.0,
         exclusive: false,
         profile: "refrigerated".into(),
+        rule: "refrigerated/temperature/0".into(),
+        allowance_s: Some(86_400),
+        freeze: false,
         started_at: rfc3339(1_000),
         ended_at: None,
         duration_s: 0,
+        unknown_s: 0,
         min: 8.5,
         max: 9.25,
         mean: 8.9,
@@ -103,8 +107,10 @@ fn excursion_events_of_both_phases_are_valid_and_read_back() {
     let ended = Excursion {
         phase: ExcursionPhase::Ended,
         ended_at: Some(rfc3339(600_000)),
-        duration_s: 599,
+        duration_s: 420,
+        unknown_s: 60,
         end: Some(ExcursionEnd {
+            back_in_range_at: rfc3339(540_000),
             degree_minutes: 12.5,
             mkt: Some(9.1),
         }),
@@ -112,9 +118,23 @@ fn excursion_events_of_both_phases_are_valid_and_read_back() {
     };
     let json = valid_and_round_trips("excursion", &envelope("excursion", ended.clone()));
     assert_eq!(json["degree_minutes"], 12.5);
+    assert_eq!(json["back_in_range_at"], rfc3339(540_000));
+    assert!(json.get("freeze").is_none(), "present only when true");
+    // A freeze under a rule without allowance: `allowance_s: null`.
+    let freeze = Excursion {
+        direction: Direction::Low,
+        limit: 0.0,
+        rule: "refrigerated/temperature/1".into(),
+        allowance_s: None,
+        freeze: true,
+        ..ended.clone()
+    };
+    let json = valid_and_round_trips("excursion", &envelope("excursion", freeze));
+    assert!(json["allowance_s"].is_null() && json["freeze"] == true);
     // An excursion of a quantity without MKT ends with `mkt: null`.
     let no_mkt = Excursion {
         end: Some(ExcursionEnd {
+            back_in_range_at: rfc3339(600_000),
             degree_minutes: 1.0,
             mkt: None,
         }),
@@ -182,7 +202,8 @@ fn lot_events_keep_a_null_expiry_apart_from_an_absent_one() {
     exhausted.lot = Some("L1".into());
     exhausted.expiry = Some(None);
     exhausted.profile = Some("refrigerated".into());
-    exhausted.rule = Some(Some("2–8 °C, high".into()));
+    exhausted.rule = Some(Some("refrigerated/temperature/0".into()));
+    exhausted.direction = Some(Direction::High);
     exhausted.out_of_range_s = Some(4000);
     exhausted.budget_s = Some(3600);
     exhausted.pallets = Some(vec!["106141412345678908".into()]);

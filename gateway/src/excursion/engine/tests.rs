@@ -126,7 +126,10 @@ fn configured_pallets_are_named_in_affected_and_their_lot_ledger_counts_the_time
     assert_eq!(a["items"][0]["lot"], "ABC123");
     assert_eq!(a["items"][0]["serials"][0], "12345");
     let lot = e.lot_exposure("09520123456788", "ABC123").unwrap();
-    assert_eq!(lot.out_of_range_ms("refrigerated/temperature/0"), 7 * MIN);
+    assert_eq!(
+        lot.out_of_range_ms("refrigerated/temperature/0/high"),
+        7 * MIN
+    );
     assert_eq!(lot.excursions.len(), 1);
 }
 
@@ -185,13 +188,20 @@ fn the_cumulative_budget_spans_separate_excursions_and_is_reported_once() {
         &[(0, 9.0), (10 * MIN, 5.0), (20 * MIN, 9.0), (29 * MIN, 5.0)],
     );
     assert!(of_kind(&events, EventKind::Lot).is_empty(), "{events:?}");
+    // A minute too cold is charged to the low side, not the heat budget.
     events = feed(&mut e, "rear-1", &[(40 * MIN, 1.0), (41 * MIN, 5.0)]);
+    assert!(of_kind(&events, EventKind::Lot).is_empty(), "{events:?}");
+    events = feed(&mut e, "rear-1", &[(50 * MIN, 9.0), (51 * MIN, 5.0)]);
     let lots = of_kind(&events, EventKind::Lot);
     assert_eq!(lots.len(), 1, "{lots:?}");
     assert_eq!(lots[0]["reason"], "budget");
+    assert_eq!(lots[0]["direction"], "high");
+    assert_eq!(lots[0]["rule"], "refrigerated/temperature/0");
     assert_eq!(lots[0]["out_of_range_s"], 20 * 60);
-    events = feed(&mut e, "rear-1", &[(50 * MIN, 9.0), (60 * MIN, 5.0)]);
+    events = feed(&mut e, "rear-1", &[(60 * MIN, 9.0), (70 * MIN, 5.0)]);
     assert!(of_kind(&events, EventKind::Lot).is_empty());
+    let lot = e.lot_exposure("09520123456788", "ABC123").unwrap();
+    assert_eq!(lot.out_of_range_ms("refrigerated/temperature/0/low"), MIN);
 }
 
 #[test]
@@ -360,7 +370,10 @@ fn a_budget_runs_out_at_a_tick_even_when_the_sensor_falls_silent() {
     // The next reading closes an interval the ticks already charged.
     feed(&mut e, "rear-1", &[(21 * MIN, 5.0)]);
     let lot = e.lot_exposure("09520123456788", "ABC123").unwrap();
-    assert_eq!(lot.out_of_range_ms("refrigerated/temperature/0"), 21 * MIN);
+    assert_eq!(
+        lot.out_of_range_ms("refrigerated/temperature/0/high"),
+        21 * MIN
+    );
 }
 
 #[test]
@@ -496,7 +509,7 @@ fn an_exhausted_budget_is_not_reported_again_after_a_restart() {
     assert!(of_kind(&events, EventKind::Lot).is_empty(), "{events:?}");
     let lot = again.lot_exposure("09520123456788", "ABC123").unwrap();
     assert_eq!(
-        lot.out_of_range_ms("refrigerated/temperature/0"),
+        lot.out_of_range_ms("refrigerated/temperature/0/high"),
         31 * MIN,
         "the total goes on"
     );

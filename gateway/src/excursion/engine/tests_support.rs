@@ -16,7 +16,7 @@ gateway_id = "g"
 id = "refrigerated"
 silence = "10m"
 light = {{ threshold = 10.0, hysteresis = 5.0 }}
-limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", budget = "20m" }}]
+limits = [{{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m", high_budget = "20m" }}]
 [[zones]]
 id = "rear"
 profile = "refrigerated"
