@@ -400,7 +400,7 @@ async fn verify_loop(config: Arc<Config>, mut stop: watch::Receiver<bool>) {
         };
         let mut client = client;
         match verify::round(&mut client, &config).await {
-            Ok(alerts) => {
+            Ok((alerts, replays)) => {
                 for a in &alerts {
                     warn!(
                         gateway = %a.gateway_id,
@@ -408,7 +408,10 @@ async fn verify_loop(config: Arc<Config>, mut stop: watch::Receiver<bool>) {
                         a.from_seq, a.to_seq, a.age_s
                     );
                 }
-                if let Err(e) = verify::announce(&nats, &config, &alerts).await {
+                for r in &replays {
+                    info!(gateway = %r.gateway_id, "replay of {}..={} requested", r.from_seq, r.to_seq);
+                }
+                if let Err(e) = verify::announce(&nats, &config, &alerts, &replays).await {
                     warn!("alerts stored, not published: {e}");
                 }
                 pg = Some(client);

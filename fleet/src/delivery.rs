@@ -14,6 +14,8 @@ pub struct Gap {
     pub first_seen: OffsetDateTime,
     /// When an alert was raised for it (a split gap keeps its parent's).
     pub alerted_at: Option<OffsetDateTime>,
+    /// When the gateway was last asked to publish it again.
+    pub replay_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,6 +57,7 @@ impl Delivery {
                     to: seq - 1,
                     first_seen: now,
                     alerted_at: None,
+                    replay_at: None,
                 });
                 Seen::Ahead
             };

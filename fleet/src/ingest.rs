@@ -290,7 +290,7 @@ pub async fn apply(
     if !changed.is_empty() {
         let rows = tx
             .query(
-                "SELECT gateway_id, from_seq, to_seq, first_seen, alerted_at FROM gaps
+                "SELECT gateway_id, from_seq, to_seq, first_seen, alerted_at, replay_at FROM gaps
                  WHERE gateway_id = ANY($1) ORDER BY gateway_id, from_seq",
                 &[&changed],
             )
@@ -304,6 +304,7 @@ pub async fn apply(
                     to: u64::try_from(to).unwrap_or(0),
                     first_seen: r.get(3),
                     alerted_at: r.get(4),
+                    replay_at: r.get(5),
                 });
             }
         }
@@ -318,8 +319,14 @@ pub async fn apply(
         Vec::new(),
         Vec::new(),
     );
-    let (mut g_gw, mut g_from, mut g_to, mut g_first, mut g_alerted) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut g_gw, mut g_from, mut g_to, mut g_first, mut g_alerted, mut g_replay) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (gw, offered_n) in &offered {
         let Some(d) = state.get_mut(*gw) else {
             continue;
@@ -353,6 +360,7 @@ pub async fn apply(
                 g_to.push(i64_of(g.to));
                 g_first.push(g.first_seen);
                 g_alerted.push(g.alerted_at);
+                g_replay.push(g.replay_at);
             }
         }
     }
@@ -374,9 +382,10 @@ pub async fn apply(
             .await?;
         if !g_gw.is_empty() {
             tx.execute(
-                "INSERT INTO gaps (gateway_id, from_seq, to_seq, first_seen, alerted_at)
-                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[], $5::timestamptz[])",
-                &[&g_gw, &g_from, &g_to, &g_first, &g_alerted],
+                "INSERT INTO gaps (gateway_id, from_seq, to_seq, first_seen, alerted_at, replay_at)
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::timestamptz[],
+                                      $5::timestamptz[], $6::timestamptz[])",
+                &[&g_gw, &g_from, &g_to, &g_first, &g_alerted, &g_replay],
             )
             .await?;
         }

@@ -45,6 +45,7 @@ CREATE TABLE gaps (
     to_seq      bigint      NOT NULL,
     first_seen  timestamptz NOT NULL,
     alerted_at  timestamptz,
+    replay_at   timestamptz,
     PRIMARY KEY (gateway_id, from_seq),
     CHECK (from_seq <= to_seq)
 );

@@ -146,3 +146,165 @@ fn real_gateways_over_mutual_tls_reach_postgresql_once_and_in_full() {
     assert!(text.contains("gateway         reefer-1"), "{text}");
     worker.terminate(Duration::from_secs(20));
 }
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// Acked-up-to (stream seq) and unacked counts over every consumer.
+fn consumer_totals(nats_url: &str, lanes: u32) -> (u64, u64, u64) {
+    rt().block_on(async {
+        let c = async_nats::connect(nats_url).await.unwrap();
+        let js = async_nats::jetstream::new(c);
+        let mut s = js.get_stream("COLDGATE").await.unwrap();
+        let _ = s.info().await.unwrap();
+        let (mut floor, mut ack_pending, mut pending) = (0, 0, 0);
+        for p in 0..lanes {
+            let mut cons: async_nats::jetstream::consumer::PullConsumer =
+                s.get_consumer(&format!("fleet-p{p}")).await.unwrap();
+            let info = cons.info().await.unwrap();
+            floor += info.ack_floor.stream_sequence;
+            ack_pending += info.num_ack_pending as u64;
+            pending += info.num_pending;
+        }
+        (floor, ack_pending, pending)
+    })
+}
+
+#[test]
+#[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
+fn a_payload_that_does_not_parse_is_quarantined_with_its_reason_and_acked() {
+    let s = servers();
+    let c = s.config("a", "");
+    s.migrate(&c);
+    let mut worker = start_worker(&c, &s.dir.path().join("worker-a.log"));
+    rt().block_on(async {
+        let n = async_nats::connect(s.nats.url()).await.unwrap();
+        n.publish("coldgate.v1.gw-q.events.door", "{not json".into())
+            .await
+            .unwrap();
+        let good = coldgate_fleet::sim::door_event(
+            "gw-q",
+            1,
+            "01JFLEETQUARANTINE00000000",
+            time::OffsetDateTime::now_utc(),
+        );
+        n.publish("coldgate.v1.gw-q.events.door", good.into())
+            .await
+            .unwrap();
+        n.flush().await.unwrap();
+    });
+    wait_until(
+        Duration::from_secs(30),
+        "the quarantine row and the good event",
+        || {
+            s.pg.num("SELECT count(*) FROM quarantine") == 1
+                && s.pg
+                    .psql("SELECT highest_seq FROM delivery WHERE gateway_id = 'gw-q'")
+                    .map(|v| v == "1")
+                    .unwrap_or(false)
+        },
+    );
+    let reason =
+        s.pg.psql("SELECT subject || ' | ' || reason FROM quarantine")
+            .unwrap();
+    assert!(reason.contains(".gw-q.events.door"), "{reason}");
+    assert!(reason.contains("not a valid payload"), "{reason}");
+    // Acked, not waiting for redelivery.
+    wait_until(Duration::from_secs(10), "both messages acked", || {
+        let (_, ack_pending, pending) = consumer_totals(&s.nats.url(), 10);
+        ack_pending == 0 && pending == 0
+    });
+    std::thread::sleep(Duration::from_secs(4)); // past ack_wait: no redelivery
+    assert_eq!(s.pg.num("SELECT count(*) FROM quarantine"), 1);
+    worker.terminate(Duration::from_secs(20));
+}
+
+#[test]
+#[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
+fn a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice() {
+    let s = servers();
+    let (ca, cb) = (s.config("a", ""), s.config("b", ""));
+    s.migrate(&ca);
+    let mut a = start_worker(&ca, &s.dir.path().join("worker-a.log"));
+    let mut b = start_worker(&cb, &s.dir.path().join("worker-b.log"));
+    let (gateways, events) = (20, 400);
+    let mut load = start_loadgen(
+        s.dir.path(),
+        &s.ca,
+        s.nats.mqtt_port,
+        "k",
+        gateways,
+        events,
+        2000,
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "a quarter of the events committed",
+        || count_events(&s.pg, "k") >= 2000,
+    );
+    a.sigkill();
+    let at_kill = count_events(&s.pg, "k");
+    assert!(
+        at_kill < 8000,
+        "the kill came mid-stream ({at_kill} of 8000)"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    a = start_worker(&ca, &s.dir.path().join("worker-a2.log"));
+    assert!(
+        load.wait(Duration::from_secs(120)).success(),
+        "the load generator failed"
+    );
+    wait_until(Duration::from_secs(60), "all 8000 events committed", || {
+        count_events(&s.pg, "k") >= 8000
+    });
+    std::thread::sleep(Duration::from_secs(4)); // past ack_wait: any redelivery is in
+    assert_complete(&s.pg, "k", gateways, events);
+    a.terminate(Duration::from_secs(20));
+    b.terminate(Duration::from_secs(20));
+}
+
+#[test]
+#[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
+fn with_postgresql_away_for_30_s_nothing_is_acked_and_everything_is_applied_after() {
+    let mut s = servers();
+    let c = s.config("a", "");
+    s.migrate(&c);
+    let mut w = start_worker(&c, &s.dir.path().join("worker-a.log"));
+    let (gateways, events) = (10, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    s.pg.stop();
+    let (floor_before, _, _) = consumer_totals(&s.nats.url(), 10);
+    let mut load = start_loadgen(
+        s.dir.path(),
+        &s.ca,
+        s.nats.mqtt_port,
+        "p",
+        gateways,
+        events,
+        0,
+    );
+    assert!(
+        load.wait(Duration::from_secs(60)).success(),
+        "the load generator failed"
+    );
+    std::thread::sleep(Duration::from_secs(30));
+    let (floor_during, ack_pending, _) = consumer_totals(&s.nats.url(), 10);
+    assert_eq!(
+        floor_during, floor_before,
+        "nothing acked while PostgreSQL is away"
+    );
+    assert!(
+        ack_pending > 0,
+        "the worker holds batches it could not apply"
+    );
+    s.pg.resume();
+    wait_until(Duration::from_secs(60), "all events applied", || {
+        count_events(&s.pg, "p") >= 2000
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_complete(&s.pg, "p", gateways, events);
+    let (_, ack_pending, pending) = consumer_totals(&s.nats.url(), 10);
+    assert_eq!((ack_pending, pending), (0, 0), "everything acked after");
+    w.terminate(Duration::from_secs(20));
+}

@@ -421,3 +421,77 @@ pub fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out after {within:?} waiting for {what}");
 }
+
+pub const LOADGEN: &str = env!("CARGO_BIN_EXE_coldgate-fleet-loadgen");
+
+/// The load generator: `gateways` MQTT sessions over mutual TLS, each
+/// publishing `events` door events with seqs 1..=events.
+pub fn start_loadgen(
+    dir: &Path,
+    ca: &Ca,
+    mqtt_port: u16,
+    id_prefix: &str,
+    gateways: u32,
+    events: u64,
+    rate: u64,
+) -> Proc {
+    let (cert, key) = ca.issue(dir, &format!("loadgen-{id_prefix}"), "loadgen", &[]);
+    let mut cmd = Command::new(LOADGEN);
+    cmd.args(["--port", &mqtt_port.to_string(), "--ca"])
+        .arg(&ca.file)
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .args(["--gateways", &gateways.to_string()])
+        .args(["--events", &events.to_string()])
+        .args(["--rate", &rate.to_string()])
+        .args(["--id-prefix", id_prefix])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    Proc::spawn("loadgen", cmd)
+}
+
+/// Asserts every gateway `{prefix}-0..n` holds exactly seqs 1..=events,
+/// once, with no gap open.
+pub fn assert_complete(pg: &Postgres, prefix: &str, gateways: u32, events: u64) {
+    let total = i64::from(gateways) * events as i64;
+    assert_eq!(
+        pg.num(&format!(
+            "SELECT count(*) FROM events WHERE gateway_id LIKE '{prefix}-%'"
+        )),
+        total,
+        "one row per event"
+    );
+    assert_eq!(
+        pg.num(&format!(
+            "SELECT count(DISTINCT (gateway_id, seq)) FROM events WHERE gateway_id LIKE '{prefix}-%'"
+        )),
+        total,
+        "every seq once"
+    );
+    assert_eq!(
+        pg.num(&format!(
+            "SELECT count(*) FROM delivery WHERE gateway_id LIKE '{prefix}-%' \
+             AND contiguous_seq = {events} AND highest_seq = {events} AND events = {events}"
+        )),
+        i64::from(gateways),
+        "every gateway contiguous to {events}"
+    );
+    assert_eq!(
+        pg.num(&format!(
+            "SELECT count(*) FROM gaps WHERE gateway_id LIKE '{prefix}-%'"
+        )),
+        0,
+        "no gap left open"
+    );
+}
+
+pub fn count_events(pg: &Postgres, prefix: &str) -> i64 {
+    pg.psql(&format!(
+        "SELECT count(*) FROM events WHERE gateway_id LIKE '{prefix}-%'"
+    ))
+    .ok()
+    .and_then(|s| s.parse().ok())
+    .unwrap_or(0)
+}
