@@ -308,3 +308,110 @@ fn with_postgresql_away_for_30_s_nothing_is_acked_and_everything_is_applied_afte
     assert_eq!((ack_pending, pending), (0, 0), "everything acked after");
     w.terminate(Duration::from_secs(20));
 }
+
+/// Stream seq of each event seq `gateway` has in the stream.
+async fn stream_seqs(
+    js: &async_nats::jetstream::Context,
+    gateway: &str,
+) -> std::collections::BTreeMap<u64, u64> {
+    let mut s = js.get_stream("COLDGATE").await.unwrap();
+    let last = s.info().await.unwrap().state.last_sequence;
+    let mut out = std::collections::BTreeMap::new();
+    for n in 1..=last {
+        let Ok(m) = s.get_raw_message(n).await else {
+            continue;
+        };
+        if !m.subject.as_str().contains(&format!(".{gateway}.events.")) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        out.insert(v["seq"].as_u64().unwrap(), n);
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
+fn a_gap_lost_downstream_raises_an_alert_and_the_gateway_s_replay_closes_it() {
+    let s = servers();
+    let c = s.config(
+        "a",
+        "[verify]\ngap_age = \"2s\"\ninterval = \"500ms\"\nreplay = true\n",
+    );
+    s.migrate(&c);
+    let runtime = rt();
+    let js = runtime.block_on(async {
+        async_nats::jetstream::new(async_nats::connect(s.nats.url()).await.unwrap())
+    });
+    // A real gateway publishes with no worker running yet.
+    let (mut gw, _) = start_gateway_with(
+        s.dir.path(),
+        "reefer-g",
+        &s.ca,
+        s.nats.mqtt_port,
+        "status_interval = \"1s\"",
+    );
+    let mut held = Default::default();
+    wait_until(Duration::from_secs(60), "seqs 1..=6 in the stream", || {
+        held = runtime.block_on(stream_seqs(&js, "reefer-g"));
+        (1..=6).all(|q| held.contains_key(&q))
+    });
+    // Lost downstream of the gateway, after its PUBACK: seqs 3 and 4.
+    runtime.block_on(async {
+        let s = js.get_stream("COLDGATE").await.unwrap();
+        for q in [3, 4] {
+            assert!(s.delete_message(held[&q]).await.unwrap());
+        }
+    });
+    let alerts = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = alerts.clone();
+    let url = s.nats.url();
+    runtime.spawn(async move {
+        let n = async_nats::connect(url).await.unwrap();
+        let mut sub = n.subscribe("fleet.alerts.delivery").await.unwrap();
+        use futures::StreamExt;
+        while let Some(m) = sub.next().await {
+            seen.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&m.payload).into_owned());
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut w = start_worker(&c, &s.dir.path().join("worker-a.log"));
+
+    wait_until(Duration::from_secs(60), "the alert for 3..=4", || {
+        s.pg.psql("SELECT from_seq || '-' || to_seq FROM alerts WHERE gateway_id = 'reefer-g'")
+            .map(|v| v.lines().any(|l| l == "3-4"))
+            .unwrap_or(false)
+    });
+    wait_until(Duration::from_secs(10), "the alert on NATS", || {
+        alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|a| a.contains("\"gateway_id\":\"reefer-g\"") && a.contains("\"from_seq\":3"))
+    });
+    // The replay request reached the gateway, which published 3 and 4 again.
+    wait_until(
+        Duration::from_secs(60),
+        "the gap closed and the alert cleared",
+        || {
+            s.pg.num("SELECT count(*) FROM gaps WHERE gateway_id = 'reefer-g'") == 0
+            && s.pg.num(
+                "SELECT count(*) FROM alerts WHERE gateway_id = 'reefer-g' AND cleared_at IS NULL",
+            ) == 0
+        },
+    );
+    assert_eq!(
+        s.pg.num("SELECT count(*) FROM events WHERE gateway_id = 'reefer-g' AND seq IN (3, 4)"),
+        2
+    );
+    let out = std::process::Command::new(FLEET)
+        .args(["gaps", "--config"])
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no open gaps");
+    gw.terminate(Duration::from_secs(20));
+    w.terminate(Duration::from_secs(20));
+}
