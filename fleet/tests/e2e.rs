@@ -415,3 +415,108 @@ fn a_gap_lost_downstream_raises_an_alert_and_the_gateway_s_replay_closes_it() {
     gw.terminate(Duration::from_secs(20));
     w.terminate(Duration::from_secs(20));
 }
+
+fn delivery_row(pg: &Postgres, id: &str) -> Option<(i64, i64, i64, i64)> {
+    let row = pg
+        .psql(&format!(
+            "SELECT contiguous_seq, highest_seq, events, duplicates FROM delivery WHERE gateway_id = '{id}'"
+        ))
+        .ok()?;
+    let v: Vec<i64> = row.split('\t').filter_map(|x| x.parse().ok()).collect();
+    (v.len() == 4).then(|| (v[0], v[1], v[2], v[3]))
+}
+
+#[test]
+#[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
+fn nats_restarted_and_gateways_killed_or_resending_lose_nothing_and_duplicates_are_counted() {
+    let mut s = servers();
+    let c = s.config("a", "");
+    s.migrate(&c);
+    let mut w = start_worker(&c, &s.dir.path().join("worker-a.log"));
+    let ids = ["reefer-1", "reefer-2"];
+    let mut gws: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            start_gateway_with(
+                s.dir.path(),
+                id,
+                &s.ca,
+                s.nats.mqtt_port,
+                "status_interval = \"1s\"",
+            )
+        })
+        .collect();
+    let highest = |s: &Servers, id: &str| delivery_row(&s.pg, id).map_or(0, |r| r.1);
+    wait_until(Duration::from_secs(60), "3 events of each gateway", || {
+        ids.iter().all(|id| highest(&s, id) >= 3)
+    });
+
+    // NATS away for 3 s while the gateways go on recording.
+    s.nats.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    s.nats.resume();
+    let back = s.pg.psql("SELECT now()").unwrap();
+
+    // A gateway SIGKILLed and started again on the same database: it
+    // sends what was not acknowledged, again.
+    gws[1].0.sigkill();
+    let log = s.dir.path().join("reefer-2").join("gateway-restarted.log");
+    gws[1].0 = coldgate_tests::start_gateway(GATEWAY, &gws[1].1, &log);
+
+    // A gateway's deliberate resend: the replay of 1..=3 changes nothing
+    // but the duplicates count.
+    // The request goes over core NATS: it reaches the gateway only while
+    // connected (the fleet re-sends it every gap_age). Wait for a status
+    // published after NATS came back.
+    wait_until(Duration::from_secs(30), "reefer-1 connected again", || {
+        s.pg.psql(&format!(
+            "SELECT last_status_at > '{back}' FROM delivery WHERE gateway_id = 'reefer-1'"
+        ))
+        .map(|v| v == "t")
+        .unwrap_or(false)
+    });
+    let dups_before = delivery_row(&s.pg, "reefer-1").unwrap().3;
+    rt().block_on(async {
+        let n = async_nats::connect(s.nats.url()).await.unwrap();
+        n.publish(
+            "coldgate.v1.reefer-1.cmd.replay",
+            r#"{"request_id":"t-1","from_seq":1,"to_seq":3}"#.into(),
+        )
+        .await
+        .unwrap();
+        n.flush().await.unwrap();
+    });
+    let marks: Vec<i64> = ids.iter().map(|id| highest(&s, id)).collect();
+    wait_until(
+        Duration::from_secs(90),
+        "3 more events of each gateway",
+        || {
+            ids.iter()
+                .zip(&marks)
+                .all(|(id, m)| highest(&s, id) >= m + 3)
+        },
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the replayed 1..=3 absorbed",
+        || delivery_row(&s.pg, "reefer-1").unwrap().3 >= dups_before + 3,
+    );
+    for (g, _) in &mut gws {
+        g.terminate(Duration::from_secs(20));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for id in ids {
+        let (contig, high, events, _) = delivery_row(&s.pg, id).unwrap();
+        assert_eq!(contig, high, "{id}: no gap");
+        assert_eq!(events, high, "{id}: one row per seq");
+        assert_eq!(
+            s.pg.num(&format!(
+                "SELECT count(DISTINCT seq) FROM events WHERE gateway_id = '{id}'"
+            )),
+            high,
+            "{id}"
+        );
+    }
+    assert_eq!(s.pg.num("SELECT count(*) FROM gaps"), 0);
+    w.terminate(Duration::from_secs(20));
+}
