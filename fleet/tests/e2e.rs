@@ -250,7 +250,10 @@ fn a_worker_killed_mid_stream_loses_nothing_and_counts_nothing_twice() {
         "the kill came mid-stream ({at_kill} of 8000)"
     );
     std::thread::sleep(Duration::from_secs(1));
-    a = start_worker(&ca, &s.dir.path().join("worker-a2.log"));
+    // Started again under another name, as a restarted process without a
+    // configured name is (host-pid): the dead worker's leases must expire
+    // and be taken over.
+    a = start_worker(&s.config("a2", ""), &s.dir.path().join("worker-a2.log"));
     assert!(
         load.wait(Duration::from_secs(120)).success(),
         "the load generator failed"
