@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}; E=${2:-30}; W=${3:-2}; RATE=${4:-0}
-T=${CARGO_TARGET_DIR:-target}/release
+T=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}
 [ -x "$T/coldgate-fleet" ] && [ -x "$T/coldgate-fleet-loadgen" ] \
     || cargo build --release -p coldgate-fleet --bin coldgate-fleet --bin coldgate-fleet-loadgen
 command -v nats-server >/dev/null || { echo "bench-fleet: FATAL: no nats-server (apt-get install nats-server)" >&2; exit 1; }
@@ -69,7 +69,7 @@ TOML
 nats-server -c "$WORK/nats.conf" >"$WORK/nats.log" 2>&1 &
 PIDS+=($!)
 for i in $(seq 100); do
-    as_pg "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && nc -z 127.0.0.1 "$MPORT" 2>/dev/null && break
+    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && (echo >"/dev/tcp/127.0.0.1/$MPORT") 2>/dev/null && break
     sleep 0.2
 done
 "$T/coldgate-fleet" migrate --config "$WORK/fleet.toml" >/dev/null
