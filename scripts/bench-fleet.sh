@@ -42,7 +42,7 @@ PGPORT=$(port); NPORT=$(port); MPORT=$(port)
 mkdir "$WORK/pg"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -A trust -U fleet --no-sync >/dev/null
 as_pg "$PGBIN/postgres" -D "$WORK/pg" -p "$PGPORT" -k "$WORK/pg" -c listen_addresses=127.0.0.1 \
-    -c max_connections=300 -c shared_buffers=256MB >"$WORK/pg.log" 2>&1 &
+    -c max_connections=300 -c shared_buffers=256MB ${PG_OPTS:-} >"$WORK/pg.log" 2>&1 &
 PIDS+=($!)
 
 cat > "$WORK/fleet.toml" <<TOML
@@ -96,6 +96,10 @@ psql_ "SELECT 'committed=' || count(*) ||
               ' p50_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY committed_at - at))) ||
               ' p99_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY committed_at - at))) ||
               ' bytes_per_event=' || round(pg_total_relation_size('events')::numeric / count(*))
+       FROM events"
+psql_ "SELECT 'publish_span_ms=' || round(1000 * extract(epoch FROM max(at) - min(at))) ||
+              ' first_commit_after_ms=' || round(1000 * extract(epoch FROM min(committed_at) - min(at))) ||
+              ' commit_span_ms=' || round(1000 * extract(epoch FROM max(committed_at) - min(committed_at)))
        FROM events"
 psql_ "SELECT 'gaps=' || count(*) FROM gaps"
 tick=$(getconf CLK_TCK)
