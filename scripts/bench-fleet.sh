@@ -105,5 +105,5 @@ psql_ "SELECT 'gaps=' || count(*) FROM gaps"
 tick=$(getconf CLK_TCK)
 for p in "${WPIDS[@]}"; do
     read -r ut st < <(awk '{print $14, $15}' "/proc/$p/stat")
-    echo "worker pid=$p cpu_s=$(( (ut + st) / tick )) peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$p/status")"
+    echo "worker pid=$p cpu_ms=$(( (ut + st) * 1000 / tick )) peak_rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$p/status")"
 done
