@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    coldgate_fleet::cli::main()
+}

@@ -1,0 +1,343 @@
+//! A worker: leases partitions in PostgreSQL, and for each one pulls
+//! batches from its durable consumer, applies a batch in one transaction
+//! and acks it only after the commit.
+//!
+//! Partitions are shared out through the `leases` table: each live worker
+//! takes its fair share (partitions / live workers), renews it, and a dead
+//! worker's leases expire so the others take them over. Exclusivity is for
+//! order and efficiency only: correctness does not depend on it, since
+//! `event_id` is unique and the delivery rows are locked in the
+//! transaction, so two workers briefly sharing a partition count nothing
+//! twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, AckKind};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::ingest::{self, Item};
+use crate::stream;
+
+/// A connection whose driver runs on its own task.
+pub async fn pg_connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(&config.postgres.url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            debug!("postgres connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Doubling pauses up to a limit, for PostgreSQL or NATS being away.
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: Duration::from_millis(100),
+            max,
+        }
+    }
+    pub fn step(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(100);
+    }
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Runs until `shutdown` turns true.
+pub async fn run(config: Arc<Config>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let me = config.worker_name();
+    let nats = stream::connect(&config).await?;
+    let js = jetstream::new(nats);
+    let s = stream::ensure_stream(&js, &config).await?;
+    let mut consumers = BTreeMap::new();
+    for p in 0..config.lanes() {
+        consumers.insert(p, stream::ensure_consumer(&s, &config, p).await?);
+    }
+    info!(worker = %me, lanes = config.lanes(), "worker started");
+
+    let lease_ms = i64::try_from(config.worker.lease.as_millis()).unwrap_or(i64::MAX);
+    let tick = config.worker.lease / 3;
+    let mut running: BTreeMap<u32, Running> = BTreeMap::new();
+    let mut pg: Option<Client> = None;
+    let mut backoff = Backoff::new(config.worker.backoff_max);
+    loop {
+        if pg.as_ref().is_none_or(|c| c.is_closed()) {
+            pg = match pg_connect(&config).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!("postgres unavailable for leases: {e}");
+                    None
+                }
+            };
+        }
+        let owned = match &pg {
+            Some(c) => match lease_round(c, &config, &me, lease_ms).await {
+                Ok(owned) => {
+                    backoff.reset();
+                    Some(owned)
+                }
+                Err(e) => {
+                    warn!("lease round failed: {e}");
+                    pg = None;
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(owned) = owned {
+            // Stop what was taken over or released, start what was won.
+            let lost: Vec<u32> = running
+                .keys()
+                .filter(|p| !owned.contains(p))
+                .copied()
+                .collect();
+            for p in lost {
+                if let Some(r) = running.remove(&p) {
+                    info!(partition = p, "partition handed over");
+                    let _ = r.stop.send(true);
+                    let _ = r.task.await;
+                }
+            }
+            for p in owned {
+                if let (false, Some(c)) = (running.contains_key(&p), consumers.get(&p)) {
+                    info!(partition = p, "partition taken");
+                    let (tx, rx) = watch::channel(false);
+                    let task = tokio::spawn(partition_loop(config.clone(), p, c.clone(), rx));
+                    running.insert(p, Running { stop: tx, task });
+                }
+            }
+        }
+        let pause = if pg.is_some() { tick } else { backoff.step() };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    for (_, r) in std::mem::take(&mut running) {
+        let _ = r.stop.send(true);
+        let _ = r.task.await;
+    }
+    // Hand the partitions over now rather than when the leases expire.
+    if let Some(c) = &pg {
+        let _ = c
+            .execute("DELETE FROM leases WHERE worker = $1", &[&me])
+            .await;
+        let _ = c
+            .execute("DELETE FROM workers WHERE worker = $1", &[&me])
+            .await;
+    }
+    info!(worker = %me, "worker stopped");
+    Ok(())
+}
+
+/// Heartbeat, renew, release the surplus over the fair share, claim free
+/// partitions up to it. Returns the partitions this worker holds.
+async fn lease_round(
+    c: &Client,
+    config: &Config,
+    me: &str,
+    lease_ms: i64,
+) -> Result<Vec<u32>, tokio_postgres::Error> {
+    let lease = "make_interval(secs => ($2::int8 / 1000.0)::float8)";
+    c.execute(
+        "INSERT INTO workers (worker, seen_at) VALUES ($1, now())
+         ON CONFLICT (worker) DO UPDATE SET seen_at = now()",
+        &[&me],
+    )
+    .await?;
+    let live: i64 = c
+        .query_one(
+            &format!("SELECT count(*) FROM workers WHERE seen_at > now() - {lease} AND $1 = $1"),
+            &[&me, &lease_ms],
+        )
+        .await?
+        .get(0);
+    let partitions = i64::from(config.lanes());
+    let share = usize::try_from((partitions + live.max(1) - 1) / live.max(1)).unwrap_or(1);
+    let mut owned: Vec<i32> = c
+        .query(
+            &format!(
+                "UPDATE leases SET expires_at = now() + {lease} WHERE worker = $1 RETURNING partition"
+            ),
+            &[&me, &lease_ms],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    owned.sort_unstable();
+    if owned.len() > share {
+        let surplus: Vec<i32> = owned.split_off(share);
+        c.execute(
+            "DELETE FROM leases WHERE worker = $1 AND partition = ANY($2)",
+            &[&me, &surplus],
+        )
+        .await?;
+    } else if owned.len() < share {
+        let free: Vec<i32> = c
+            .query(
+                "SELECT p::int4 FROM generate_series(0, $1::int4 - 1) p
+                 WHERE NOT EXISTS (SELECT 1 FROM leases l WHERE l.partition = p AND l.expires_at > now())
+                 ORDER BY random() LIMIT $2",
+                &[&(partitions as i32), &((share - owned.len()) as i64)],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if !free.is_empty() {
+            let won = c
+                .query(
+                    &format!(
+                        "INSERT INTO leases (partition, worker, expires_at)
+                         SELECT p, $1, now() + {lease} FROM unnest($3::int4[]) p
+                         ON CONFLICT (partition) DO UPDATE
+                           SET worker = EXCLUDED.worker, expires_at = EXCLUDED.expires_at
+                           WHERE leases.expires_at <= now()
+                         RETURNING partition"
+                    ),
+                    &[&me, &lease_ms, &free],
+                )
+                .await?;
+            owned.extend(won.iter().map(|r| r.get::<_, i32>(0)));
+        }
+    }
+    Ok(owned
+        .into_iter()
+        .filter_map(|p| u32::try_from(p).ok())
+        .collect())
+}
+
+async fn partition_loop(
+    config: Arc<Config>,
+    partition: u32,
+    consumer: consumer::Consumer<consumer::pull::Config>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pg: Option<Client> = None;
+    let mut backoff = Backoff::new(config.worker.backoff_max);
+    while !*stop.borrow() {
+        let fetched = tokio::select! {
+            r = fetch(&consumer, &config) => r,
+            _ = stop.changed() => break,
+        };
+        let messages = match fetched {
+            Ok(m) => {
+                backoff.reset();
+                m
+            }
+            Err(e) => {
+                warn!(partition, "fetch failed: {e}");
+                tokio::time::sleep(backoff.step()).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let items: Vec<Item> = messages
+            .iter()
+            .map(|m| {
+                let stream_seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                ingest::classify(&config.nats, m.subject.as_str(), &m.payload, stream_seq)
+            })
+            .collect();
+        // The batch is held until it is committed: nothing is acked while
+        // PostgreSQL is away, and the messages are kept from redelivery.
+        let mut retry = Backoff::new(config.worker.backoff_max.min(config.worker.ack_wait / 3));
+        let applied = loop {
+            match apply_batch(&mut pg, &config, &items).await {
+                Ok(a) => break Some(a),
+                Err(e) => {
+                    warn!(partition, "batch of {} not applied: {e}", items.len());
+                    pg = None;
+                    for m in &messages {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry.step()) => {}
+                        _ = stop.changed() => {}
+                    }
+                    if *stop.borrow() {
+                        // Unacked: JetStream redelivers to whoever holds the
+                        // partition next.
+                        break None;
+                    }
+                }
+            }
+        };
+        let Some(applied) = applied else { break };
+        debug!(partition, ?applied, "batch committed");
+        for m in &messages {
+            if let Err(e) = m.ack().await {
+                // Redelivered later and absorbed by event_id.
+                warn!(partition, "ack failed: {e}");
+            }
+        }
+    }
+}
+
+/// What the partition holds now, up to a batch; waits `batch_wait` first
+/// when it held nothing. A no-wait fetch, not a waiting pull: nats-server
+/// 2.9 does not always end a waiting pull that got fewer messages than
+/// asked, and the client then waits its own `expires + 5 s` (measured by
+/// scripts/bench-fleet.sh: commits came in 5 s steps).
+async fn fetch(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+    config: &Config,
+) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(config.worker.batch)
+        .messages()
+        .await?;
+    let mut out = Vec::new();
+    while let Some(m) = batch.next().await {
+        out.push(m?);
+    }
+    if out.is_empty() {
+        tokio::time::sleep(config.worker.batch_wait).await;
+    }
+    Ok(out)
+}
+
+async fn apply_batch(
+    pg: &mut Option<Client>,
+    config: &Config,
+    items: &[Item],
+) -> Result<ingest::Applied, tokio_postgres::Error> {
+    let client = match pg.take() {
+        Some(c) if !c.is_closed() => c,
+        _ => pg_connect(config).await?,
+    };
+    let client = pg.insert(client);
+    let tx = client.transaction().await?;
+    let applied = ingest::apply(&tx, items, OffsetDateTime::now_utc()).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
