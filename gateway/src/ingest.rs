@@ -897,7 +897,7 @@ impl Ingest {
     /// readings of that last minute give the exact ones, so a quick restart
     /// is not mistaken for a gap.
     fn restore_last_seen(&mut self, now: i64) {
-        let Some(from) = self.engine.oldest_seen_ms() else {
+        let Some(from) = self.engine.oldest_seen_ms(now) else {
             return;
         };
         let mut seen: HashMap<(Arc<str>, Quantity), i64> = HashMap::new();

@@ -447,14 +447,27 @@ impl Engine {
         }
     }
 
-    /// The earliest persisted last-seen time: stored readings from there on
-    /// refine them (`restore_seen`).
-    pub fn oldest_seen_ms(&self) -> Option<i64> {
+    /// Where the stored readings that refine the persisted last-seen times
+    /// (`restore_seen`) begin: the earliest of them that could still be
+    /// within a silence limit of `now_ms`. An older one is a gap whatever
+    /// its exact time, so a quantity unseen for weeks never makes the start
+    /// read weeks of readings.
+    pub fn oldest_seen_ms(&self, now_ms: i64) -> Option<i64> {
+        let longest = self
+            .profiles
+            .values()
+            .filter_map(|p| p.silence_ms)
+            .max()
+            .unwrap_or(0);
+        let horizon = now_ms
+            .saturating_sub(longest)
+            .saturating_sub(super::silence::PERSIST_STEP_MS);
         self.state
             .presence
             .values()
             .filter(|p| p.silent_at_ms.is_none())
             .map(|p| p.last_seen_ms)
+            .filter(|&t| t >= horizon)
             .min()
     }
 

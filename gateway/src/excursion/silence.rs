@@ -14,7 +14,7 @@ use crate::event::payload::GapCause;
 /// skips writing an unchanged state). At start the exact time is restored
 /// from the stored readings (`restore_seen`); without them a gap is measured
 /// from the start of the minute of the last reading: at most a minute long.
-const PERSIST_STEP_MS: i64 = 60_000;
+pub(super) const PERSIST_STEP_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Presence {

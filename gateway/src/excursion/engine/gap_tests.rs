@@ -205,3 +205,20 @@ fn a_gap_remembered_per_sensor_carries_over_to_each_quantity() {
     let back = e.on_reading(&r("rear-1", 20 * MIN, 5.0));
     assert_eq!(gaps(&back), [gap("back", "temperature", "sensor_silent")]);
 }
+
+#[test]
+fn the_start_reads_back_only_readings_that_could_shorten_a_gap() {
+    let mut e = Engine::new(&config(""), EngineState::default());
+    e.tick(0);
+    e.on_reading(&r("rear-1", 0, 5.0));
+    e.on_reading(&r("rear-1", 100 * MIN, 5.0));
+    e.on_reading(&reading("rear-1", Quantity::Illuminance, 100 * MIN, 0.0));
+    let e = Engine::new(&config(""), e.state().clone());
+    // front-1 was last seen at 0: 100 min later any gap of it is certain.
+    assert_eq!(e.oldest_seen_ms(101 * MIN), Some(100 * MIN));
+    assert_eq!(
+        e.oldest_seen_ms(20 * MIN),
+        Some(0),
+        "within the longest limit"
+    );
+}
