@@ -307,7 +307,28 @@ async fn partition_loop(
 /// 2.9 does not always end a waiting pull that got fewer messages than
 /// asked, and the client then waits its own `expires + 5 s` (measured by
 /// scripts/bench-fleet.sh: commits came in 5 s steps).
+///
+/// Bounded by [`FETCH_WITHIN`]: a fetch in flight while nats-server
+/// restarts can wait for an answer that never comes; what it had received
+/// stays unacked and is redelivered.
 async fn fetch(
+    consumer: &consumer::Consumer<consumer::pull::Config>,
+    config: &Config,
+) -> Result<Vec<jetstream::Message>, async_nats::Error> {
+    match tokio::time::timeout(FETCH_WITHIN, fetch_now(consumer, config)).await {
+        Ok(fetched) => fetched,
+        Err(_) => Err(format!(
+            "no answer to a fetch within {} s (nats-server restarting?)",
+            FETCH_WITHIN.as_secs()
+        )
+        .into()),
+    }
+}
+
+/// A no-wait fetch answers at once; this long means the server is gone.
+const FETCH_WITHIN: Duration = Duration::from_secs(5);
+
+async fn fetch_now(
     consumer: &consumer::Consumer<consumer::pull::Config>,
     config: &Config,
 ) -> Result<Vec<jetstream::Message>, async_nats::Error> {

@@ -471,7 +471,7 @@ fn nats_restarted_and_gateways_killed_or_resending_lose_nothing_and_duplicates_a
     // The request goes over core NATS: it reaches the gateway only while
     // connected (the fleet re-sends it every gap_age). Wait for a status
     // published after NATS came back.
-    wait_until(Duration::from_secs(30), "reefer-1 connected again", || {
+    wait_until(Duration::from_secs(90), "reefer-1 connected again", || {
         s.pg.psql(&format!(
             "SELECT last_status_at > '{back}' FROM delivery WHERE gateway_id = 'reefer-1'"
         ))
