@@ -12,6 +12,13 @@
 use super::{check_value, lookup, Element, Gs1Error, Kind, Len, GS};
 
 pub(super) fn split(input: &str) -> Result<Vec<Element>, Gs1Error> {
+    split_checking(input, true)
+}
+
+/// `check_swallowed`: look inside each variable-length value for the
+/// elements a dropped GS let it swallow. The look itself splits without it,
+/// so the work stays quadratic in the input rather than exponential.
+fn split_checking(input: &str, check_swallowed: bool) -> Result<Vec<Element>, Gs1Error> {
     let mut out = Vec::new();
     // A leading GS is FNC1 in first position, as some scanners transmit it.
     let mut rest = input.trim_start_matches(GS);
@@ -25,7 +32,12 @@ pub(super) fn split(input: &str) -> Result<Vec<Element>, Gs1Error> {
             Len::Fixed(n) => after.char_indices().nth(n).map_or(after.len(), |(i, _)| i),
             Len::Var(_) => {
                 let end = after.find(GS).unwrap_or(after.len());
-                if let Some((k, next)) = swallowed(&after[..end]) {
+                let found = if check_swallowed {
+                    swallowed(&after[..end])
+                } else {
+                    None
+                };
+                if let Some((k, next)) = found {
                     return Err(Gs1Error::MissingSeparator {
                         ai: code.to_owned(),
                         value: after[..k].to_owned(),
@@ -49,7 +61,7 @@ pub(super) fn split(input: &str) -> Result<Vec<Element>, Gs1Error> {
 fn swallowed(value: &str) -> Option<(usize, String)> {
     value.char_indices().skip(1).map(|(k, _)| k).find_map(|k| {
         let tail = &value[k..];
-        let elements = split(tail).ok()?;
+        let elements = split_checking(tail, false).ok()?;
         let first = elements.first()?;
         let checked = matches!(first.spec.len, Len::Fixed(_))
             && matches!(
