@@ -2,7 +2,7 @@
 //! gets a parsed command or an error message, never a panic.
 #![no_main]
 
-use coldgate::publish::commands::parse;
+use coldgate::command::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

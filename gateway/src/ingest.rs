@@ -33,12 +33,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{Jump, SyncState, SystemClock, Timeline, WallClock};
+use crate::command::{Answer, ManifestCommand, ManifestRequest};
 use crate::event::{now_ms, payload, rfc3339, Event};
 use crate::excursion::Engine;
 use crate::manifest::Pallet;
-use crate::publish::telemetry::Aggregator;
-use crate::publish::{Answer, ManifestCommand, ManifestRequest};
 use crate::store::{StoreError, StoredEvent, Trim, Writer};
+use crate::telemetry::Aggregator;
 
 /// While commits fail, at most this many readings are held in memory
 /// (about 4 MB); later ones are still judged by the engine but not stored,
@@ -126,7 +126,7 @@ pub struct Ingest {
     commands: Option<mpsc::Receiver<ManifestRequest>>,
     /// Last values and counters for the HTTP API (kept in memory, so a
     /// status page never scans the database).
-    live: Option<crate::diag::Live>,
+    live: Option<crate::live::Live>,
     clock: Arc<dyn WallClock>,
     timeline: Timeline,
     /// The clock state last recorded in the store.
@@ -154,7 +154,7 @@ pub struct Ingest {
     /// The run's first commit still has to record that it runs.
     lifecycle_due: bool,
     /// Outbox entries the publisher could not send (over `max_payload`).
-    set_aside_rx: Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
+    set_aside_rx: Option<mpsc::UnboundedReceiver<crate::store::SetAside>>,
     /// How far a load command's `loaded_at` may be from the clock.
     load_time_limits: crate::manifest::LoadTimeLimits,
 }
@@ -350,10 +350,7 @@ impl Ingest {
         self
     }
 
-    pub fn with_set_aside(
-        mut self,
-        rx: mpsc::UnboundedReceiver<crate::publish::SetAside>,
-    ) -> Ingest {
+    pub fn with_set_aside(mut self, rx: mpsc::UnboundedReceiver<crate::store::SetAside>) -> Ingest {
         self.set_aside_rx = Some(rx);
         self
     }
@@ -378,7 +375,7 @@ impl Ingest {
     }
 
     /// Reports last values and counters to `live` (see `diag::live`).
-    pub fn with_live(mut self, live: crate::diag::Live) -> Ingest {
+    pub fn with_live(mut self, live: crate::live::Live) -> Ingest {
         self.live = Some(live);
         self
     }
@@ -453,7 +450,7 @@ impl Ingest {
         });
         let answer = match outcome {
             Ok(events) => {
-                let warnings = crate::publish::commands::warnings_of(&events);
+                let warnings = crate::command::warnings_of(&events);
                 self.push_events(events);
                 let answer = Answer::new(&gw, Some(&id), &Ok(warnings));
                 self.writer
@@ -919,7 +916,7 @@ impl Ingest {
     /// The publisher could not send outbox entry `s.seq`: it leaves the
     /// outbox with the next commit (kept in the database) and a `gateway`
     /// event says so, so the entries behind it flow.
-    fn set_aside(&mut self, s: crate::publish::SetAside) {
+    fn set_aside(&mut self, s: crate::store::SetAside) {
         error!(
             seq = s.seq,
             topic = %s.topic,
@@ -1109,8 +1106,8 @@ fn pressure_event(
 
 /// The next entry set aside, or never when there is no channel.
 async fn next_set_aside(
-    rx: &mut Option<mpsc::UnboundedReceiver<crate::publish::SetAside>>,
-) -> Option<crate::publish::SetAside> {
+    rx: &mut Option<mpsc::UnboundedReceiver<crate::store::SetAside>>,
+) -> Option<crate::store::SetAside> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -7,16 +7,19 @@ pub mod access;
 pub mod audit;
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod event;
 pub mod excursion;
 pub mod ingest;
+pub mod live;
 pub mod manifest;
 pub mod publish;
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(feature = "demo")]
 pub mod broker;

@@ -205,7 +205,7 @@ async fn huge_and_hostile_commands_are_answered_small_and_every_later_event_is_d
     // A command over the documented size (1 MiB): refused with an answer,
     // on the same connection.
     let big = serde_json::to_vec(&load(3, "too-big", 90_000)).unwrap();
-    assert!(big.len() > coldgate::publish::commands::COMMAND_MAX_BYTES);
+    assert!(big.len() > coldgate::command::COMMAND_MAX_BYTES);
     send(&client, big).await;
     let a = answer(&mut answers, "too-big").await;
     assert_eq!(a["ok"], false, "{a}");

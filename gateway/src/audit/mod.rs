@@ -21,43 +21,14 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The kinds are a wire format (the `kind` of `events/audit`), so they live
+/// with the payloads; the trail names them from there.
+pub use crate::event::payload::AuditKind;
 pub use error::{AnchorError, VerifyError};
 pub use readings::{Checkpoint, ReadingsError, ReadingsVerified};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: [u8; 32] = [0; 32];
-
-/// What happened. Stored as its snake_case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuditKind {
-    GatewayStarted,
-    GatewayStopped,
-    ConfigLoaded,
-    ConfigReloaded,
-    ConfigRejected,
-    /// A manifest command (load or unload a pallet) from an operator over
-    /// MQTT or a technician over HTTP, accepted or not. Trails written
-    /// by earlier builds may also hold `manifest_loaded` / `manifest_unloaded`.
-    ManifestCommand,
-    /// Made at least hourly so that the readings are covered by a
-    /// checkpoint (see [`readings`]) even when nothing else happens.
-    ReadingsCheckpoint,
-}
-
-impl AuditKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuditKind::GatewayStarted => "gateway_started",
-            AuditKind::GatewayStopped => "gateway_stopped",
-            AuditKind::ConfigLoaded => "config_loaded",
-            AuditKind::ConfigReloaded => "config_reloaded",
-            AuditKind::ConfigRejected => "config_rejected",
-            AuditKind::ManifestCommand => "manifest_command",
-            AuditKind::ReadingsCheckpoint => "readings_checkpoint",
-        }
-    }
-}
 
 /// What a caller asks to record; ingest numbers and chains it when it
 /// commits.

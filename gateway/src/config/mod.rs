@@ -460,8 +460,12 @@ pub struct MktConfig {
     pub activation_energy: f64,
 }
 
+/// USP <1079.2> default activation energy, kJ/mol: ΔH/R ≈ 10 000 K. Kept
+/// here, with the field it is the default of, so config needs no engine.
+pub const DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL: f64 = 83.144;
+
 fn default_activation_energy() -> f64 {
-    crate::excursion::mkt::DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL
+    DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL
 }
 
 #[derive(Debug, Clone, Deserialize)]

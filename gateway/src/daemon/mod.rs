@@ -52,7 +52,7 @@ pub struct Gateway {
     /// BLE advertisement counters and per-sensor RSSI, for diagnostics.
     pub ble_diagnostics: BleDiagnostics,
     /// Last values and counters, for the HTTP API.
-    pub live: crate::diag::Live,
+    pub live: crate::live::Live,
     /// The HTTP API and dashboard, if `[http]` is enabled.
     pub http: Option<crate::diag::HttpServer>,
     sources_stop: watch::Sender<bool>,
@@ -141,7 +141,7 @@ impl Gateway {
         });
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
-        let live = crate::diag::Live::new();
+        let live = crate::live::Live::new();
         let http_commands = commands_tx.clone();
         let ingest = ingest
             .with_commands(commands_rx)
@@ -160,7 +160,7 @@ impl Gateway {
         let ingest = ingest.with_outbox_cap(config.mqtt.outbox_cap);
         let ingest = if config.mqtt.telemetry.enabled {
             ingest.with_telemetry(
-                crate::publish::telemetry::Aggregator::new(
+                crate::telemetry::Aggregator::new(
                     &config.gateway_id,
                     config.mqtt.telemetry.interval,
                 ),

@@ -18,10 +18,10 @@ use tokio::sync::oneshot;
 
 use super::query::{self, EventFilter};
 use super::server::{error, Ctx};
+use crate::command::{self as commands, ManifestRequest};
 use crate::event::{now_ms, rfc3339};
 use crate::excursion::EngineState;
 use crate::ingest::ENGINE_STATE;
-use crate::publish::commands::{self, ManifestRequest};
 
 /// Default and largest number of points per series in `readings`.
 const DEFAULT_POINTS: usize = 1000;

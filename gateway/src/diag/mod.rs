@@ -9,7 +9,6 @@
 
 mod api;
 pub mod chart;
-mod live;
 pub mod lot_view;
 mod metrics;
 pub mod query;
@@ -17,7 +16,6 @@ pub mod report;
 mod server;
 mod zone_chart;
 
-pub use live::{Counters, LastValue, Live, SensorLast};
 pub use server::{Bound, Ctx, HttpServer};
 
 use std::path::{Path, PathBuf};

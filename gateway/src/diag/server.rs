@@ -20,9 +20,11 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
-use super::{api, metrics, read_token, zone_chart, DiagError, Live};
+use super::{api, metrics, read_token, zone_chart, DiagError};
+use crate::command::ManifestRequest;
 use crate::config::{Config, HttpConfig};
-use crate::publish::{LinkState, ManifestRequest};
+use crate::live::Live;
+use crate::publish::LinkState;
 use crate::store::Store;
 
 /// Requests served at once; more get 503 at once instead of queueing work

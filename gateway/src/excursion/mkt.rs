@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 /// Universal gas constant, kJ/(mol·K) (CODATA 2018, exact).
 pub const R_KJ_PER_MOL_K: f64 = 8.314462618e-3;
-/// USP <1079.2> default activation energy, kJ/mol: ΔH/R ≈ 10 000 K.
-pub const DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL: f64 = 83.144;
+/// The default ΔH is the config's default (`[profiles.mkt] activation_energy`).
+pub use crate::config::DEFAULT_ACTIVATION_ENERGY_KJ_PER_MOL;
 /// 0 °C in kelvin.
 const ZERO_CELSIUS_K: f64 = 273.15;
 

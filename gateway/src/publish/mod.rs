@@ -12,13 +12,11 @@
 //! matched to the wrong seq. After every (re)connect the whole outbox is
 //! resent from its start; subscribers drop duplicates by `event_id`.
 
-pub mod commands;
 mod flight;
 mod link;
 pub mod manifest;
 pub mod replay;
 mod status;
-pub mod telemetry;
 pub mod tls;
 
 use std::collections::VecDeque;
@@ -36,9 +34,9 @@ use tracing::{debug, error, info, warn};
 
 use self::flight::{InFlight, Sent, Settled};
 use crate::config::MqttTlsConfig;
-use crate::store::Store;
+use crate::store::{SetAside, Store};
 
-pub use commands::{Answer, ManifestCommand, ManifestRequest};
+use crate::command::{self as commands, ManifestRequest};
 pub use status::{status_payload, LinkState, StatusFacts};
 
 /// A client certificate this close to expiry is warned about when
@@ -99,15 +97,6 @@ impl PublisherOptions {
             max_payload: usize::try_from(c.mqtt.max_payload.0).unwrap_or(usize::MAX),
         }
     }
-}
-
-/// An outbox entry the publisher will not send: over `max_payload`. Ingest
-/// takes it out of the outbox so it cannot block the entries behind it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetAside {
-    pub seq: u64,
-    pub topic: String,
-    pub bytes: usize,
 }
 
 /// Room in a packet besides the payload: the fixed header, the topic (at

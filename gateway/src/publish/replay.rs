@@ -63,7 +63,7 @@ impl ReplayResult {
 /// Parses and checks a request; on refusal the request id when it could be
 /// read, and why.
 pub fn parse(payload: &[u8]) -> Result<ReplayRequest, (Option<String>, String)> {
-    let id = super::commands::request_id_of(payload);
+    let id = crate::command::request_id_of(payload);
     if payload.len() > REPLAY_MAX_BYTES {
         return Err((
             id,
@@ -76,10 +76,10 @@ pub fn parse(payload: &[u8]) -> Result<ReplayRequest, (Option<String>, String)> 
     let r: ReplayRequest = serde_json::from_slice(payload)
         .map_err(|e| (id.clone(), format!("not a replay request: {e}")))?;
     let mut problems = Vec::new();
-    if r.request_id.len() > super::commands::REQUEST_ID_MAX_BYTES {
+    if r.request_id.len() > crate::command::REQUEST_ID_MAX_BYTES {
         problems.push(format!(
             "request_id is longer than {} bytes",
-            super::commands::REQUEST_ID_MAX_BYTES
+            crate::command::REQUEST_ID_MAX_BYTES
         ));
     }
     if r.from_seq == 0 {

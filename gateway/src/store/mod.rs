@@ -25,6 +25,17 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use error::StoreError;
 pub use tables::COMMANDS_KEPT;
+
+/// An outbox entry the publisher will not send: over `max_payload`. The
+/// publisher reports it and ingest, the one writer, takes it out of the
+/// outbox so it cannot block the entries behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub seq: u64,
+    pub topic: String,
+    pub bytes: usize,
+}
+
 pub use writer::{Committed, Trim, Writer, CHECKPOINT_EVERY_MS};
 
 use tables::*;

@@ -3,7 +3,37 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::AuditKind;
+/// What happened. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    GatewayStarted,
+    GatewayStopped,
+    ConfigLoaded,
+    ConfigReloaded,
+    ConfigRejected,
+    /// A manifest command (load or unload a pallet) from an operator over
+    /// MQTT or a technician over HTTP, accepted or not. Trails written
+    /// by earlier builds may also hold `manifest_loaded` / `manifest_unloaded`.
+    ManifestCommand,
+    /// Made at least hourly so that the readings are covered by a
+    /// checkpoint (see `crate::audit::readings`) even when nothing else happens.
+    ReadingsCheckpoint,
+}
+
+impl AuditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditKind::GatewayStarted => "gateway_started",
+            AuditKind::GatewayStopped => "gateway_stopped",
+            AuditKind::ConfigLoaded => "config_loaded",
+            AuditKind::ConfigReloaded => "config_reloaded",
+            AuditKind::ConfigRejected => "config_rejected",
+            AuditKind::ManifestCommand => "manifest_command",
+            AuditKind::ReadingsCheckpoint => "readings_checkpoint",
+        }
+    }
+}
 
 /// Every `phase` a gateway event takes; which go with which `kind` is in
 /// docs/schema/gateway.json.

@@ -26,7 +26,7 @@ pub use events::{
     LotPhase, LotReason, SensorGap, SensorPhase,
 };
 pub use gateway::{
-    Audit, ClockJumpPhase, ConfigRejectedPhase, DetectedPhase, Gateway, PressurePhase,
+    Audit, AuditKind, ClockJumpPhase, ConfigRejectedPhase, DetectedPhase, Gateway, PressurePhase,
     SetAsidePhase, StorageFailure, StoragePhase, StorageReason, StorageRecovery,
 };
 pub use messages::{

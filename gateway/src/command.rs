@@ -121,7 +121,7 @@ struct IdOnly {
 }
 
 /// The request id of a payload, cut to a bound; `command_id` counts too.
-pub(super) fn request_id_of(payload: &[u8]) -> Option<String> {
+pub(crate) fn request_id_of(payload: &[u8]) -> Option<String> {
     let ids: IdOnly = serde_json::from_slice(payload).ok()?;
     ids.request_id
         .or(ids.command_id)
