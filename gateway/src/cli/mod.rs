@@ -38,7 +38,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::config;
 
 pub use errors::EXIT_CONFIG;
 
@@ -238,7 +237,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { config } => {
-            let c = config::load(&config)?;
+            let c = crate::daemon::preflight::load(&config)?;
             println!(
                 "{}: OK ({} sensors, {} zones, {} profiles)",
                 config.display(),

@@ -60,7 +60,7 @@ fn report<T>(name: &str, step: Step<T>) -> std::io::Result<Option<T>> {
 pub async fn uplink(a: UplinkArgs) -> anyhow::Result<ExitCode> {
     // clap requires `--test`: it names the mode, there is no other.
     debug_assert!(a.test);
-    let config = crate::config::load(&a.config)?;
+    let config = crate::daemon::preflight::load(&a.config)?;
     let m = &config.mqtt;
     let scheme = if m.tls.is_some() { "mqtts" } else { "mqtt" };
     println!(

@@ -179,6 +179,15 @@ fn truncate_to(value: &str, max: usize) -> String {
 
 /// Reads, parses and validates the file at `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_checked(path, &|_| Vec::new())
+}
+
+/// [`load`], with `more` checks whose problems are listed beside the
+/// meaning checks' (`daemon::preflight` passes the ones that read files).
+pub fn load_checked(
+    path: &Path,
+    more: &dyn Fn(&Config) -> Vec<Problem>,
+) -> Result<Config, ConfigError> {
     let bytes = read_bounded(path, MAX_FILE_SIZE).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -187,11 +196,20 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()),
     })?;
-    parse(&text, &path.display().to_string())
+    parse_checked(&text, &path.display().to_string(), more)
 }
 
 /// Parses and validates `text`; `origin` names it in messages.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    parse_checked(text, origin, &|_| Vec::new())
+}
+
+/// [`parse`], with `more` checks (see [`load_checked`]).
+pub fn parse_checked(
+    text: &str,
+    origin: &str,
+    more: &dyn Fn(&Config) -> Vec<Problem>,
+) -> Result<Config, ConfigError> {
     let invalid = |problems| ConfigError::Invalid {
         origin: origin.to_string(),
         problems,
@@ -219,7 +237,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
             ),
         )])
     })?;
-    let problems = config.validate();
+    let mut problems = config.validate();
+    problems.extend(more(&config));
     if problems.is_empty() {
         Ok(config)
     } else {

@@ -20,7 +20,10 @@ use coldgate_sensor_drivers::Quantity;
 use serde::Deserialize;
 
 pub use bytes::ByteSize;
-pub use load::{load, parse, read_bounded, truncate_echo, ConfigError, Problem, MAX_FILE_SIZE};
+pub use load::{
+    load, load_checked, parse, parse_checked, read_bounded, truncate_echo, ConfigError, Problem,
+    MAX_FILE_SIZE,
+};
 
 /// Whether `ip` is this machine: `127.0.0.0/8`, `::1`, and their
 /// IPv4-mapped forms (`::ffff:127.0.0.1`).

@@ -388,30 +388,6 @@ fn a_gateway_with_modbus_and_ble_sensors_loads() {
 }
 
 #[test]
-fn a_password_needs_tls_and_a_readable_file() {
-    let text =
-        format!("{MINIMAL}\n[mqtt]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n");
-    let p = problems(&text);
-    assert!(has(&p, "mqtt.password_file", "only sent over TLS"), "{p:?}");
-    assert!(
-        has(&p, "mqtt.password_file", "cannot read /nonexistent/pw"),
-        "{p:?}"
-    );
-}
-
-#[test]
-fn tls_files_are_checked_with_their_key_paths() {
-    let text = format!("{MINIMAL}\n[mqtt.tls]\nca_file = \"/nonexistent/ca.pem\"\nkey_file = \"/nonexistent/k.pem\"\n");
-    let p = problems(&text);
-    assert!(
-        has(&p, "mqtt.tls.ca_file", "cannot read /nonexistent/ca.pem"),
-        "{p:?}"
-    );
-    assert!(has(&p, "mqtt.tls.cert_file", "go together"), "{p:?}");
-    assert_eq!(p.len(), 2, "{p:?}");
-}
-
-#[test]
 fn a_fifo_a_device_and_a_directory_are_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");

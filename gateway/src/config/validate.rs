@@ -1,5 +1,8 @@
 //! Meaning checks: everything serde cannot see. Each check adds a problem
-//! and carries on, so one run lists them all.
+//! and carries on, so one run lists them all. Nothing here reads a file:
+//! the checks that do (TLS, password, token) are `daemon::preflight`, run
+//! by check-config and at start, so a report read on a laptop does not need
+//! the gateway's keys.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -306,15 +309,6 @@ impl Config {
                 "a password is only sent over TLS: add [mqtt.tls]",
             ));
         }
-        if let Some(path) = &m.password_file {
-            if let Err(e) = crate::publish::tls::read_password(path) {
-                let problem = Problem::new("mqtt.password_file", e.to_string());
-                p.push(match e {
-                    crate::publish::tls::TlsError::Read { kind, .. } => problem.unreadable(kind),
-                    _ => problem,
-                });
-            }
-        }
         if m.enabled && m.tls.is_none() && !m.allow_plaintext && !super::is_loopback_host(&m.host) {
             p.push(Problem::new(
                 "mqtt.tls",
@@ -323,15 +317,6 @@ impl Config {
                     truncate_echo(&m.host)
                 ),
             ));
-        }
-        if let Some(tls) = &m.tls {
-            for e in crate::publish::tls::check(tls, &m.host, crate::event::now_ms()) {
-                let problem = Problem::new(e.key(), e.to_string());
-                p.push(match e {
-                    crate::publish::tls::TlsError::Read { kind, .. } => problem.unreadable(kind),
-                    _ => problem,
-                });
-            }
         }
         if let Some(prefix) = &m.prefix {
             if prefix.is_empty() || prefix.contains(['#', '+']) || prefix.ends_with('/') {
@@ -387,17 +372,8 @@ impl Config {
                 ),
             )),
             None => {}
-            Some(path) => {
-                if let Err(e) = crate::diag::read_token(path) {
-                    let problem = Problem::new("http.token_file", e.to_string());
-                    p.push(match &e {
-                        crate::diag::DiagError::TokenRead { source, .. } => {
-                            problem.unreadable(source.kind())
-                        }
-                        _ => problem,
-                    });
-                }
-            }
+            // Readable and strong enough: daemon::preflight, which reads it.
+            Some(_) => {}
         }
     }
 

@@ -72,7 +72,7 @@ pub fn load_hashed(path: &Path) -> (Option<String>, Result<Config, config::Confi
     };
     let sha = hex::encode(Sha256::digest(&bytes));
     let parsed = match String::from_utf8(bytes) {
-        Ok(text) => config::parse(&text, &path.display().to_string()),
+        Ok(text) => super::preflight::parse(&text, &path.display().to_string()),
         Err(_) => Err(config::ConfigError::Invalid {
             origin: path.display().to_string(),
             problems: vec![config::Problem::new("", "the file is not UTF-8 text")],

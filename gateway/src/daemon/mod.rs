@@ -4,6 +4,7 @@
 
 pub mod lifecycle;
 pub mod notify;
+pub mod preflight;
 
 use std::time::Duration;
 
