@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use coldgate::diag::report::format_duration;
 use coldgate::excursion::EngineState;
+use coldgate::report::format_duration;
 use coldgate::store::Store;
 use coldgate_tests::{free_port, start_broker, start_gateway, Subscriber};
 use serde_json::Value;

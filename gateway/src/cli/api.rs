@@ -149,7 +149,7 @@ impl Client {
             None => base_url(listen),
         };
         let token = match conn.token_file.as_ref().or(token_file.as_ref()) {
-            Some(path) => match crate::diag::read_token(path) {
+            Some(path) => match crate::http::read_token(path) {
                 Ok(t) => Some(t),
                 // The configuration's file may be readable by the service
                 // only; an explicit --token-file must work.
@@ -815,7 +815,7 @@ pub fn lot(a: &LotArgs) -> anyhow::Result<ExitCode> {
     }
     #[derive(serde::Deserialize)]
     struct Lots {
-        lots: Vec<crate::diag::lot_view::LotView>,
+        lots: Vec<crate::http::lot_view::LotView>,
     }
     let Lots { lots } = serde_json::from_value(v).context("the daemon's lot answer")?;
     for l in lots {

@@ -12,7 +12,7 @@ use crate::manifest::{gtin_problem, sscc_problem};
 /// RFC 3339, milliseconds since the epoch, or a duration ago (`2h`, `90m`,
 /// `3d`). Milliseconds since the epoch.
 pub fn when(text: &str) -> Result<i64, String> {
-    crate::diag::query::parse_time(text, now_ms())
+    crate::http::query::parse_time(text, now_ms())
 }
 
 /// An 18-digit SSCC with its check digit.

@@ -38,7 +38,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-
 pub use errors::EXIT_CONFIG;
 
 /// Where every command that reads the configuration looks unless told.
@@ -330,7 +329,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 gtin.as_ref().is_none_or(|g| *g == l.gtin)
                     && lot.as_ref().is_none_or(|x| *x == l.lot)
             }) {
-                let view = crate::diag::lot_view::LotView::from(exposure);
+                let view = crate::http::lot_view::LotView::from(exposure);
                 println!("{}", serde_json::to_string(&view)?);
             }
             Ok(ExitCode::SUCCESS)

@@ -12,9 +12,9 @@ use anyhow::{bail, Context};
 use clap::{ArgGroup, Args};
 
 use crate::config::{self, Config};
-use crate::diag::report::{render_html, ReportSubject};
 use crate::event::now_ms;
 use crate::manifest::{gtin_problem, sscc_problem};
+use crate::report::{render_html, ReportSubject};
 use crate::store::Store;
 
 #[derive(Args)]

@@ -38,7 +38,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Http(#[from] crate::diag::DiagError),
+    Http(#[from] crate::http::DiagError),
     #[error("ingest task failed: {0}")]
     Join(String),
 }
@@ -55,7 +55,7 @@ pub struct Gateway {
     /// Last values and counters, for the HTTP API.
     pub live: crate::live::Live,
     /// The HTTP API and dashboard, if `[http]` is enabled.
-    pub http: Option<crate::diag::HttpServer>,
+    pub http: Option<crate::http::HttpServer>,
     sources_stop: watch::Sender<bool>,
     audit: mpsc::UnboundedSender<AuditRecord>,
     publisher_stop: watch::Sender<bool>,
@@ -86,7 +86,7 @@ impl Gateway {
     ) -> Result<Gateway, DaemonError> {
         // First: a port that cannot be bound fails the start before
         // anything runs.
-        let http = crate::diag::HttpServer::bind(&config.http)?;
+        let http = crate::http::HttpServer::bind(&config.http)?;
         let (store, writer) =
             Store::open(&config.storage.path, config.storage.cache_size.0 as usize)?;
         let state = match store.state(ENGINE_STATE)? {
@@ -252,7 +252,7 @@ impl Gateway {
 
         let http = http
             .map(|bound| {
-                bound.serve(crate::diag::Ctx {
+                bound.serve(crate::http::Ctx {
                     config: std::sync::Arc::new(config.clone()),
                     store: store.clone(),
                     live: live.clone(),

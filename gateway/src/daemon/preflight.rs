@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError, Problem};
-use crate::diag::{read_token, DiagError};
+use crate::http::{read_token, DiagError};
 use crate::publish::tls::{self, TlsError};
 
 /// Reads, parses and checks `path`, files included.

@@ -6,8 +6,8 @@
 
 use std::fmt::Write;
 
+use super::chart::escape_attr as esc;
 use super::{format_duration, unit_label as unit, MktFinding, ReportSubject, TripReport};
-use crate::diag::chart::escape_attr as esc;
 
 const CSS: &str = r#"
 :root { --ok: #1b6e34; --warn: #9a6700; --bad: #b3261e; }

@@ -13,6 +13,7 @@
 //! store; what is decided from the facts lives beside it in `report/`
 //! (`findings`, `record`, `verdict`) and the layout in `html`.
 
+pub mod chart;
 mod findings;
 mod html;
 mod record;
@@ -28,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use coldgate_sensor_drivers::Quantity;
 
-use super::chart::{self, ChartError, ChartSpec, Limits, Mark, MarkKind, Series};
+use self::chart::{ChartError, ChartSpec, Limits, Mark, MarkKind, Series};
 use crate::config::{Config, LimitConfig, ProfileConfig};
 use crate::event::parse_rfc3339;
 use crate::event::payload::{self, Direction, Envelope};

@@ -284,7 +284,7 @@ pub async fn readings(
     let series: Vec<Value> = by_q
         .iter()
         .map(|(q, pts)| {
-            let down = super::chart::downsample(pts, from, to, points);
+            let down = crate::report::chart::downsample(pts, from, to, points);
             json!({
                 "quantity": q.as_str(),
                 "unit": q.unit(),
@@ -556,7 +556,7 @@ pub async fn report(
     State(ctx): State<Ctx>,
     q: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    use super::report::{render_html, ReportError, ReportSubject};
+    use crate::report::{render_html, ReportError, ReportSubject};
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),

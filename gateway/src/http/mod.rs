@@ -8,11 +8,9 @@
 //! ingest keeps in memory; nothing runs between requests.
 
 mod api;
-pub mod chart;
 pub mod lot_view;
 mod metrics;
 pub mod query;
-pub mod report;
 mod server;
 mod zone_chart;
 

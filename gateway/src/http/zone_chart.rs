@@ -11,13 +11,13 @@ use coldgate_sensor_drivers::Quantity;
 use serde::Deserialize;
 
 use super::api::{blocking, range_end, MAX_RAW_READINGS};
-use super::chart::{self, ChartSpec, Limits, Mark, MarkKind, Series};
 use super::query;
-use super::report;
 use super::server::{error, Ctx};
 use crate::config::Config;
 use crate::event::payload::{self, Envelope, EventBody};
 use crate::event::{now_ms, parse_rfc3339};
+use crate::report;
+use crate::report::chart::{self, ChartSpec, Limits, Mark, MarkKind, Series};
 use crate::store::StoredEvent;
 
 #[derive(Debug, Deserialize)]
