@@ -28,8 +28,15 @@ pub const OUTBOX: TableDefinition<u64, ()> = TableDefinition::new("outbox");
 /// in the status. Never trimmed.
 pub const SET_ASIDE: TableDefinition<u64, ()> = TableDefinition::new("set_aside");
 
-/// Named state blobs: the excursion engine's state, the audit chain's head.
+/// Named state blobs: the audit chain's head, the lifecycle mark, small
+/// counters (and the excursion engine's whole state in files of schema 1).
 pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+
+/// The excursion engine's state, one row per thing that changes: (part,
+/// key) → the value as JSON (see `crate::snapshot`). A commit writes only
+/// the rows that changed, so what it costs the card does not grow with
+/// what the engine knows (the serials on board, the lots, the stays).
+pub const ENGINE_ROWS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("engine_state");
 
 /// Audit entry seq → the entry as JSON (see `crate::audit`). Never trimmed.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
