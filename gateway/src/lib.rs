@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod manifest;
 pub mod publish;
 pub mod sim;
+pub mod snapshot;
 pub mod store;
 
 #[cfg(feature = "demo")]
