@@ -265,13 +265,19 @@ fn diff<V: PartialEq + Serialize>(
         while let Some((gone, _)) = old.next_if(|(k, _)| *k < key) {
             out.delete.push((part.to_string(), gone.clone()));
         }
-        let same = old
-            .next_if(|(k, _)| *k == key)
-            .is_some_and(|(_, v)| v == value);
-        if !same {
-            let bytes = StoreError::encode("engine state", value)?;
-            out.put.push((part.to_string(), key.clone(), bytes));
+        let was = old.next_if(|(k, _)| *k == key).map(|(_, v)| v);
+        if was == Some(value) {
+            continue;
         }
+        let bytes = StoreError::encode("engine state", value)?;
+        // Values can differ in what is not stored (a tracker's newest time,
+        // a presence's exact time): the row changed only if its bytes did.
+        if let Some(was) = was {
+            if StoreError::encode("engine state", was)? == bytes {
+                continue;
+            }
+        }
+        out.put.push((part.to_string(), key.clone(), bytes));
     }
     for (gone, _) in old {
         out.delete.push((part.to_string(), gone.clone()));
@@ -287,10 +293,17 @@ fn diff_stays<V: PartialEq + Serialize>(
 ) -> Result<bool, StoreError> {
     let before = out.len();
     for (i, stay) in now.iter().enumerate() {
-        if then.get(i) != Some(stay) {
-            let bytes = StoreError::encode("engine state", stay)?;
-            out.put.push((STAY.to_string(), stay_key(i), bytes));
+        let was = then.get(i);
+        if was == Some(stay) {
+            continue;
         }
+        let bytes = StoreError::encode("engine state", stay)?;
+        if let Some(was) = was {
+            if StoreError::encode("engine state", was)? == bytes {
+                continue;
+            }
+        }
+        out.put.push((STAY.to_string(), stay_key(i), bytes));
     }
     for i in now.len()..then.len() {
         out.delete.push((STAY.to_string(), stay_key(i)));

@@ -290,7 +290,9 @@ impl Store {
                 }
                 Some(_) => {}
             }
-            txn.open_table(ENGINE_ROWS).map_err(|e| self.err(e))?;
+            for table in ENGINE_TABLES {
+                txn.open_table(table).map_err(|e| self.err(e))?;
+            }
             txn.open_table(SENSORS).map_err(|e| self.err(e))?;
             txn.open_table(SENSOR_SEQ).map_err(|e| self.err(e))?;
             txn.open_table(READINGS).map_err(|e| self.err(e))?;
@@ -549,7 +551,7 @@ impl Store {
         Ok(v.map(|v| v.value().to_vec()))
     }
 
-    /// The engine state's rows, (part, key, JSON) in key order, and the
+    /// The engine state's rows, (part, key, JSON) in (part, key) order, and the
     /// named blob `legacy` (the whole state, as schema 1 stored it), read in
     /// one transaction so they belong to the same commit.
     pub fn state_rows(&self, legacy: &str) -> Result<StateRows, StoreError> {
@@ -560,18 +562,21 @@ impl Store {
             .map_err(|e| self.err(e))?
             .map(|v| v.value().to_vec());
         let mut rows = Vec::new();
-        match txn.open_table(ENGINE_ROWS) {
-            Ok(table) => {
-                for row in table.iter().map_err(|e| self.err(e))? {
-                    let (k, v) = row.map_err(|e| self.err(e))?;
-                    let (part, key) = k.value();
-                    rows.push((part.to_string(), key.to_string(), v.value().to_vec()));
+        for table in ENGINE_TABLES {
+            match txn.open_table(table) {
+                Ok(table) => {
+                    for row in table.iter().map_err(|e| self.err(e))? {
+                        let (k, v) = row.map_err(|e| self.err(e))?;
+                        let (part, key) = k.value();
+                        rows.push((part.to_string(), key.to_string(), v.value().to_vec()));
+                    }
                 }
+                // A file of schema 1 opened read-only.
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(self.err(e)),
             }
-            // A file of schema 1 opened read-only.
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(self.err(e)),
         }
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         Ok(StateRows { rows, legacy })
     }
 

@@ -688,7 +688,13 @@ fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
         .unwrap();
     w.set_state_rows(RowDelta {
         clear: true,
-        put: vec![put("a", "1", "x"), put("a", "2", "y"), put("b", "1", "z")],
+        put: vec![
+            put("a", "1", "x"),
+            put("serial", "g/1", "s"),
+            put("a", "2", "y"),
+            put("b", "1", "z"),
+            put("lot", "g/l", "l"),
+        ],
         delete: vec![],
         remove_named: vec!["engine".into()],
     });
@@ -698,15 +704,32 @@ fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
     assert!(store.state("engine").unwrap().is_some());
     w.commit(&[reading("t", 1, 5.0)], &[], &[], &[], None)
         .unwrap();
+    let lot_and_serial = [put("lot", "g/l", "l"), put("serial", "g/1", "s")];
     assert_eq!(
         rows(&store),
-        [put("a", "1", "x"), put("a", "2", "y"), put("b", "1", "z")]
+        [
+            &[put("a", "1", "x"), put("a", "2", "y"), put("b", "1", "z")][..],
+            &lot_and_serial
+        ]
+        .concat()
     );
     assert_eq!(
         store.state("engine").unwrap(),
         None,
         "the blob went with them"
     );
+    // Serials and lots apart from the rows routine commits rewrite.
+    let db = store.db().unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&*db).unwrap();
+    for (table, n) in [
+        (tables::ENGINE_ROWS, 3),
+        (tables::ENGINE_LOTS, 1),
+        (tables::ENGINE_REGISTRY, 1),
+    ] {
+        let t = txn.open_table(table).unwrap();
+        assert_eq!(redb::ReadableTableMetadata::len(&t).unwrap(), n);
+    }
+    drop((txn, db));
 
     w.set_state_rows(RowDelta {
         put: vec![put("a", "1", "x2")],
@@ -714,18 +737,21 @@ fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
         ..RowDelta::default()
     });
     w.commit(&[], &[], &[], &[], None).unwrap();
-    assert_eq!(rows(&store), [put("a", "1", "x2"), put("b", "1", "z")]);
-    // Staged rows are written once: a later commit leaves them be.
-    w.commit(&[reading("t", 2, 5.0)], &[], &[], &[], None)
-        .unwrap();
-    assert_eq!(rows(&store), [put("a", "1", "x2"), put("b", "1", "z")]);
+    assert_eq!(
+        rows(&store),
+        [
+            &[put("a", "1", "x2"), put("b", "1", "z")][..],
+            &lot_and_serial
+        ]
+        .concat()
+    );
     w.set_state_rows(RowDelta {
         clear: true,
         put: vec![put("c", "1", "w")],
         ..RowDelta::default()
     });
     w.commit(&[], &[], &[], &[], None).unwrap();
-    assert_eq!(rows(&store), [put("c", "1", "w")], "cleared, then put");
+    assert_eq!(rows(&store), [put("c", "1", "w")], "all cleared, then put");
 }
 
 #[test]
@@ -736,7 +762,9 @@ fn a_file_of_schema_1_is_marked_2_when_a_writer_opens_it() {
     {
         let db = redb::Database::open(&path).unwrap();
         let txn = db.begin_write().unwrap();
-        txn.delete_table(tables::ENGINE_ROWS).unwrap();
+        for table in tables::ENGINE_TABLES {
+            txn.delete_table(table).unwrap();
+        }
         txn.open_table(tables::META)
             .unwrap()
             .insert(tables::SCHEMA_KEY, 1)

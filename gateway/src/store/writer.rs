@@ -651,17 +651,26 @@ pub(crate) fn decode_u64(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_le_bytes).unwrap_or(0)
 }
 
-/// Applies engine state rows: emptied first if asked, then put and deleted.
+/// Applies engine state rows, each in its part's table: emptied first if
+/// asked, then put and deleted.
 fn store_rows(txn: &redb::WriteTransaction, rows: &RowDelta) -> Result<(), redb::Error> {
-    let mut table = txn.open_table(ENGINE_ROWS)?;
-    if rows.clear {
-        table.retain(|_, _| false)?;
-    }
-    for (part, key, bytes) in &rows.put {
-        table.insert((part.as_str(), key.as_str()), bytes.as_slice())?;
-    }
-    for (part, key) in &rows.delete {
-        table.remove((part.as_str(), key.as_str()))?;
+    for (i, def) in ENGINE_TABLES.into_iter().enumerate() {
+        let mine = |part: &str| engine_table(part) == i;
+        let puts = rows.put.iter().filter(|r| mine(&r.0));
+        let deletes = rows.delete.iter().filter(|r| mine(&r.0));
+        if !rows.clear && puts.clone().next().is_none() && deletes.clone().next().is_none() {
+            continue;
+        }
+        let mut table = txn.open_table(def)?;
+        if rows.clear {
+            table.retain(|_, _| false)?;
+        }
+        for (part, key, bytes) in puts {
+            table.insert((part.as_str(), key.as_str()), bytes.as_slice())?;
+        }
+        for (part, key) in deletes {
+            table.remove((part.as_str(), key.as_str()))?;
+        }
     }
     Ok(())
 }
