@@ -37,6 +37,7 @@ use crate::command::{Answer, ManifestCommand, ManifestRequest};
 use crate::event::{now_ms, payload, rfc3339, Event};
 use crate::excursion::Engine;
 use crate::manifest::Pallet;
+use crate::snapshot::Snapshot;
 use crate::store::{StoreError, StoredEvent, Trim, Writer};
 use crate::telemetry::Aggregator;
 
@@ -44,9 +45,6 @@ use crate::telemetry::Aggregator;
 /// (about 4 MB); later ones are still judged by the engine but not stored,
 /// and counted in the `recovered` event.
 pub const OUTAGE_BUFFER_READINGS: usize = 100_000;
-
-/// The engine's state blob in the store.
-pub const ENGINE_STATE: &str = "engine";
 
 /// The `state` key of the gateway's proof of life: when it last committed,
 /// and whether it stopped cleanly (see [`Lifecycle`]).
@@ -118,9 +116,10 @@ pub struct Ingest {
     heartbeat: watch::Sender<std::time::Instant>,
     newest_ms: i64,
     totals: IngestTotals,
-    /// The engine state as last committed: unchanged state is not written
-    /// again, sparing the SD card a page per commit in steady state.
-    last_state: Vec<u8>,
+    /// The engine state as last committed: only the rows that changed since
+    /// are written, so a commit's cost does not grow with what the engine
+    /// knows (`crate::snapshot`).
+    snapshot: Snapshot,
     /// Operator commands (MQTT `cmd/manifest`), applied here because ingest
     /// alone writes the engine state.
     commands: Option<mpsc::Receiver<ManifestRequest>>,
@@ -193,7 +192,7 @@ impl Ingest {
             heartbeat: watch::channel(std::time::Instant::now()).0,
             newest_ms: i64::MIN,
             totals: IngestTotals::default(),
-            last_state: Vec::new(),
+            snapshot: Snapshot::new(),
             commands: None,
             live: None,
             clock: Arc::new(SystemClock::new()),
@@ -281,7 +280,7 @@ impl Ingest {
     }
 
     /// Summarises readings into periodic telemetry (see
-    /// [`crate::publish::telemetry`]); `sent` carries the ids the publisher
+    /// [`crate::telemetry`]); `sent` carries the ids the publisher
     /// has sent, which leave the telemetry outbox.
     pub fn with_telemetry(
         mut self,
@@ -380,7 +379,7 @@ impl Ingest {
         self
     }
 
-    /// Takes manifest commands from `commands` (see `publish::commands`).
+    /// Takes manifest commands from `commands` (see `crate::command`).
     pub fn with_commands(mut self, commands: mpsc::Receiver<ManifestRequest>) -> Ingest {
         self.commands = Some(commands);
         self
@@ -960,7 +959,9 @@ impl Ingest {
                 details: json!({}),
             });
         }
-        let state = StoreError::encode("engine state", self.engine.state())?;
+        // A value that cannot be serialised fails the commit: the stored
+        // state is never partial.
+        let mut delta = self.snapshot.delta(self.engine.state())?;
         let newest = self.newest_ms.max(self.clock.wall_ms());
         let retention = i64::try_from(self.opts.retention.as_millis()).unwrap_or(i64::MAX);
         let trim = Trim {
@@ -968,23 +969,15 @@ impl Ingest {
             // The writer decides when measuring is due.
             max_bytes: Some(self.opts.max_bytes),
         };
-        let changed = state != self.last_state;
         let lifecycle = self.lifecycle_due || self.stopped_cleanly;
         let alive = Lifecycle {
             alive_ms: self.clock.wall_ms(),
             clean: self.stopped_cleanly,
         }
         .encode()?;
-        let both = [
-            (ENGINE_STATE, state.as_slice()),
-            (LIFECYCLE, alive.as_slice()),
-        ];
-        let named: &[(&str, &[u8])] = match (changed, lifecycle) {
-            (true, true) => &both,
-            (true, false) => &both[..1],
-            (false, true) => &both[1..],
-            (false, false) => &[],
-        };
+        let both = [(LIFECYCLE, alive.as_slice())];
+        let named: &[(&str, &[u8])] = if lifecycle { &both } else { &[] };
+        self.writer.set_state_rows(std::mem::take(&mut delta.rows));
         let done = self.writer.commit_with_audit(
             &self.readings,
             &self.events,
@@ -993,9 +986,7 @@ impl Ingest {
             Some(trim),
             &self.audit,
         )?;
-        if changed {
-            self.last_state = state;
-        }
+        self.snapshot.committed(self.engine.state(), &delta);
         self.lifecycle_due = false;
         self.totals.readings += done.readings as u64;
         self.totals.events += done.events as u64;
@@ -1224,8 +1215,7 @@ items = [{ gtin = "09520123456788", lot = "L", serials = ["1"] }]
         assert!(topics.contains(&"events/sensor"), "{topics:?}");
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=events.len() as u64).collect::<Vec<_>>());
-        let state: EngineState =
-            serde_json::from_slice(&store.state(ENGINE_STATE).unwrap().unwrap()).unwrap();
+        let state = crate::snapshot::load_engine_state(&store).unwrap();
         assert_eq!(state.manifest.stays.len(), 2);
         assert!(state.presence["s/temperature"].silent_at_ms.is_some());
     }

@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod publish;
 pub mod report;
 pub mod sim;
+pub mod snapshot;
 pub mod store;
 pub mod telemetry;
 

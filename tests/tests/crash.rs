@@ -98,10 +98,8 @@ fn sigkill_at_random_moments_loses_nothing_committed() {
             events.len() as u64,
             "round {round}"
         );
-        if let Some(state) = store.state(coldgate::ingest::ENGINE_STATE).unwrap() {
-            serde_json::from_slice::<coldgate::excursion::EngineState>(&state)
-                .unwrap_or_else(|e| panic!("round {round}: engine state does not decode: {e}"));
-        }
+        coldgate::snapshot::load_engine_state(&store)
+            .unwrap_or_else(|e| panic!("round {round}: engine state does not decode: {e}"));
         stored_before = total;
         drop(store);
     }

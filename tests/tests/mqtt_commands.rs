@@ -30,13 +30,7 @@ async fn retained_manifest(port: u16) -> serde_json::Value {
 /// The committed engine state's pallet stays.
 fn stays(path: &std::path::Path) -> usize {
     let store = Store::open_existing(path).unwrap();
-    let state: coldgate::excursion::EngineState = serde_json::from_slice(
-        &store
-            .state(coldgate::ingest::ENGINE_STATE)
-            .unwrap()
-            .expect("engine state stored"),
-    )
-    .unwrap();
+    let state = coldgate::snapshot::load_engine_state(&store).unwrap();
     state.manifest.stays.len()
 }
 

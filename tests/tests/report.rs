@@ -141,13 +141,7 @@ async fn the_trip_report_of_a_pallet_through_an_excursion_shows_it_and_its_verdi
             .filter(|v| v["phase"] == "ended" && v["zone"] == "rear")
             .collect();
         assert!(!ended.is_empty(), "an ended excursion is stored");
-        let state: EngineState = serde_json::from_slice(
-            &store
-                .state(coldgate::ingest::ENGINE_STATE)
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap();
+        let state: EngineState = coldgate::snapshot::load_engine_state(&store).unwrap();
         (ended[0].clone(), state)
     };
     let id = excursion["excursion_id"].as_str().unwrap();

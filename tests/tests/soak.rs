@@ -279,7 +279,13 @@ async fn simulated_days_with_outages_keep_memory_flat_and_deliver_every_event() 
         .max()
         .unwrap_or(sim_start_ms);
     let simulated_days = (newest_event_ms - sim_start_ms) as f64 / 86_400_000.0;
-    let engine_state = store.state("engine").expect("state").map_or(0, |s| s.len());
+    let engine_state: usize = store
+        .state_rows(coldgate::snapshot::LEGACY_ENGINE_STATE)
+        .expect("state")
+        .rows
+        .iter()
+        .map(|(_, _, v)| v.len())
+        .sum();
     println!(
         "soak: {days} simulated days planned, newest event at day {simulated_days:.2}, in {:.1} s; {last} events ({} delivered: {event_kinds:?}), {readings} readings kept; \
          RSS after day 1 {rss_day_1} KiB, at the end {rss_end} KiB, peak {rss_peak} KiB; database {db_len} B (cap {MAX_SIZE} B), engine state {engine_state} B",

@@ -308,13 +308,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Lots { db, gtin, lot } => {
             let store = crate::store::Store::open_existing(&db)?;
-            let state: crate::excursion::EngineState =
-                match store.state(crate::ingest::ENGINE_STATE)? {
-                    Some(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                        format!("engine state in {} cannot be decoded", db.display())
-                    })?,
-                    None => Default::default(),
-                };
+            let state = crate::snapshot::load_engine_state(&store)?;
             if let Some(gtin) = &gtin {
                 let known: std::collections::BTreeSet<&str> = state
                     .ledger

@@ -178,6 +178,13 @@ pub struct ManifestConfig {
     /// by more than this raises a `loaded_at_past` warning. Default `7d`.
     #[serde(with = "humantime_serde")]
     pub loaded_at_max_age: Duration,
+    /// How long the serial registry remembers a pack after its last stay
+    /// ended: a pack loaded again within it raises `serial_seen_before`
+    /// (and `serial_lot_mismatch` under another lot); later it does not.
+    /// Packs on board are always remembered. Default `90d`, as long as
+    /// readings are kept (docs/loading.md, "The serial registry").
+    #[serde(with = "humantime_serde")]
+    pub serial_retention: Duration,
 }
 
 impl Default for ManifestConfig {
@@ -185,6 +192,7 @@ impl Default for ManifestConfig {
         ManifestConfig {
             loaded_at_skew: crate::manifest::DEFAULT_LOADED_AT_SKEW,
             loaded_at_max_age: crate::manifest::DEFAULT_LOADED_AT_MAX_AGE,
+            serial_retention: crate::manifest::DEFAULT_SERIAL_RETENTION,
         }
     }
 }

@@ -87,6 +87,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.sensors[0].quantities, vec![Quantity::Temperature]);
     assert_eq!(c.manifest.loaded_at_skew, Duration::from_secs(5 * 60));
     assert_eq!(c.manifest.loaded_at_max_age, Duration::from_secs(7 * 86400));
+    assert_eq!(c.manifest.serial_retention, Duration::from_secs(90 * 86400));
 }
 
 #[test]

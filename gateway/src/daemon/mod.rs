@@ -18,10 +18,11 @@ use tracing::{error, info};
 use crate::audit::{AuditKind, AuditRecord};
 use crate::config::Config;
 use crate::event::now_ms;
-use crate::excursion::{Engine, EngineState};
-use crate::ingest::{Ingest, IngestChannels, IngestOptions, IngestTotals, ENGINE_STATE};
+use crate::excursion::Engine;
+use crate::ingest::{Ingest, IngestChannels, IngestOptions, IngestTotals};
 use crate::publish::{Delivered, LinkState, Publisher, PublisherOptions};
 use crate::sim::SimSource;
+use crate::snapshot::{load_engine_state, SnapshotError};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +90,13 @@ impl Gateway {
         let http = crate::http::HttpServer::bind(&config.http)?;
         let (store, writer) =
             Store::open(&config.storage.path, config.storage.cache_size.0 as usize)?;
-        let state = match store.state(ENGINE_STATE)? {
-            Some(bytes) => serde_json::from_slice::<EngineState>(&bytes).map_err(|e| {
-                DaemonError::EngineState {
-                    path: config.storage.path.display().to_string(),
-                    reason: e.to_string(),
-                }
-            })?,
-            None => EngineState::default(),
-        };
+        let state = load_engine_state(&store).map_err(|e| match e {
+            SnapshotError::Store(e) => DaemonError::from(e),
+            decode => DaemonError::EngineState {
+                path: config.storage.path.display().to_string(),
+                reason: decode.to_string(),
+            },
+        })?;
         // Say what survived the last run: an operator checking after a power
         // cut wants to see the open excursions and the manifest came back.
         let open = state

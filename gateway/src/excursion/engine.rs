@@ -84,6 +84,8 @@ pub struct Engine {
     /// The previous tick, in memory: after a restart every ended stay is
     /// looked at once more (judging is idempotent).
     last_tick_ms: Option<i64>,
+    /// `manifest.serial_retention`, ms.
+    serial_retention_ms: i64,
 }
 
 impl Engine {
@@ -153,6 +155,8 @@ impl Engine {
             state,
             queued: Vec::new(),
             last_tick_ms: None,
+            serial_retention_ms: i64::try_from(config.manifest.serial_retention.as_millis())
+                .unwrap_or(i64::MAX),
         };
         for pallet in &config.pallets {
             let (Some(loaded), unloaded) = (
@@ -579,6 +583,14 @@ impl Engine {
                 .is_some_and(|u| u <= now_ms && since.is_none_or(|s| u > s))
         };
         events.extend(self.close_stays(ended, now_ms));
+        let horizon = now_ms.saturating_sub(self.serial_retention_ms);
+        let forgotten = self.state.manifest.forget_serials(horizon);
+        if forgotten > 0 {
+            info!(
+                forgotten,
+                "Serials of packs gone longer than manifest.serial_retention forgotten."
+            );
+        }
         events
     }
 }

@@ -21,7 +21,6 @@ use super::server::{error, Ctx};
 use crate::command::{self as commands, ManifestRequest};
 use crate::event::{now_ms, rfc3339};
 use crate::excursion::EngineState;
-use crate::ingest::ENGINE_STATE;
 
 /// Default and largest number of points per series in `readings`.
 const DEFAULT_POINTS: usize = 1000;
@@ -58,11 +57,7 @@ pub(super) fn range_end(ctx: &Ctx) -> i64 {
 }
 
 pub(super) fn engine_state(ctx: &Ctx) -> Result<EngineState, String> {
-    match ctx.store.state(ENGINE_STATE).map_err(|e| e.to_string())? {
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the engine state cannot be decoded: {e}")),
-        None => Ok(EngineState::default()),
-    }
+    crate::snapshot::load_engine_state(&ctx.store).map_err(|e| e.to_string())
 }
 
 pub async fn status(State(ctx): State<Ctx>) -> Response {

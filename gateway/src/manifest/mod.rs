@@ -11,7 +11,8 @@ pub mod gs1;
 mod pallet;
 pub mod scan;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,13 @@ use crate::event::payload::LotReason;
 pub use checks::{
     command_warnings, describe, LoadTimeLimits, DEFAULT_LOADED_AT_MAX_AGE, DEFAULT_LOADED_AT_SKEW,
 };
+/// `manifest.serial_retention`'s default: as long as readings are kept
+/// (`storage.retention`), and several round trips of a container. A pack
+/// back on board later than that is not flagged `serial_seen_before` by this
+/// gateway; that it came back after so long is for the fleet's central
+/// records to see, which see every gateway.
+pub const DEFAULT_SERIAL_RETENTION: Duration = Duration::from_secs(90 * 86_400);
+
 pub use pallet::{gtin_problem, lot_key, parse_iso_date, sscc_problem, Item, Pallet};
 
 /// A load command (from config, MQTT or HTTP), not yet validated.
@@ -105,19 +113,38 @@ impl LoadWarning {
     }
 }
 
-/// Every pallet stay, in load order, and every serial ever seen.
+/// Every pallet stay, in load order, and the serial registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub stays: Vec<Pallet>,
-    /// `gtin/serial` of every pack ever loaded on this gateway.
+    /// `gtin/serial` → what the gateway remembers of the pack, for the
+    /// `serial_seen_before` and `serial_lot_mismatch` warnings. Kept while
+    /// the pack is on board and for `manifest.serial_retention` after its
+    /// last stay ended ([`Manifest::forget_serials`]).
     #[serde(default)]
-    pub serials_seen: BTreeSet<String>,
-    /// `gtin/serial` → the lot it was first loaded under.
-    #[serde(default)]
-    pub serial_lots: BTreeMap<String, String>,
+    pub serials: BTreeMap<String, SerialSeen>,
     /// `gtin/lot` → the expiry it was first loaded with.
     #[serde(default)]
     pub lot_expiries: BTreeMap<String, Option<String>>,
+    /// The registry as builds before schema 2 kept it (every serial ever
+    /// seen, and the lot each was first loaded under): read, folded into
+    /// `serials` by [`Manifest::upgrade`], never written.
+    #[serde(default, rename = "serials_seen", skip_serializing)]
+    legacy_seen: BTreeSet<String>,
+    #[serde(default, rename = "serial_lots", skip_serializing)]
+    legacy_lots: BTreeMap<String, String>,
+}
+
+/// One pack in the serial registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SerialSeen {
+    /// The lot it was first loaded under (none for a pack migrated from a
+    /// registry that did not record it).
+    #[serde(default)]
+    pub lot: Option<String>,
+    /// When its last stay ended; `None` while a stay with it is open.
+    #[serde(default)]
+    pub left_ms: Option<i64>,
 }
 
 impl Manifest {
@@ -199,7 +226,8 @@ impl Manifest {
                         .any(|i| i.gtin == item.gtin && i.serials.contains(serial))
                 });
                 let key = format!("{}/{serial}", item.gtin);
-                if let Some(earlier_lot) = self.serial_lots.get(&key).filter(|l| **l != item.lot) {
+                let earlier_lot = self.serials.get(&key).and_then(|s| s.lot.as_ref());
+                if let Some(earlier_lot) = earlier_lot.filter(|l| **l != item.lot) {
                     w.push(LoadWarning::SerialLotMismatch {
                         gtin: item.gtin.clone(),
                         serial: serial.clone(),
@@ -213,7 +241,7 @@ impl Manifest {
                         serial: serial.clone(),
                         other_sscc: other.sscc.clone(),
                     });
-                } else if self.serials_seen.contains(&key) {
+                } else if self.serials.contains_key(&key) {
                     w.push(LoadWarning::SerialSeenBefore {
                         gtin: item.gtin.clone(),
                         serial: serial.clone(),
@@ -227,10 +255,26 @@ impl Manifest {
                 .or_insert_with(|| item.expiry.clone());
             for serial in &item.serials {
                 let key = format!("{}/{serial}", item.gtin);
-                self.serial_lots
-                    .entry(key.clone())
-                    .or_insert_with(|| item.lot.clone());
-                self.serials_seen.insert(key);
+                let gone = cmd.unloaded_at_ms;
+                match self.serials.get_mut(&key) {
+                    None => {
+                        self.serials.insert(
+                            key,
+                            SerialSeen {
+                                lot: Some(item.lot.clone()),
+                                left_ms: gone,
+                            },
+                        );
+                    }
+                    // On board now unless this stay already ended; a pack
+                    // on board in another open stay stays on board.
+                    Some(s) => {
+                        s.left_ms = match (s.left_ms, gone) {
+                            (Some(e), Some(u)) => Some(e.max(u)),
+                            _ => None,
+                        }
+                    }
+                }
             }
         }
         self.stays.push(Pallet {
@@ -262,7 +306,68 @@ impl Manifest {
             });
         }
         stay.unloaded_at_ms = Some(at_ms);
+        let items = stay.items.clone();
+        let still_on_board: HashSet<String> = self
+            .stays
+            .iter()
+            .filter(|p| p.unloaded_at_ms.is_none())
+            .flat_map(|p| p.items.iter())
+            .flat_map(|i| i.serials.iter().map(|s| format!("{}/{s}", i.gtin)))
+            .collect();
+        for item in &items {
+            for serial in &item.serials {
+                let key = format!("{}/{serial}", item.gtin);
+                if still_on_board.contains(&key) {
+                    continue;
+                }
+                if let Some(s) = self.serials.get_mut(&key) {
+                    s.left_ms = Some(s.left_ms.map_or(at_ms, |e| e.max(at_ms)));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Forgets the packs whose last stay ended before `before_ms`
+    /// (`manifest.serial_retention` ago): the registry holds what was on
+    /// board recently, not every pack ever seen. Returns how many.
+    pub fn forget_serials(&mut self, before_ms: i64) -> usize {
+        let before = self.serials.len();
+        self.serials
+            .retain(|_, s| s.left_ms.is_none_or(|left| left >= before_ms));
+        before - self.serials.len()
+    }
+
+    /// Folds the registry of a state written before schema 2 into
+    /// `serials`, each pack's departure taken from the stays (a pack no
+    /// stay names is taken as gone long ago).
+    pub fn upgrade(&mut self) {
+        if self.legacy_seen.is_empty() && self.legacy_lots.is_empty() {
+            return;
+        }
+        let mut left: BTreeMap<String, Option<i64>> = BTreeMap::new();
+        for stay in &self.stays {
+            for item in &stay.items {
+                for serial in &item.serials {
+                    let e = left
+                        .entry(format!("{}/{serial}", item.gtin))
+                        .or_insert(Some(i64::MIN));
+                    *e = match (*e, stay.unloaded_at_ms) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+            }
+        }
+        let lots = std::mem::take(&mut self.legacy_lots);
+        let seen = std::mem::take(&mut self.legacy_seen);
+        for key in seen.into_iter().chain(lots.keys().cloned()) {
+            let record = SerialSeen {
+                lot: lots.get(&key).cloned(),
+                left_ms: left.get(&key).copied().unwrap_or(Some(i64::MIN)),
+            };
+            self.serials.entry(key).or_insert(record);
+        }
     }
 
     /// Whether a stay with this SSCC and load time is already recorded (a
@@ -409,5 +514,55 @@ mod tests {
         m.unload(SSCC, 11).unwrap();
         assert_eq!(m.on_board("rear", 11).count(), 0);
         assert_eq!(m.overlapping("rear", 0, 10).count(), 1);
+    }
+
+    fn reasons(w: &[LoadWarning]) -> Vec<&'static str> {
+        w.iter().map(|w| w.reason().as_str()).collect()
+    }
+
+    #[test]
+    fn a_pack_is_forgotten_once_gone_longer_than_the_retention_and_never_while_on_board() {
+        let mut m = Manifest::default();
+        m.load(cmd(0, &["1", "2"]));
+        assert_eq!(m.forget_serials(i64::MAX), 0, "on board: always kept");
+        m.unload(SSCC, 100).unwrap();
+        assert_eq!(
+            m.forget_serials(100),
+            0,
+            "gone exactly at the horizon: kept"
+        );
+        assert_eq!(reasons(&m.load(cmd(200, &["1"]))), ["serial_seen_before"]);
+        m.unload(SSCC, 300).unwrap();
+        assert_eq!(m.forget_serials(101), 1, "2 left at 100, 1 at 300");
+        assert!(m.serials.contains_key("09520123456788/1"));
+        assert_eq!(m.forget_serials(301), 1);
+        assert!(
+            reasons(&m.load(cmd(400, &["1", "2"]))).is_empty(),
+            "forgotten: not seen before"
+        );
+        assert_eq!(m.stays.len(), 3, "the stays are kept");
+    }
+
+    #[test]
+    fn a_pack_still_on_board_on_another_pallet_is_kept_when_one_is_unloaded() {
+        let mut m = Manifest::default();
+        m.load(cmd(0, &["1"]));
+        let mut other = cmd(10, &["1"]);
+        other.sscc = "106141412345678915".into();
+        assert_eq!(reasons(&m.load(other)), ["serial_on_board"]);
+        m.unload(SSCC, 100).unwrap();
+        assert_eq!(m.forget_serials(i64::MAX), 0);
+        m.unload("106141412345678915", 200).unwrap();
+        assert_eq!(m.serials["09520123456788/1"].left_ms, Some(200));
+    }
+
+    #[test]
+    fn a_stay_loaded_with_its_unload_time_counts_from_that_time() {
+        let mut m = Manifest::default();
+        let mut c = cmd(0, &["1"]);
+        c.unloaded_at_ms = Some(50);
+        m.load(c);
+        assert_eq!(m.forget_serials(50), 0);
+        assert_eq!(m.forget_serials(51), 1);
     }
 }

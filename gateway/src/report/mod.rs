@@ -232,13 +232,12 @@ pub fn build(
     subject: &ReportSubject,
     now_ms: i64,
 ) -> Result<TripReport, ReportError> {
-    let state: EngineState = match store.state(crate::ingest::ENGINE_STATE)? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| ReportError::State {
-            path: store.path().display().to_string(),
-            source,
-        })?,
-        None => EngineState::default(),
-    };
+    let state = crate::snapshot::load_engine_state(store).map_err(|e| match e {
+        crate::snapshot::SnapshotError::Store(e) => ReportError::Store(e),
+        crate::snapshot::SnapshotError::Decode { path, source, .. } => {
+            ReportError::State { path, source }
+        }
+    })?;
     let zone_profile: BTreeMap<&str, &str> = config
         .zones
         .iter()

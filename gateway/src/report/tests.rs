@@ -169,7 +169,7 @@ fn trip_keeping(
             &readings,
             &stored,
             &[],
-            &[(crate::ingest::ENGINE_STATE, &state)],
+            &[(crate::snapshot::LEGACY_ENGINE_STATE, &state)],
             None,
         )
         .unwrap();

@@ -36,12 +36,23 @@ pub struct SetAside {
     pub bytes: usize,
 }
 
-pub use writer::{Committed, Trim, Writer, CHECKPOINT_EVERY_MS};
+pub use writer::{Committed, RowDelta, Trim, Writer, CHECKPOINT_EVERY_MS};
 
 use tables::*;
 
+/// The engine state as stored (see [`Store::state_rows`]).
+#[derive(Debug, Default)]
+pub struct StateRows {
+    pub rows: Vec<(String, String, Vec<u8>)>,
+    pub legacy: Option<Vec<u8>>,
+}
+
 /// The layout this build writes. Bump it with a migration when tables change.
-pub const SCHEMA_VERSION: u64 = 1;
+/// 2: the engine state in rows (`ENGINE_ROWS`) instead of one blob; a file
+/// of 1 is marked 2 when a writer opens it, so an earlier build, which
+/// would start from an empty engine state, refuses it; the first commit
+/// moves the blob into rows (`crate::snapshot`).
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// A reading as stored, with its per-sensor sequence number (gap-free from 1,
 /// so a missing reading shows).
@@ -284,7 +295,14 @@ impl Store {
                         known: SCHEMA_VERSION,
                     })
                 }
+                Some(v) if v < SCHEMA_VERSION => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)
+                        .map_err(|e| self.err(e))?;
+                }
                 Some(_) => {}
+            }
+            for table in ENGINE_TABLES {
+                txn.open_table(table).map_err(|e| self.err(e))?;
             }
             txn.open_table(SENSORS).map_err(|e| self.err(e))?;
             txn.open_table(SENSOR_SEQ).map_err(|e| self.err(e))?;
@@ -542,6 +560,35 @@ impl Store {
         let table = txn.open_table(STATE).map_err(|e| self.err(e))?;
         let v = table.get(name).map_err(|e| self.err(e))?;
         Ok(v.map(|v| v.value().to_vec()))
+    }
+
+    /// The engine state's rows, (part, key, JSON) in (part, key) order, and the
+    /// named blob `legacy` (the whole state, as schema 1 stored it), read in
+    /// one transaction so they belong to the same commit.
+    pub fn state_rows(&self, legacy: &str) -> Result<StateRows, StoreError> {
+        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
+        let named = txn.open_table(STATE).map_err(|e| self.err(e))?;
+        let legacy = named
+            .get(legacy)
+            .map_err(|e| self.err(e))?
+            .map(|v| v.value().to_vec());
+        let mut rows = Vec::new();
+        for table in ENGINE_TABLES {
+            match txn.open_table(table) {
+                Ok(table) => {
+                    for row in table.iter().map_err(|e| self.err(e))? {
+                        let (k, v) = row.map_err(|e| self.err(e))?;
+                        let (part, key) = k.value();
+                        rows.push((part.to_string(), key.to_string(), v.value().to_vec()));
+                    }
+                }
+                // A file of schema 1 opened read-only.
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        Ok(StateRows { rows, legacy })
     }
 
     /// The audit entries as stored, in seq order: (seq, JSON bytes). A file

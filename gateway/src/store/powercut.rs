@@ -27,7 +27,7 @@ use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
 use crate::audit::{AuditKind, AuditRecord};
-use crate::store::{Store, StoredEvent};
+use crate::store::{RowDelta, Store, StoredEvent};
 
 /// The unit a disk writes atomically at best: a torn write lands as some
 /// of its sectors.
@@ -305,6 +305,8 @@ pub struct Model {
     events: BTreeMap<u64, (i64, Vec<u8>)>,
     outbox: BTreeSet<u64>,
     engine: Option<Vec<u8>>,
+    /// Engine state rows: (part, key) → value.
+    rows: BTreeMap<(String, String), Vec<u8>>,
     /// Audit seq → (time ms, actor).
     audit: BTreeMap<u64, (i64, String)>,
 }
@@ -332,7 +334,8 @@ const SENSORS: [&str; 3] = ["t1", "t2", "door"];
 
 /// Runs the real write path over a recording backend the way ingest does:
 /// readings in batches, events with their outbox entries, acks that delete
-/// outbox entries, the engine's state blob and audit entries, each batch in
+/// outbox entries, a named state blob, engine state rows (put, deleted, now
+/// and then all rewritten, as on a start) and audit entries, each batch in
 /// one durable commit. Batch sizes come from `seed`, some large enough to
 /// grow the file.
 pub fn record_workload(dir: &Path, seed: u64, commits: usize) -> io::Result<Recorded> {
@@ -407,6 +410,23 @@ pub fn record_workload(dir: &Path, seed: u64, commits: usize) -> io::Result<Reco
                     details: serde_json::json!({ "commit": n }),
                 })
                 .collect();
+            let mut rows = RowDelta {
+                clear: n % 20 == 7,
+                ..RowDelta::default()
+            };
+            for _ in 0..rng.random_range(0..6) {
+                let key = format!("k{:02}", rng.random_range(0..30));
+                let value = format!("row {key} after commit {n} ")
+                    .repeat(rng.random_range(1..20))
+                    .into_bytes();
+                rows.put.push(("part".into(), key, value));
+            }
+            for (part, key) in model.rows.keys() {
+                if rng.random_ratio(1, 8) && !rows.put.iter().any(|p| p.1 == *key) {
+                    rows.delete.push((part.clone(), key.clone()));
+                }
+            }
+            writer.set_state_rows(rows.clone());
             let began_at_op = log.position();
             let next_audit = writer.next_audit_seq();
             writer
@@ -438,6 +458,15 @@ pub fn record_workload(dir: &Path, seed: u64, commits: usize) -> io::Result<Reco
                 model.outbox.remove(seq);
             }
             model.engine = Some(engine);
+            if rows.clear {
+                model.rows.clear();
+            }
+            for (part, key, value) in rows.put {
+                model.rows.insert((part, key), value);
+            }
+            for k in rows.delete {
+                model.rows.remove(&k);
+            }
             for (i, record) in audit.iter().enumerate() {
                 model
                     .audit
@@ -504,9 +533,13 @@ pub fn read_back(store: &Store) -> Result<Model, String> {
             model.outbox.len()
         ));
     }
-    model.engine = store
-        .state(ENGINE_KEY)
+    let stored = store
+        .state_rows(ENGINE_KEY)
         .map_err(|e| format!("reading the engine state: {e}"))?;
+    model.engine = stored.legacy;
+    for (part, key, value) in stored.rows {
+        model.rows.insert((part, key), value);
+    }
     let verified = store
         .verify_audit()
         .map_err(|e| format!("reading the audit trail: {e}"))?
@@ -560,6 +593,13 @@ fn difference(found: &Model, wanted: &Model) -> String {
     }
     if found.engine != wanted.engine {
         parts.push("engine state differs".into());
+    }
+    if found.rows != wanted.rows {
+        parts.push(format!(
+            "engine rows {:?} where {:?}",
+            found.rows.keys().collect::<Vec<_>>(),
+            wanted.rows.keys().collect::<Vec<_>>()
+        ));
     }
     if found.audit != wanted.audit {
         parts.push(format!(

@@ -28,8 +28,49 @@ pub const OUTBOX: TableDefinition<u64, ()> = TableDefinition::new("outbox");
 /// in the status. Never trimmed.
 pub const SET_ASIDE: TableDefinition<u64, ()> = TableDefinition::new("set_aside");
 
-/// Named state blobs: the excursion engine's state, the audit chain's head.
+/// Named state blobs: the audit chain's head, the lifecycle mark, small
+/// counters (and the excursion engine's whole state in files of schema 1).
 pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+
+/// The excursion engine's state, one row per thing that changes: (part,
+/// key) → the value as JSON (see `crate::snapshot`). A commit writes only
+/// the rows that changed, so what it costs the card does not grow with
+/// what the engine knows (the serials on board, the lots, the stays).
+/// Here: the parts bounded by the configuration (trackers, doors,
+/// presence), which change nearly every commit.
+pub const ENGINE_ROWS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("engine_state");
+
+/// The lots' ledger rows: a lot on board changes with every temperature,
+/// the others never again; apart, so that their number does not deepen the
+/// tree whose path every commit rewrites.
+pub const ENGINE_LOTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("engine_lots");
+
+/// The stays, the serial registry and the lots' expiries: large (12,500
+/// serials on a full container) and changed only by loads, unloads and the
+/// retention, so kept out of the trees routine commits rewrite.
+pub const ENGINE_REGISTRY: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("engine_registry");
+
+/// Parts of the engine state kept in [`ENGINE_LOTS`] and [`ENGINE_REGISTRY`];
+/// every other part is in [`ENGINE_ROWS`].
+pub const LOT_PARTS: [&str; 1] = ["lot"];
+pub const REGISTRY_PARTS: [&str; 3] = ["stay", "serial", "lot_expiry"];
+
+/// Every table of the engine state.
+pub const ENGINE_TABLES: [TableDefinition<(&str, &str), &[u8]>; 3] =
+    [ENGINE_ROWS, ENGINE_LOTS, ENGINE_REGISTRY];
+
+/// The table an engine state part is kept in, as its index in
+/// [`ENGINE_TABLES`].
+pub fn engine_table(part: &str) -> usize {
+    if LOT_PARTS.contains(&part) {
+        1
+    } else if REGISTRY_PARTS.contains(&part) {
+        2
+    } else {
+        0
+    }
+}
 
 /// Audit entry seq → the entry as JSON (see `crate::audit`). Never trimmed.
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");

@@ -671,3 +671,113 @@ fn a_power_cut_at_any_write_or_sync_of_a_creation_leaves_no_database_or_a_comple
             .unwrap_or_else(|e| panic!("{what}: not a coldgate database: {e}"));
     }
 }
+
+fn rows(store: &Store) -> Vec<(String, String, Vec<u8>)> {
+    store.state_rows("engine").unwrap().rows
+}
+
+fn put(part: &str, key: &str, value: &str) -> (String, String, Vec<u8>) {
+    (part.into(), key.into(), value.as_bytes().to_vec())
+}
+
+#[test]
+fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
+    w.commit(&[], &[], &[], &[("engine", b"old blob")], None)
+        .unwrap();
+    w.set_state_rows(RowDelta {
+        clear: true,
+        put: vec![
+            put("a", "1", "x"),
+            put("serial", "g/1", "s"),
+            put("a", "2", "y"),
+            put("b", "1", "z"),
+            put("lot", "g/l", "l"),
+        ],
+        delete: vec![],
+        remove_named: vec!["engine".into()],
+    });
+    // A commit refused before it writes anything keeps them for the next.
+    assert!(w.commit(&[], &[event(5, 1)], &[], &[], None).is_err());
+    assert!(rows(&store).is_empty());
+    assert!(store.state("engine").unwrap().is_some());
+    w.commit(&[reading("t", 1, 5.0)], &[], &[], &[], None)
+        .unwrap();
+    let lot_and_serial = [put("lot", "g/l", "l"), put("serial", "g/1", "s")];
+    assert_eq!(
+        rows(&store),
+        [
+            &[put("a", "1", "x"), put("a", "2", "y"), put("b", "1", "z")][..],
+            &lot_and_serial
+        ]
+        .concat()
+    );
+    assert_eq!(
+        store.state("engine").unwrap(),
+        None,
+        "the blob went with them"
+    );
+    // Serials and lots apart from the rows routine commits rewrite.
+    let db = store.db().unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&*db).unwrap();
+    for (table, n) in [
+        (tables::ENGINE_ROWS, 3),
+        (tables::ENGINE_LOTS, 1),
+        (tables::ENGINE_REGISTRY, 1),
+    ] {
+        let t = txn.open_table(table).unwrap();
+        assert_eq!(redb::ReadableTableMetadata::len(&t).unwrap(), n);
+    }
+    drop((txn, db));
+
+    w.set_state_rows(RowDelta {
+        put: vec![put("a", "1", "x2")],
+        delete: vec![("a".into(), "2".into())],
+        ..RowDelta::default()
+    });
+    w.commit(&[], &[], &[], &[], None).unwrap();
+    assert_eq!(
+        rows(&store),
+        [
+            &[put("a", "1", "x2"), put("b", "1", "z")][..],
+            &lot_and_serial
+        ]
+        .concat()
+    );
+    w.set_state_rows(RowDelta {
+        clear: true,
+        put: vec![put("c", "1", "w")],
+        ..RowDelta::default()
+    });
+    w.commit(&[], &[], &[], &[], None).unwrap();
+    assert_eq!(rows(&store), [put("c", "1", "w")], "all cleared, then put");
+}
+
+#[test]
+fn a_file_of_schema_1_is_marked_2_when_a_writer_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.redb");
+    drop(Store::open(&path, 1 << 20).unwrap());
+    {
+        let db = redb::Database::open(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        for table in tables::ENGINE_TABLES {
+            txn.delete_table(table).unwrap();
+        }
+        txn.open_table(tables::META)
+            .unwrap()
+            .insert(tables::SCHEMA_KEY, 1)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    // Read-only, a file of schema 1 is read as it is.
+    let store = Store::open_existing(&path).unwrap();
+    assert!(store.state_rows("engine").unwrap().rows.is_empty());
+    drop(store);
+    drop(Store::open(&path, 1 << 20).unwrap());
+    let db = redb::Database::open(&path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn.open_table(tables::META).unwrap();
+    assert_eq!(meta.get(tables::SCHEMA_KEY).unwrap().unwrap().value(), 2);
+}

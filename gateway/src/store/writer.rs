@@ -37,6 +37,31 @@ pub struct Committed {
     pub outbox_total: u64,
 }
 
+/// Rows of the engine's state to change with the next commit (see
+/// `crate::snapshot`): written in the same transaction as the readings and
+/// events that changed them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RowDelta {
+    /// The table is emptied first: the rows put are all of it.
+    pub clear: bool,
+    /// (part, key, JSON).
+    pub put: Vec<(String, String, Vec<u8>)>,
+    pub delete: Vec<(String, String)>,
+    /// Named state blobs removed (the engine's blob of schema 1).
+    pub remove_named: Vec<String>,
+}
+
+impl RowDelta {
+    /// Rows put or deleted.
+    pub fn len(&self) -> usize {
+        self.put.len() + self.delete.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.clear && self.len() == 0 && self.remove_named.is_empty()
+    }
+}
+
 struct Slot {
     idx: u32,
     last_seq: u64,
@@ -77,6 +102,8 @@ pub struct Writer {
     checkpoint_cache: Option<Checkpoint>,
     /// When (ingest's monotonic ms) a `readings_checkpoint` entry is due.
     checkpoint_due_at: Option<i64>,
+    /// Engine state rows for the next commit.
+    rows: RowDelta,
 }
 
 /// How long readings may go without a checkpoint tying them into the audit
@@ -139,6 +166,7 @@ impl Writer {
             span_from_ms,
             checkpoint_cache: None,
             checkpoint_due_at: None,
+            rows: RowDelta::default(),
         })
     }
 
@@ -263,7 +291,9 @@ impl Writer {
         let telemetry = std::mem::take(&mut self.telemetry);
         let telemetry_sent = std::mem::take(&mut self.telemetry_sent);
         let outbox_cap = self.outbox_cap;
+        let rows = std::mem::take(&mut self.rows);
         *self = fresh;
+        self.rows = rows;
         self.clock = clock;
         self.commands = commands;
         self.telemetry = telemetry;
@@ -288,6 +318,13 @@ impl Writer {
     /// outbox can exceed the cap with events alone.
     pub fn set_outbox_cap(&mut self, cap: Option<u64>) {
         self.outbox_cap = cap;
+    }
+
+    /// The engine state rows to write with the next successful commit,
+    /// replacing any set before (the caller computes them afresh for each
+    /// attempt).
+    pub fn set_state_rows(&mut self, rows: RowDelta) {
+        self.rows = rows;
     }
 
     /// Adds a telemetry message to the telemetry outbox with the next commit.
@@ -447,6 +484,12 @@ impl Writer {
             for (name, bytes) in state {
                 st.insert(*name, *bytes).map_err(|x| e(x.into()))?;
             }
+            if !self.rows.is_empty() {
+                for name in &self.rows.remove_named {
+                    st.remove(name.as_str()).map_err(|x| e(x.into()))?;
+                }
+                store_rows(&txn, &self.rows).map_err(e)?;
+            }
             if !entries.is_empty() {
                 let mut table = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
                 for entry in &entries {
@@ -569,6 +612,7 @@ impl Writer {
         self.telemetry.clear();
         self.telemetry_sent.clear();
         self.set_aside.clear();
+        self.rows = RowDelta::default();
         Ok(done)
     }
 }
@@ -605,6 +649,30 @@ fn last_checkpoint(store: &Store) -> Result<BTreeMap<String, u64>, StoreError> {
 /// A little-endian u64 state value; 0 when malformed.
 pub(crate) fn decode_u64(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_le_bytes).unwrap_or(0)
+}
+
+/// Applies engine state rows, each in its part's table: emptied first if
+/// asked, then put and deleted.
+fn store_rows(txn: &redb::WriteTransaction, rows: &RowDelta) -> Result<(), redb::Error> {
+    for (i, def) in ENGINE_TABLES.into_iter().enumerate() {
+        let mine = |part: &str| engine_table(part) == i;
+        let puts = rows.put.iter().filter(|r| mine(&r.0));
+        let deletes = rows.delete.iter().filter(|r| mine(&r.0));
+        if !rows.clear && puts.clone().next().is_none() && deletes.clone().next().is_none() {
+            continue;
+        }
+        let mut table = txn.open_table(def)?;
+        if rows.clear {
+            table.retain(|_, _| false)?;
+        }
+        for (part, key, bytes) in puts {
+            table.insert((part.as_str(), key.as_str()), bytes.as_slice())?;
+        }
+        for (part, key) in deletes {
+            table.remove((part.as_str(), key.as_str()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Appends answered commands to the command log (a repeated id points at

@@ -514,3 +514,19 @@ fn an_exhausted_budget_is_not_reported_again_after_a_restart() {
         "the total goes on"
     );
 }
+
+#[test]
+fn a_tick_forgets_the_serials_of_pallets_gone_longer_than_the_configured_retention() {
+    let text = format!(
+        "[manifest]\nserial_retention = \"1d\"\n{}",
+        pallet("1970-01-01T00:00:00Z", Some("1970-01-01T01:00:00Z"))
+    );
+    let mut e = Engine::new(&config(&text), EngineState::default());
+    let key = "09520123456788/12345";
+    let unloaded = 60 * MIN;
+    e.tick(unloaded + 24 * 60 * MIN);
+    assert!(e.state().manifest.serials.contains_key(key), "a day: kept");
+    e.tick(unloaded + 24 * 60 * MIN + 1);
+    assert!(!e.state().manifest.serials.contains_key(key));
+    assert_eq!(e.state().manifest.stays.len(), 1, "the stay is kept");
+}
