@@ -448,8 +448,9 @@ items = [{{ gtin = "{GTIN}", lot = "ABC123", expiry = "2028-12-31", serials = ["
     .unwrap()
 }
 
-/// One reading a minute for an hour in the rear: 9 °C in minutes 10..22,
-/// none in minutes 35..50, else 5 °C. Returns the store, the config and
+/// One reading a minute for an hour in the rear: 9 °C in minutes 10..16
+/// and 10 °C in 16..22 (so min, mean and max differ), none in minutes
+/// 35..50, else 5 °C. Returns the store, the config and
 /// the stored ended excursion event.
 fn trip(dir: &std::path::Path) -> (Store, Config, Value) {
     let config = config();
@@ -461,7 +462,11 @@ fn trip(dir: &std::path::Path) -> (Store, Config, Value) {
         if (35..50).contains(&m) {
             continue;
         }
-        let v = if (10..22).contains(&m) { 9.0 } else { 5.0 };
+        let v = match m {
+            10..16 => 9.0,
+            16..22 => 10.0,
+            _ => 5.0,
+        };
         let r = Reading::new(Arc::from("rear-1"), Quantity::Temperature, v, T0 + m * MIN);
         events.extend(engine.on_reading(&r));
         readings.push(r);
@@ -529,6 +534,8 @@ fn a_pallet_in_a_real_database_exports_its_stay_excursion_and_gap_and_validates(
     assert_eq!(a["minValue"], ended["min"]);
     assert_eq!(a["maxValue"], ended["max"]);
     assert_eq!(a["meanValue"], ended["mean"]);
+    let mean = a["meanValue"].as_f64().unwrap();
+    assert!(9.0 < mean && mean < 10.0, "three different figures: {a}");
     assert_eq!(a["cg:durationSeconds"], ended["duration_s"]);
     assert_eq!(a["cg:ruleId"], ended["rule"]);
     assert_eq!(a["cg:rule"], "2–8 °C, high");
