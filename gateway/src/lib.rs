@@ -10,6 +10,7 @@ pub mod clock;
 pub mod command;
 pub mod config;
 pub mod daemon;
+pub mod epcis;
 pub mod event;
 pub mod excursion;
 pub mod http;

@@ -100,6 +100,34 @@ pub fn check(schema: &str, payload: &Value) -> Result<(), String> {
     }
 }
 
+/// GS1's EPCIS 2.0 JSON Schema (draft-07), as copied into the repository.
+const EPCIS_SCHEMA: &str = include_str!("../../docs/schema/epcis/EPCIS-JSON-Schema.json");
+
+/// Validates an EPCIS document (`coldgate report --format epcis`, the
+/// fleet's export) against GS1's schema, formats asserted: without them an
+/// impossible date or a read point that is no URI would pass.
+pub fn check_epcis(doc: &Value) -> Result<(), String> {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let v = V.get_or_init(|| {
+        let schema: Value = serde_json::from_str(EPCIS_SCHEMA)
+            .unwrap_or_else(|e| panic!("the EPCIS schema is not JSON: {e}"));
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft7)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("the EPCIS schema is not a schema: {e}"))
+    });
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("EPCIS-JSON-Schema.json: {}", errors.join("; ")))
+    }
+}
+
 /// Validates what a gateway published on `topic` (nothing for topics that
 /// carry no payload of ours, and for an empty retained message, which
 /// clears a topic).
@@ -119,6 +147,21 @@ pub fn check_published(topic: &str, payload: &[u8]) -> Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn gs1s_epcis_sensor_example_passes_and_with_a_bad_exception_or_date_fails() {
+        let text = include_str!("../../docs/schema/epcis/SensorDataExample13.jsonld");
+        let good: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(check_epcis(&good), Ok(()));
+        let mut bad = good.clone();
+        bad["epcisBody"]["eventList"][0]["sensorElementList"][0]["sensorReport"][0]["exception"] =
+            json!("ALARM");
+        assert!(check_epcis(&bad).is_err());
+        let mut bad = good.clone();
+        *bad.pointer_mut("/epcisBody/eventList/0/eventTime").unwrap() =
+            json!("2021-02-30T15:00:00+01:00");
+        assert!(check_epcis(&bad).is_err());
+    }
 
     #[test]
     fn topics_map_to_their_schemas_and_commands_are_not_checked() {

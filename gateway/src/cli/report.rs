@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::{ArgGroup, Args};
+use clap::{ArgGroup, Args, ValueEnum};
 
 use crate::config::{self, Config};
 use crate::event::now_ms;
@@ -29,9 +29,13 @@ pub struct ReportArgs {
     /// The lot's GTIN-14, needed when two GTINs share a lot number.
     #[arg(long, requires = "lot")]
     gtin: Option<String>,
-    /// Where to write the HTML; standard output if absent.
+    /// Where to write the document; standard output if absent.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// `html`: the printable trip report; `epcis`: the same record as an
+    /// EPCIS 2.0 document (JSON-LD) for trading partners (docs/epcis.md).
+    #[arg(long, value_enum, default_value_t = Format::Html)]
+    format: Format,
     /// The database file (not in use by a running daemon). Default: the
     /// configuration's `storage.path`.
     #[arg(long)]
@@ -40,6 +44,12 @@ pub struct ReportArgs {
     /// profiles).
     #[arg(long, default_value = super::DEFAULT_CONFIG)]
     config: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Html,
+    Epcis,
 }
 
 impl ReportArgs {
@@ -73,7 +83,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| config.storage.path.clone());
-    let html = render_offline(&db, &config, &subject)?;
+    let html = match args.format {
+        Format::Html => render_offline(&db, &config, &subject)?,
+        Format::Epcis => {
+            let store = Store::open_existing(&db)?;
+            crate::epcis::render_json(&store, &config, &subject, now_ms())?
+        }
+    };
     match &args.out {
         Some(path) => write_file(path, &html)?,
         None => {
