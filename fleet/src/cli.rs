@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::api::{FleetStatus, GapRow, GatewayView};
 use crate::config::{Config, ConfigError};
-use crate::{migrate, stream, verify, worker};
+use crate::{custody, migrate, stream, verify, worker};
 
 /// sysexits: the configuration is wrong (systemd does not restart on it,
 /// see RestartPreventExitStatus in the unit).
@@ -77,6 +77,19 @@ enum Command {
     },
     /// The fleet's totals and its workers.
     Status(ApiArgs),
+    /// Flag a lot: every pallet that carried or will carry it raises a
+    /// `recalled` custody alert.
+    Recall {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        lot: String,
+        /// Only this GTIN's lot; any GTIN's when absent.
+        #[arg(long)]
+        gtin: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
@@ -117,6 +130,15 @@ pub fn main() -> ExitCode {
         },
         Command::Migrate { config } => match load(&config) {
             Ok(c) => runtime().block_on(migrate_cmd(c)),
+            Err(code) => code,
+        },
+        Command::Recall {
+            config,
+            lot,
+            gtin,
+            reason,
+        } => match load(&config) {
+            Ok(c) => runtime().block_on(recall_cmd(c, gtin, lot, reason)),
             Err(code) => code,
         },
         Command::Run { config } => match load(&config) {
@@ -253,6 +275,26 @@ fn ask<T: serde::de::DeserializeOwned + serde::Serialize>(
         }
         Err(e) => {
             eprintln!("{url}: unexpected answer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn recall_cmd(config: Config, gtin: Option<String>, lot: String, reason: String) -> ExitCode {
+    let mut client = match worker::pg_connect(&config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot reach PostgreSQL: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    match custody::recall(&mut client, gtin.as_deref(), &lot, &reason).await {
+        Ok(n) => {
+            println!("lot {lot} flagged; {n} pallet(s) already seen with it raised an alert");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("recall not stored: {e}");
             ExitCode::FAILURE
         }
     }
@@ -417,6 +459,12 @@ async fn verify_loop(config: Arc<Config>, mut stop: watch::Receiver<bool>) {
                 pg = Some(client);
             }
             Err(e) => warn!("delivery verification round failed: {e}"),
+        }
+        if let Some(client) = pg.as_mut() {
+            if let Err(e) = custody::publish_pending(client, &nats).await {
+                warn!("custody alerts stored, not published yet: {e}");
+                pg = None;
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod custody;
 pub mod delivery;
 pub mod ingest;
 pub mod migrate;

@@ -1,0 +1,696 @@
+//! Custody across containers: where every SSCC and every GTIN + serial was,
+//! and the alerts only the fleet can raise (docs/fleet.md, "Custody").
+//!
+//! Stays come from the gateways' manifests (a pallet listed with its
+//! `loaded_at`, zone and items) and end at the first accepted unload (an
+//! audit event) or the first later manifest that no longer lists the pallet.
+//! Both are minimums over what was observed, and every alert is recomputed
+//! from all the stays of the codes a batch touched, so the result is the
+//! same whatever order the gateways' messages arrive in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use coldgate::event::payload::{Audit, AuditKind, Manifest};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime};
+use tokio_postgres::{Client, Transaction};
+
+use crate::ingest::Item;
+
+/// Where custody alerts are published.
+pub const ALERT_SUBJECT: &str = "fleet.alerts.custody";
+
+/// The alert kinds this module raises.
+pub const KINDS: &[&str] = &["custody_overlap", "relabelled", "lot_expired", "recalled"];
+
+/// One time a code was on board one gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stay {
+    /// `sscc` or `sgtin`.
+    pub kind: String,
+    /// The SSCC, or `GTIN/SERIAL`.
+    pub code: String,
+    pub gateway_id: String,
+    pub zone: String,
+    pub sscc: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gtin: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<Date>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub loaded: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub unloaded: Option<OffsetDateTime>,
+    pub source: String,
+}
+
+impl Stay {
+    /// The same code on board two gateways at once. Intervals are half open
+    /// (`[loaded, unloaded)`, as the `stays_one_place` constraint reads
+    /// them): a pallet unloaded from A at 10:00 and loaded on B at 10:00 is
+    /// a move, not a conflict.
+    pub fn overlaps(&self, other: &Stay) -> bool {
+        let before_end = |t: OffsetDateTime, s: &Stay| s.unloaded.is_none_or(|u| t < u);
+        self.kind == other.kind
+            && self.code == other.code
+            && self.gateway_id != other.gateway_id
+            && before_end(self.loaded, self)
+            && before_end(other.loaded, other)
+            && before_end(self.loaded, other)
+            && before_end(other.loaded, self)
+    }
+
+    fn label(&self) -> (Option<&str>, Option<Date>) {
+        (self.lot.as_deref(), self.expiry)
+    }
+
+    /// Identity of a stay (the table's unique key): a manifest repeated
+    /// lists it again, unchanged.
+    fn id(&self) -> String {
+        format!(
+            "{}|{}|{}|{}|{}|{}",
+            self.gateway_id,
+            self.loaded.unix_timestamp_nanos(),
+            self.code,
+            self.sscc,
+            self.lot.as_deref().unwrap_or(""),
+            self.expiry.map(|e| e.to_string()).unwrap_or_default()
+        )
+    }
+
+    /// A total order that does not depend on arrival: time first, then the
+    /// gateway, then the rest of the identity, so stays loaded at the same
+    /// instant are still ordered.
+    #[allow(clippy::type_complexity)]
+    fn order(
+        &self,
+    ) -> (
+        OffsetDateTime,
+        &str,
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        Option<Date>,
+    ) {
+        (
+            self.loaded,
+            &self.gateway_id,
+            &self.code,
+            &self.kind,
+            &self.sscc,
+            self.lot.as_deref(),
+            self.expiry,
+        )
+    }
+}
+
+/// An alert as stored (`alerts`) and published (`fleet.alerts.custody`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// What it is about; the same facts give the same key.
+    pub key: String,
+    pub kind: &'static str,
+    pub code: String,
+    /// The gateway of the later place.
+    pub gateway_id: String,
+    pub detail: serde_json::Value,
+}
+
+/// The overlap and relabelling alerts that `stays` call for, a pure
+/// function of the set: any order of the same stays gives the same alerts.
+pub fn wanted_alerts(stays: &[Stay]) -> Vec<Alert> {
+    let mut sorted: Vec<&Stay> = stays.iter().collect();
+    sorted.sort_by(|a, b| a.order().cmp(&b.order()));
+    sorted.dedup_by(|a, b| a.kind == b.kind && a.id() == b.id());
+    let mut out = Vec::new();
+    for (i, a) in sorted.iter().enumerate() {
+        for b in &sorted[i + 1..] {
+            if a.overlaps(b) {
+                out.push(Alert {
+                    key: format!(
+                        "custody_overlap|{}|{}|{}|{}",
+                        a.kind,
+                        a.code,
+                        a.id(),
+                        b.id()
+                    ),
+                    kind: "custody_overlap",
+                    code: a.code.clone(),
+                    gateway_id: b.gateway_id.clone(),
+                    detail: serde_json::json!({
+                        "schema": "coldgate.fleet_alert/1",
+                        "kind": "custody_overlap",
+                        "code_kind": a.kind,
+                        "code": a.code,
+                        "places": [a, b],
+                    }),
+                });
+            }
+        }
+    }
+    // Relabelling: per GTIN + serial, the first stay of each label (lot,
+    // expiry); every label other than the first recorded is an alert.
+    let mut firsts: BTreeMap<&str, Vec<&Stay>> = BTreeMap::new();
+    for s in sorted.iter().filter(|s| s.kind == "sgtin") {
+        let labels = firsts.entry(&s.code).or_default();
+        if !labels.iter().any(|l| l.label() == s.label()) {
+            labels.push(s);
+        }
+    }
+    for (code, labels) in firsts {
+        let Some((first, others)) = labels.split_first() else {
+            continue;
+        };
+        for then in others {
+            out.push(Alert {
+                key: format!("relabelled|{code}|{}|{}", first.id(), then.id()),
+                kind: "relabelled",
+                code: code.to_string(),
+                gateway_id: then.gateway_id.clone(),
+                detail: serde_json::json!({
+                    "schema": "coldgate.fleet_alert/1",
+                    "kind": "relabelled",
+                    "code": code,
+                    "gtin": then.gtin,
+                    "serial": then.serial,
+                    "first": first,
+                    "then": then,
+                }),
+            });
+        }
+    }
+    out
+}
+
+/// A lot on a pallet is past its expiry when loaded after the end of its
+/// expiry day (UTC): the date on the pack is the last day it may be used.
+pub fn loaded_after_expiry(loaded: OffsetDateTime, expiry: Option<Date>) -> bool {
+    expiry.is_some_and(|e| loaded.to_offset(time::UtcOffset::UTC).date() > e)
+}
+
+/// What a batch tells about custody, read from its items.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observed {
+    /// (gateway, at, the SSCCs listed).
+    pub manifests: Vec<(String, OffsetDateTime, Vec<String>)>,
+    /// Accepted unloads: (gateway, sscc, at).
+    pub unloads: Vec<(String, String, OffsetDateTime)>,
+    /// Stays as first seen in a manifest (`unloaded` not known yet) with
+    /// the manifest's time.
+    pub stays: Vec<(Stay, OffsetDateTime)>,
+    /// (gateway, sscc, loaded, zone, gtin, lot, expiry, serials).
+    pub lots: Vec<PalletLot>,
+    /// What could not be read (a `loaded_at` that is not RFC 3339, …).
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PalletLot {
+    pub gateway_id: String,
+    pub sscc: String,
+    pub loaded: OffsetDateTime,
+    pub zone: String,
+    pub gtin: String,
+    pub lot: String,
+    pub expiry: Option<Date>,
+    pub serials: Vec<String>,
+}
+
+fn parse_expiry(e: &str) -> Option<Date> {
+    Date::parse(e, time::macros::format_description!("[year]-[month]-[day]")).ok()
+}
+
+/// Reads the manifests and unload audit events among `items`.
+pub fn observe(items: &[Item]) -> Observed {
+    let mut out = Observed::default();
+    for item in items {
+        match item {
+            Item::Manifest {
+                gateway,
+                at,
+                payload,
+            } => {
+                let m: Manifest = match serde_json::from_value(payload.clone()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        out.problems.push(format!("manifest of {gateway}: {e}"));
+                        continue;
+                    }
+                };
+                out.manifests.push((
+                    gateway.clone(),
+                    *at,
+                    m.pallets.iter().map(|p| p.sscc.clone()).collect(),
+                ));
+                for p in &m.pallets {
+                    let loaded = match OffsetDateTime::parse(&p.loaded_at, &Rfc3339) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            out.problems
+                                .push(format!("{gateway} pallet {}: loaded_at: {e}", p.sscc));
+                            continue;
+                        }
+                    };
+                    let pallet = Stay {
+                        kind: "sscc".into(),
+                        code: p.sscc.clone(),
+                        gateway_id: gateway.clone(),
+                        zone: p.zone.clone(),
+                        sscc: p.sscc.clone(),
+                        gtin: None,
+                        serial: None,
+                        lot: None,
+                        expiry: None,
+                        loaded,
+                        unloaded: None,
+                        source: "manifest".into(),
+                    };
+                    for i in &p.items {
+                        let expiry = i.expiry.as_deref().and_then(parse_expiry);
+                        out.lots.push(PalletLot {
+                            gateway_id: gateway.clone(),
+                            sscc: p.sscc.clone(),
+                            loaded,
+                            zone: p.zone.clone(),
+                            gtin: i.gtin.clone(),
+                            lot: i.lot.clone(),
+                            expiry,
+                            serials: i.serials.clone(),
+                        });
+                        for serial in &i.serials {
+                            out.stays.push((
+                                Stay {
+                                    kind: "sgtin".into(),
+                                    code: format!("{}/{serial}", i.gtin),
+                                    gtin: Some(i.gtin.clone()),
+                                    serial: Some(serial.clone()),
+                                    lot: Some(i.lot.clone()),
+                                    expiry,
+                                    ..pallet.clone()
+                                },
+                                *at,
+                            ));
+                        }
+                    }
+                    out.stays.push((pallet, *at));
+                }
+            }
+            Item::Event(e) if e.kind == "audit" => {
+                let Ok(a) = serde_json::from_value::<Audit>(e.payload.clone()) else {
+                    continue;
+                };
+                let d = &a.details;
+                if a.phase == AuditKind::ManifestCommand
+                    && d.get("action").and_then(|v| v.as_str()) == Some("unload")
+                    && d.get("accepted").and_then(|v| v.as_bool()) == Some(true)
+                {
+                    if let Some(sscc) = d.get("sscc").and_then(|v| v.as_str()) {
+                        out.unloads
+                            .push((e.gateway.clone(), sscc.to_string(), e.at));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What custody did in one batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub stays: u64,
+    pub conflicting: u64,
+    pub alerts: u64,
+}
+
+/// The table's unique key, `$1`..`$7`.
+const SAME_STAY: &str = "kind = $1 AND code = $2 AND gateway_id = $3 AND loaded = $4 AND sscc = $5
+    AND lot IS NOT DISTINCT FROM $6 AND expiry IS NOT DISTINCT FROM $7";
+
+const STAY_COLUMNS: &str =
+    "kind, code, gateway_id, zone, sscc, gtin, serial, lot, expiry, loaded, unloaded, source";
+
+fn stay_of(r: &tokio_postgres::Row) -> Stay {
+    Stay {
+        kind: r.get(0),
+        code: r.get(1),
+        gateway_id: r.get(2),
+        zone: r.get(3),
+        sscc: r.get(4),
+        gtin: r.get(5),
+        serial: r.get(6),
+        lot: r.get(7),
+        expiry: r.get(8),
+        loaded: r.get(9),
+        unloaded: r.get(10),
+        source: r.get(11),
+    }
+}
+
+/// The end of a stay of `sscc` on `gateway` as far as the tables know: the
+/// first accepted unload at or after it was loaded, or the first manifest
+/// after the first one that listed it which no longer does.
+const UNLOADED: &str = "least(
+    (SELECT min(u.at) FROM unloads_seen u
+      WHERE u.gateway_id = s_gateway AND u.sscc = s_sscc AND u.at >= s_loaded),
+    (SELECT min(m.at) FROM manifest_seen m
+      WHERE m.gateway_id = s_gateway AND m.at > s_first AND NOT (s_sscc = ANY (m.ssccs))))";
+
+fn unloaded_of(gateway: &str, sscc: &str, loaded: &str, first: &str) -> String {
+    UNLOADED
+        .replace("s_gateway", gateway)
+        .replace("s_sscc", sscc)
+        .replace("s_loaded", loaded)
+        .replace("s_first", first)
+}
+
+/// Applies what `obs` tells inside the batch's transaction.
+pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, tokio_postgres::Error> {
+    let mut out = Applied::default();
+    if obs.manifests.is_empty() && obs.unloads.is_empty() {
+        return Ok(out);
+    }
+    for (gw, at, ssccs) in &obs.manifests {
+        tx.execute(
+            "INSERT INTO manifest_seen (gateway_id, at, ssccs) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[gw, at, ssccs],
+        )
+        .await?;
+    }
+    for (gw, sscc, at) in &obs.unloads {
+        tx.execute(
+            "INSERT INTO unloads_seen (gateway_id, sscc, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[gw, sscc, at],
+        )
+        .await?;
+    }
+    let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+    // Each stay alone: the constraint decides, and a refused one is kept
+    // flagged. One statement per stay keeps the decision per stay.
+    let mut first_seen: BTreeMap<String, OffsetDateTime> = BTreeMap::new();
+    let mut stays: Vec<&Stay> = Vec::new();
+    for (s, seen) in &obs.stays {
+        let k = format!("{}|{}", s.kind, s.id());
+        match first_seen.get_mut(&k) {
+            Some(f) => *f = (*f).min(*seen),
+            None => {
+                first_seen.insert(k, *seen);
+                stays.push(s);
+            }
+        }
+    }
+    let insert = format!(
+        "INSERT INTO stays (kind, code, gateway_id, zone, sscc, gtin, serial, lot, expiry, loaded,
+                            first_seen, source, conflict, unloaded)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {}
+         ON CONFLICT DO NOTHING RETURNING id",
+        unloaded_of("$3", "$5", "$10", "$11")
+    );
+    let insert = tx.prepare(&insert).await?;
+    for s in stays {
+        let seen = first_seen
+            .get(&format!("{}|{}", s.kind, s.id()))
+            .copied()
+            .unwrap_or(s.loaded);
+        let params = |conflict: bool| -> [&(dyn tokio_postgres::types::ToSql + Sync); 13] {
+            [
+                &s.kind,
+                &s.code,
+                &s.gateway_id,
+                &s.zone,
+                &s.sscc,
+                &s.gtin,
+                &s.serial,
+                &s.lot,
+                &s.expiry,
+                &s.loaded,
+                &seen,
+                &s.source,
+                if conflict { &true } else { &false },
+            ]
+        };
+        if tx.query_opt(&insert, &params(false)).await?.is_some() {
+            out.stays += 1;
+            touched.insert((s.kind.clone(), s.code.clone()));
+            continue;
+        }
+        let known = tx
+            .query_opt(
+                &format!("SELECT 1 FROM stays WHERE {SAME_STAY}"),
+                &[
+                    &s.kind,
+                    &s.code,
+                    &s.gateway_id,
+                    &s.loaded,
+                    &s.sscc,
+                    &s.lot,
+                    &s.expiry,
+                ],
+            )
+            .await?
+            .is_some();
+        if known {
+            tx.execute(
+                &format!("UPDATE stays SET first_seen = $8 WHERE {SAME_STAY} AND first_seen > $8"),
+                &[
+                    &s.kind,
+                    &s.code,
+                    &s.gateway_id,
+                    &s.loaded,
+                    &s.sscc,
+                    &s.lot,
+                    &s.expiry,
+                    &seen,
+                ],
+            )
+            .await?;
+        } else if tx.query_opt(&insert, &params(true)).await?.is_some() {
+            out.stays += 1;
+            out.conflicting += 1;
+            touched.insert((s.kind.clone(), s.code.clone()));
+        }
+    }
+    // Ends learnt in this batch. An end only ever moves earlier (a minimum
+    // over more observations), so the constraint is never violated by it.
+    let gateways: Vec<&str> = obs
+        .manifests
+        .iter()
+        .map(|m| m.0.as_str())
+        .chain(obs.unloads.iter().map(|u| u.0.as_str()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let rows = tx
+        .query(
+            &format!(
+                "WITH e AS (SELECT s.id, {} AS unloaded FROM stays s WHERE s.gateway_id = ANY($1))
+                 UPDATE stays s SET unloaded = e.unloaded FROM e
+                 WHERE s.id = e.id AND s.unloaded IS DISTINCT FROM e.unloaded
+                 RETURNING s.kind, s.code",
+                unloaded_of("s.gateway_id", "s.sscc", "s.loaded", "s.first_seen")
+            ),
+            &[&gateways],
+        )
+        .await?;
+    for r in rows {
+        touched.insert((r.get(0), r.get(1)));
+    }
+    let codes: Vec<&str> = touched.iter().map(|t| t.1.as_str()).collect();
+    if !codes.is_empty() {
+        // A stay refused while another was open may be alone now that ends
+        // are known: back into the clean record, one at a time so two of
+        // them never enter together.
+        let flagged = tx
+            .query(
+                "SELECT id FROM stays WHERE conflict AND code = ANY($1) ORDER BY loaded, gateway_id",
+                &[&codes],
+            )
+            .await?;
+        for r in flagged {
+            let id: i64 = r.get(0);
+            tx.execute(
+                "UPDATE stays s SET conflict = false WHERE s.id = $1 AND NOT EXISTS (
+                   SELECT 1 FROM stays o WHERE NOT o.conflict AND o.kind = s.kind
+                     AND o.code = s.code AND o.gateway_id <> s.gateway_id AND o.during && s.during)",
+                &[&id],
+            )
+            .await?;
+        }
+        let rows = tx
+            .query(
+                &format!("SELECT {STAY_COLUMNS} FROM stays WHERE code = ANY($1) ORDER BY id"),
+                &[&codes],
+            )
+            .await?;
+        let all: Vec<Stay> = rows.iter().map(stay_of).collect();
+        let wanted = wanted_alerts(&all);
+        let keys: Vec<&str> = wanted.iter().map(|a| a.key.as_str()).collect();
+        for a in &wanted {
+            out.alerts += upsert(tx, a).await?;
+        }
+        // Alerts of these codes that the stays no longer call for (an end
+        // learnt late shows two stays did not overlap after all).
+        tx.execute(
+            "UPDATE alerts SET cleared_at = now()
+             WHERE cleared_at IS NULL AND kind IN ('custody_overlap', 'relabelled')
+               AND detail->>'code' = ANY($1) AND NOT (key = ANY($2))",
+            &[&codes, &keys],
+        )
+        .await?;
+    }
+    for l in &obs.lots {
+        let new = tx
+            .execute(
+                "INSERT INTO pallet_lots (gateway_id, sscc, loaded, zone, gtin, lot, expiry, serials)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                &[&l.gateway_id, &l.sscc, &l.loaded, &l.zone, &l.gtin, &l.lot, &l.expiry, &l.serials],
+            )
+            .await?;
+        if new == 0 {
+            continue;
+        }
+        if loaded_after_expiry(l.loaded, l.expiry) {
+            out.alerts += upsert(tx, &lot_alert(l, "lot_expired", None)).await?;
+        }
+        let recall = tx
+            .query_opt(
+                "SELECT reason FROM recalls WHERE lot = $1 AND gtin IN ('', $2) ORDER BY gtin DESC LIMIT 1",
+                &[&l.lot, &l.gtin],
+            )
+            .await?;
+        if let Some(r) = recall {
+            out.alerts += upsert(tx, &lot_alert(l, "recalled", Some(r.get(0)))).await?;
+        }
+    }
+    Ok(out)
+}
+
+fn lot_alert(l: &PalletLot, kind: &'static str, reason: Option<String>) -> Alert {
+    let loaded = l.loaded.format(&Rfc3339).unwrap_or_default();
+    Alert {
+        key: format!(
+            "{kind}|{}|{}|{}|{}|{}",
+            l.gateway_id,
+            l.sscc,
+            l.loaded.unix_timestamp_nanos(),
+            l.gtin,
+            l.lot
+        ),
+        kind,
+        code: l.sscc.clone(),
+        gateway_id: l.gateway_id.clone(),
+        detail: serde_json::json!({
+            "schema": "coldgate.fleet_alert/1",
+            "kind": kind,
+            "gtin": l.gtin,
+            "lot": l.lot,
+            "expiry": l.expiry.map(|e| e.to_string()),
+            "serials": l.serials,
+            "reason": reason,
+            "place": {"gateway_id": l.gateway_id, "zone": l.zone, "sscc": l.sscc, "loaded": loaded},
+        }),
+    }
+}
+
+/// Stores an alert once (its key); returns 1 when it is new. An alert seen
+/// again with other details (a first stay learnt late) keeps its row and
+/// takes the newer details; one cleared and called for again is reopened.
+async fn upsert(tx: &Transaction<'_>, a: &Alert) -> Result<u64, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "INSERT INTO alerts (kind, gateway_id, detail, key) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (key) WHERE key IS NOT NULL
+             DO UPDATE SET detail = excluded.detail, cleared_at = NULL
+             RETURNING (xmax = 0)",
+            &[&a.kind, &a.gateway_id, &a.detail, &a.key],
+        )
+        .await?;
+    Ok(u64::from(row.get::<_, bool>(0)))
+}
+
+/// Flags a lot (`coldgate-fleet recall`): stored, and every pallet already
+/// known to carry it raises its alert now, as later ones will on arrival.
+pub async fn recall(
+    client: &mut Client,
+    gtin: Option<&str>,
+    lot: &str,
+    reason: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let gtin = gtin.unwrap_or("");
+    tx.execute(
+        "INSERT INTO recalls (gtin, lot, reason) VALUES ($1, $2, $3)
+         ON CONFLICT (lot, gtin) DO UPDATE SET reason = excluded.reason",
+        &[&gtin, &lot, &reason],
+    )
+    .await?;
+    let rows = tx
+        .query(
+            "SELECT gateway_id, sscc, loaded, zone, gtin, lot, expiry, serials FROM pallet_lots
+             WHERE lot = $1 AND ($2 = '' OR gtin = $2)",
+            &[&lot, &gtin],
+        )
+        .await?;
+    let mut raised = 0;
+    for r in rows {
+        let l = PalletLot {
+            gateway_id: r.get(0),
+            sscc: r.get(1),
+            loaded: r.get(2),
+            zone: r.get(3),
+            gtin: r.get(4),
+            lot: r.get(5),
+            expiry: r.get(6),
+            serials: r.get(7),
+        };
+        raised += upsert(&tx, &lot_alert(&l, "recalled", Some(reason.to_string()))).await?;
+    }
+    tx.commit().await?;
+    Ok(raised)
+}
+
+/// Publishes the custody alerts not yet published, then marks them. A
+/// crash between the two publishes them again (at least once), which a
+/// subscriber tells by the alert's `key`.
+pub async fn publish_pending(
+    client: &mut Client,
+    nats: &async_nats::Client,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            "SELECT id, key, detail FROM alerts
+             WHERE published_at IS NULL AND key IS NOT NULL AND kind = ANY($1)
+             ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED",
+            &[&KINDS],
+        )
+        .await?;
+    let mut ids = Vec::new();
+    for r in &rows {
+        let mut detail: serde_json::Value = r.get(2);
+        if let Some(o) = detail.as_object_mut() {
+            o.insert("key".into(), serde_json::Value::String(r.get(1)));
+        }
+        nats.publish(ALERT_SUBJECT, serde_json::to_vec(&detail)?.into())
+            .await?;
+        ids.push(r.get::<_, i64>(0));
+    }
+    nats.flush().await?;
+    tx.execute(
+        "UPDATE alerts SET published_at = now() WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(ids.len() as u64)
+}
+
+#[cfg(test)]
+mod tests;
