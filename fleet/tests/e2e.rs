@@ -523,3 +523,181 @@ fn nats_restarted_and_gateways_killed_or_resending_lose_nothing_and_duplicates_a
     assert_eq!(s.pg.num("SELECT count(*) FROM gaps"), 0);
     w.terminate(Duration::from_secs(20));
 }
+
+/// A GS1 key of `len` digits (check digit included) from `body`.
+fn gs1_key(body: &str) -> String {
+    let d = coldgate::manifest::gs1::check_digit(body).unwrap();
+    format!("{body}{d}")
+}
+
+/// Publishes a manifest command to a gateway through NATS (its MQTT
+/// listener hands it to the gateway's subscription) every second until
+/// `done`: a command sent before the gateway subscribed is not lost for the
+/// test, and a repeat of a request_id is answered, not applied again.
+fn command_until(
+    runtime: &tokio::runtime::Runtime,
+    nats: &async_nats::Client,
+    gateway: &str,
+    command: serde_json::Value,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let subject = format!("coldgate.v1.{gateway}.cmd.manifest");
+    let body = serde_json::to_vec(&command).unwrap();
+    let mut last = std::time::Instant::now() - Duration::from_secs(2);
+    wait_until(Duration::from_secs(60), what, || {
+        if last.elapsed() >= Duration::from_secs(1) {
+            runtime.block_on(async {
+                nats.publish(subject.clone(), body.clone().into())
+                    .await
+                    .unwrap();
+                nats.flush().await.unwrap();
+            });
+            last = std::time::Instant::now();
+        }
+        done()
+    });
+}
+
+#[test]
+#[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
+fn pallets_moved_doubled_and_relabelled_between_two_real_gateways_raise_exactly_their_custody_alerts(
+) {
+    let s = servers();
+    let c = s.config("a", "[verify]\ninterval = \"500ms\"\n");
+    s.migrate(&c);
+    let runtime = rt();
+    let nats = runtime.block_on(async { async_nats::connect(s.nats.url()).await.unwrap() });
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let seen = published.clone();
+    let mut sub = runtime.block_on(async { nats.subscribe("fleet.alerts.custody").await.unwrap() });
+    runtime.spawn(async move {
+        use futures::StreamExt;
+        while let Some(m) = sub.next().await {
+            seen.lock()
+                .unwrap()
+                .push(serde_json::from_slice(&m.payload).unwrap());
+        }
+    });
+    let mut w = start_worker(&c, &s.dir.path().join("worker-a.log"));
+    let (a, b) = ("reefer-a", "reefer-b");
+    let mut gateways: Vec<_> = [a, b]
+        .iter()
+        .map(|id| start_gateway(s.dir.path(), id, &s.ca, s.nats.mqtt_port).0)
+        .collect();
+    wait_until(Duration::from_secs(60), "both gateways online", || {
+        s.pg.num("SELECT count(*) FROM delivery WHERE last_status IS NOT NULL") == 2
+    });
+    let gtin = gs1_key("0950600013435");
+    let (p, q, r) = (
+        gs1_key("03761234500000001"),
+        gs1_key("03761234500000002"),
+        gs1_key("03761234500000003"),
+    );
+    let load = |id: &str, sscc: &str, lot: &str, serial: Option<&str>| {
+        serde_json::json!({"action": "load", "request_id": id, "sscc": sscc, "zone": "rear",
+            "items": [{"gtin": gtin, "lot": lot, "expiry": "2027-06-30",
+                       "serials": serial.into_iter().collect::<Vec<_>>()}]})
+    };
+    let unload = |id: &str, sscc: &str| serde_json::json!({"action": "unload", "request_id": id, "sscc": sscc});
+    let stays = |gw: &str, sscc: &str, closed: bool| {
+        s.pg.num(&format!(
+            "SELECT count(*) FROM stays WHERE kind = 'sscc' AND gateway_id = '{gw}' AND code = '{sscc}'
+               AND (unloaded IS NOT NULL) = {closed}"
+        ))
+    };
+
+    // P (serial S1, lot L1) moves from A to B: unloaded from A, then loaded on B.
+    command_until(
+        &runtime,
+        &nats,
+        a,
+        load("p-on-a", &p, "L1", Some("S1")),
+        "P on A",
+        || stays(a, &p, false) == 1,
+    );
+    command_until(&runtime, &nats, a, unload("p-off-a", &p), "P off A", || {
+        stays(a, &p, true) == 1
+    });
+    command_until(
+        &runtime,
+        &nats,
+        b,
+        load("p-on-b", &p, "L1", Some("S1")),
+        "P on B",
+        || stays(b, &p, false) == 1,
+    );
+    // Q on A and on B at once.
+    command_until(
+        &runtime,
+        &nats,
+        a,
+        load("q-on-a", &q, "L9", None),
+        "Q on A",
+        || stays(a, &q, false) == 1,
+    );
+    command_until(
+        &runtime,
+        &nats,
+        b,
+        load("q-on-b", &q, "L9", None),
+        "Q on B",
+        || stays(b, &q, false) == 1,
+    );
+    // P leaves B; S1 comes back on A in pallet R under another lot.
+    command_until(&runtime, &nats, b, unload("p-off-b", &p), "P off B", || {
+        stays(b, &p, true) == 1
+    });
+    command_until(
+        &runtime,
+        &nats,
+        a,
+        load("r-on-a", &r, "L2", Some("S1")),
+        "R on A",
+        || stays(a, &r, false) == 1,
+    );
+
+    let open = || {
+        s.pg.psql("SELECT kind || ' ' || (detail->>'code') FROM alerts WHERE cleared_at IS NULL ORDER BY 1")
+            .unwrap()
+    };
+    let want = format!("custody_overlap {q}\nrelabelled {gtin}/S1");
+    wait_until(Duration::from_secs(30), "the two alerts published", || {
+        published.lock().unwrap().len() >= 2
+    });
+    assert_eq!(open(), want, "exactly these alerts, none for P's move");
+    let published = published.lock().unwrap().clone();
+    assert_eq!(published.len(), 2, "{published:#?}");
+    let overlap = published
+        .iter()
+        .find(|a| a["kind"] == "custody_overlap")
+        .unwrap();
+    let places: Vec<&str> = overlap["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["gateway_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(places, [a, b], "{overlap}");
+    let relabel = published
+        .iter()
+        .find(|a| a["kind"] == "relabelled")
+        .unwrap();
+    assert_eq!(
+        (
+            &relabel["first"]["lot"],
+            &relabel["then"]["lot"],
+            &relabel["then"]["sscc"]
+        ),
+        (
+            &serde_json::json!("L1"),
+            &serde_json::json!("L2"),
+            &serde_json::json!(r)
+        ),
+        "{relabel}"
+    );
+    for g in &mut gateways {
+        g.terminate(Duration::from_secs(20));
+    }
+    w.terminate(Duration::from_secs(20));
+}
