@@ -40,7 +40,11 @@ pub struct Stay {
     pub serial: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `YYYY-MM-DD`, as in the manifest.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "expiry_text"
+    )]
     pub expiry: Option<Date>,
     #[serde(with = "time::serde::rfc3339")]
     pub loaded: OffsetDateTime,
@@ -220,6 +224,13 @@ pub struct PalletLot {
     pub lot: String,
     pub expiry: Option<Date>,
     pub serials: Vec<String>,
+}
+
+fn expiry_text<S: serde::Serializer>(e: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(d) => s.serialize_str(&d.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 fn parse_expiry(e: &str) -> Option<Date> {
@@ -656,6 +667,14 @@ pub async fn recall(
     Ok(raised)
 }
 
+/// The stored detail with its key: what subscribers receive.
+fn published_form(mut detail: serde_json::Value, key: &str) -> serde_json::Value {
+    if let Some(o) = detail.as_object_mut() {
+        o.insert("key".into(), serde_json::Value::String(key.to_string()));
+    }
+    detail
+}
+
 /// Publishes the custody alerts not yet published, then marks them. A
 /// crash between the two publishes them again (at least once), which a
 /// subscriber tells by the alert's `key`.
@@ -674,10 +693,7 @@ pub async fn publish_pending(
         .await?;
     let mut ids = Vec::new();
     for r in &rows {
-        let mut detail: serde_json::Value = r.get(2);
-        if let Some(o) = detail.as_object_mut() {
-            o.insert("key".into(), serde_json::Value::String(r.get(1)));
-        }
+        let detail = published_form(r.get(2), r.get(1));
         nats.publish(ALERT_SUBJECT, serde_json::to_vec(&detail)?.into())
             .await?;
         ids.push(r.get::<_, i64>(0));

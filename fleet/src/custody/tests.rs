@@ -183,3 +183,50 @@ proptest! {
         prop_assert_eq!(&whole, &incremental(&batches));
     }
 }
+
+/// Every alert as published (its detail and key) against
+/// docs/schema/fleet_custody_alert.json, formats asserted.
+#[test]
+fn every_custody_alert_matches_its_published_schema() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../docs/schema/fleet_custody_alert.json"
+    ))
+    .unwrap();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let mut relabelled = serial("B", 100, "L2");
+    relabelled.expiry = Some(date!(2027 - 06 - 30));
+    let mut alerts = wanted_alerts(&[
+        stay("A", "P", 0, None),
+        stay("B", "P", 30, Some(90)),
+        serial("A", 0, "L1"),
+        relabelled,
+    ]);
+    let lot = PalletLot {
+        gateway_id: "A".into(),
+        sscc: "P".into(),
+        loaded: datetime!(2026-12-02 00:00 UTC),
+        zone: "z".into(),
+        gtin: "09506000134352".into(),
+        lot: "LX".into(),
+        expiry: Some(date!(2026 - 12 - 01)),
+        serials: vec!["S9".into()],
+    };
+    alerts.push(lot_alert(&lot, "lot_expired", None));
+    alerts.push(lot_alert(&lot, "recalled", Some("supplier recall".into())));
+    assert_eq!(
+        kinds(&alerts),
+        ["custody_overlap", "relabelled", "lot_expired", "recalled"]
+    );
+    for a in alerts {
+        let published = published_form(a.detail.clone(), &a.key);
+        let errors: Vec<String> = validator
+            .iter_errors(&published)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{published:#}");
+    }
+}
