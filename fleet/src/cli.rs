@@ -77,6 +77,14 @@ enum Command {
     },
     /// The fleet's totals and its workers.
     Status(ApiArgs),
+    /// A lot's journey: legs, excursions, gaps, totals per rule and the verdict.
+    Lot {
+        lot: String,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Flag a lot: every pallet that carried or will carry it raises a
     /// `recalled` custody alert.
     Recall {
@@ -130,6 +138,10 @@ pub fn main() -> ExitCode {
         },
         Command::Migrate { config } => match load(&config) {
             Ok(c) => runtime().block_on(migrate_cmd(c)),
+            Err(code) => code,
+        },
+        Command::Lot { lot, config, json } => match load(&config) {
+            Ok(c) => runtime().block_on(lot_cmd(c, lot, json)),
             Err(code) => code,
         },
         Command::Recall {
@@ -278,6 +290,65 @@ fn ask<T: serde::de::DeserializeOwned + serde::Serialize>(
             ExitCode::FAILURE
         }
     }
+}
+
+async fn lot_cmd(config: Config, lot: String, json: bool) -> ExitCode {
+    let client = match worker::pg_connect(&config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot reach PostgreSQL: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let view = match crate::exposure::lot_view(&client, &lot).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("cannot read lot {lot}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&view).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    println!("lot {}", view.lot);
+    for l in &view.legs {
+        let until = l
+            .unloaded
+            .map_or_else(|| "on board".to_string(), |u| u.to_string());
+        println!(
+            "  leg  {} zone {}  pallet {}  {} .. {}  unmonitored {}",
+            l.gateway_id,
+            l.zone,
+            l.sscc,
+            l.loaded,
+            until,
+            age(l.unmonitored_s)
+        );
+    }
+    println!("  excursions {}", view.excursions);
+    for b in &view.budgets {
+        let per: Vec<String> = b
+            .per_gateway
+            .iter()
+            .map(|(g, s)| format!("{g} {}", age(*s)))
+            .collect();
+        println!(
+            "  {} {}  {} of {}  ({})",
+            b.rule,
+            b.direction,
+            age(b.total_s),
+            b.allowance_s
+                .map_or_else(|| "no allowance".to_string(), age),
+            per.join(", ")
+        );
+    }
+    println!("  unmonitored {}", age(view.unmonitored_s));
+    println!("  verdict: {}", view.verdict);
+    ExitCode::SUCCESS
 }
 
 async fn recall_cmd(config: Config, gtin: Option<String>, lot: String, reason: String) -> ExitCode {

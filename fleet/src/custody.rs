@@ -21,8 +21,14 @@ use crate::ingest::Item;
 /// Where custody alerts are published.
 pub const ALERT_SUBJECT: &str = "fleet.alerts.custody";
 
-/// The alert kinds this module raises.
-pub const KINDS: &[&str] = &["custody_overlap", "relabelled", "lot_expired", "recalled"];
+/// The subject an alert kind is published on.
+fn subject_of(kind: &str) -> &'static str {
+    if kind == "budget_exhausted" {
+        crate::exposure::ALERT_SUBJECT
+    } else {
+        ALERT_SUBJECT
+    }
+}
 
 /// One time a code was on board one gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -675,7 +681,8 @@ fn published_form(mut detail: serde_json::Value, key: &str) -> serde_json::Value
     detail
 }
 
-/// Publishes the custody alerts not yet published, then marks them. A
+/// Publishes the custody and exposure alerts not yet published, then
+/// marks them. A
 /// crash between the two publishes them again (at least once), which a
 /// subscriber tells by the alert's `key`.
 pub async fn publish_pending(
@@ -685,16 +692,17 @@ pub async fn publish_pending(
     let tx = client.transaction().await?;
     let rows = tx
         .query(
-            "SELECT id, key, detail FROM alerts
-             WHERE published_at IS NULL AND key IS NOT NULL AND kind = ANY($1)
+            "SELECT id, key, detail, kind FROM alerts
+             WHERE published_at IS NULL AND key IS NOT NULL
              ORDER BY id LIMIT 1000 FOR UPDATE SKIP LOCKED",
-            &[&KINDS],
+            &[],
         )
         .await?;
     let mut ids = Vec::new();
     for r in &rows {
         let detail = published_form(r.get(2), r.get(1));
-        nats.publish(ALERT_SUBJECT, serde_json::to_vec(&detail)?.into())
+        let kind: String = r.get(3);
+        nats.publish(subject_of(&kind), serde_json::to_vec(&detail)?.into())
             .await?;
         ids.push(r.get::<_, i64>(0));
     }

@@ -9,6 +9,7 @@ use tokio_postgres::Client;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "events, delivery, quarantine, alerts", V1),
     (2, "custody: stays, pallet lots, recalls", V2),
+    (3, "exposure: lot excursions, monitoring gaps", V3),
 ];
 
 const V1: &str = r#"
@@ -166,6 +167,39 @@ CREATE TABLE recalls (
 ALTER TABLE alerts ADD COLUMN key text, ADD COLUMN published_at timestamptz;
 CREATE UNIQUE INDEX alerts_key ON alerts (key) WHERE key IS NOT NULL;
 CREATE INDEX alerts_unpublished ON alerts (id) WHERE published_at IS NULL AND key IS NOT NULL;
+"#;
+
+/// Exposure across legs (docs/fleet.md). One row per lot and excursion:
+/// a resend or a late `started` keeps the largest duration, so sums over
+/// rows are the same in any arrival order.
+const V3: &str = r#"
+CREATE TABLE lot_excursions (
+    gtin         text        NOT NULL,
+    lot          text        NOT NULL,
+    gateway_id   text        NOT NULL,
+    excursion_id text        NOT NULL,
+    rule         text        NOT NULL,
+    direction    text        NOT NULL,
+    allowance_s  bigint,
+    is_freeze    boolean     NOT NULL,
+    duration_s   bigint      NOT NULL,
+    unknown_s    bigint      NOT NULL,
+    started_at   timestamptz NOT NULL,
+    ended_at     timestamptz,
+    mean         double precision NOT NULL,
+    PRIMARY KEY (gtin, lot, gateway_id, excursion_id)
+);
+CREATE INDEX lot_excursions_lot ON lot_excursions (lot);
+
+-- Unmonitored time per gateway and zone ('*': the gateway was down).
+CREATE TABLE monitoring_gaps (
+    gateway_id  text        NOT NULL,
+    zone        text        NOT NULL,
+    source      text        NOT NULL,
+    from_at     timestamptz NOT NULL,
+    to_at       timestamptz,
+    PRIMARY KEY (gateway_id, zone, source, from_at)
+);
 "#;
 
 /// Applies what is missing; returns the versions it applied.

@@ -368,7 +368,8 @@ async fn apply_batch(
 }
 
 /// Everything a batch changes, inside the caller's transaction: delivery
-/// (every event once) and custody (stays and their alerts).
+/// (every event once), custody (stays and their alerts) and exposure
+/// across legs (its alerts counted with custody's).
 pub async fn apply_items(
     tx: &tokio_postgres::Transaction<'_>,
     items: &[Item],
@@ -379,6 +380,7 @@ pub async fn apply_items(
     for p in &observed.problems {
         warn!("custody: {p}");
     }
-    let custody = custody::apply(tx, &observed).await?;
+    let mut custody = custody::apply(tx, &observed).await?;
+    custody.alerts += crate::exposure::apply(tx, items).await?;
     Ok((applied, custody))
 }

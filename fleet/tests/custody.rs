@@ -316,3 +316,90 @@ fn two_workers_storing_one_sscc_for_two_gateways_at_once_raise_one_alert() {
         );
     });
 }
+
+/// An `events/excursion` of `gw` as the gateway publishes it, on the lot
+/// L1 carried by pallet P: `duration_s` beyond the high limit so far.
+fn excursion(gw: &str, seq: u64, id: &str, duration_s: i64, ended: bool) -> Item {
+    let phase = if ended { "ended" } else { "started" };
+    let end = if ended {
+        serde_json::json!({"ended_at": rfc(t(60)), "back_in_range_at": rfc(t(60)),
+                           "degree_minutes": 40.0, "mkt": 9.5})
+    } else {
+        serde_json::json!({"ended_at": null})
+    };
+    let mut e = serde_json::json!({
+        "schema": "coldgate.excursion/1", "event_id": format!("01J{gw}X{seq:019}"), "seq": seq,
+        "gateway_id": gw, "at": rfc(t(if ended { 60 } else { 10 })),
+        "phase": phase, "excursion_id": id, "sensor_id": "rear-0", "zone": "chilled",
+        "quantity": "temperature", "unit": "°C", "direction": "high", "limit": 8.0,
+        "profile": "refrigerated", "rule": "refrigerated/temperature/0", "allowance_s": 3600,
+        "started_at": rfc(t(5)), "duration_s": duration_s, "unknown_s": 0,
+        "min": 8.5, "max": 10.0, "mean": 9.2,
+        "affected": [{"sscc": "P", "zone": "chilled",
+                      "items": [{"gtin": GTIN, "lot": "L1", "expiry": "2027-06-30", "serials": []}]}]
+    });
+    for (k, v) in end.as_object().unwrap() {
+        e[k] = v.clone();
+    }
+    let nats = coldgate_fleet::config::Config::parse(
+        "[nats]\nurl = \"nats://h:4222\"\n[postgres]\nurl = \"host=h\"\n",
+        "t",
+    )
+    .unwrap()
+    .nats;
+    let item = ingest::classify(
+        &nats,
+        &format!("cg.0.{gw}.events.excursion"),
+        &serde_json::to_vec(&e).unwrap(),
+        seq,
+    );
+    assert!(matches!(item, Item::Event(_)), "{item:?}");
+    item
+}
+
+#[test]
+#[ignore = "needs PostgreSQL 15: scripts/interop-fleet.sh"]
+fn two_legs_within_budget_that_together_exceed_it_raise_one_fleet_alert_in_any_order() {
+    let (_dir, pg) = start_pg();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        // 40 min beyond the limit on A, 30 min on B (each reported growing,
+        // then ended); the allowance is 60 min.
+        let items = vec![
+            manifest("gw-a", 0, vec![pallet("P", 0, "L1", "2027-06-30", false)]),
+            excursion("gw-a", 1, "ex-1", 600, false),
+            excursion("gw-a", 2, "ex-1", 2400, true),
+            manifest("gw-a", 70, vec![]),
+            manifest("gw-b", 80, vec![pallet("P", 80, "L1", "2027-06-30", false)]),
+            excursion("gw-b", 1, "ex-1", 1800, true),
+        ];
+        let mut results = Vec::new();
+        for (name, order) in [
+            ("inorder", items.clone()),
+            (
+                "reversed_twice",
+                items.iter().rev().chain(items.iter()).cloned().collect(),
+            ),
+        ] {
+            let mut c = database(&pg, name).await;
+            for i in &order {
+                apply(&mut c, std::slice::from_ref(i)).await;
+            }
+            let alerts = c
+                .query(
+                    "SELECT detail FROM alerts WHERE kind = 'budget_exhausted'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(alerts.len(), 1, "{name}: one fleet alert");
+            let d: serde_json::Value = alerts[0].get(0);
+            assert_eq!(d["out_of_range_s"], 4200, "{name}: {d}");
+            assert_eq!(d["per_gateway"]["gw-a"], 2400, "{name}: {d}");
+            let view = coldgate_fleet::exposure::lot_view(&c, "L1").await.unwrap();
+            assert_eq!(view.legs.len(), 2, "{name}: {view:?}");
+            assert_eq!(view.verdict, "Allowance exceeded", "{name}");
+            results.push(serde_json::to_value(&view.budgets).unwrap());
+        }
+        assert_eq!(results[0], results[1]);
+    });
+}
