@@ -674,7 +674,7 @@ pub async fn recall(
 }
 
 /// The stored detail with its key: what subscribers receive.
-fn published_form(mut detail: serde_json::Value, key: &str) -> serde_json::Value {
+pub(crate) fn published_form(mut detail: serde_json::Value, key: &str) -> serde_json::Value {
     if let Some(o) = detail.as_object_mut() {
         o.insert("key".into(), serde_json::Value::String(key.to_string()));
     }

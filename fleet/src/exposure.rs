@@ -161,13 +161,15 @@ pub struct Budget {
 impl Budget {
     /// Used up over the journey though no gateway saw it used up alone:
     /// what only the fleet can tell (a gateway raises its own `exhausted`).
+    /// Used up means reached, as the gateway's ledger counts it
+    /// (docs/excursions.md, "Cumulative budgets").
     pub fn exhausted_across_legs(&self) -> bool {
         self.allowance_s
-            .is_some_and(|a| self.total_s > a && self.per_gateway.values().all(|leg| *leg <= a))
+            .is_some_and(|a| self.total_s >= a && self.per_gateway.values().all(|leg| *leg < a))
     }
 
     pub fn exhausted(&self) -> bool {
-        self.allowance_s.is_some_and(|a| self.total_s > a)
+        self.allowance_s.is_some_and(|a| self.total_s >= a)
     }
 }
 
@@ -298,28 +300,14 @@ pub async fn apply(tx: &Transaction<'_>, items: &[Item]) -> Result<u64, tokio_po
             .await?;
         let all: Vec<LotExcursion> = rows.iter().map(excursion_of).collect();
         for b in budgets(&all).iter().filter(|b| b.exhausted_across_legs()) {
-            let key = format!(
-                "budget_exhausted|{}|{}|{}|{}",
-                b.gtin, b.lot, b.rule, b.direction
-            );
-            let detail = serde_json::json!({
-                "schema": "coldgate.fleet_alert/1",
-                "kind": "budget_exhausted",
-                "gtin": b.gtin,
-                "lot": b.lot,
-                "rule": b.rule,
-                "direction": b.direction,
-                "allowance_s": b.allowance_s,
-                "out_of_range_s": b.total_s,
-                "per_gateway": b.per_gateway,
-            });
+            let (key, detail) = alert_of(b);
             let gateway = b
                 .per_gateway
                 .keys()
                 .next_back()
                 .cloned()
                 .unwrap_or_default();
-            let new = tx
+            raised += tx
                 .execute(
                     "INSERT INTO alerts (kind, gateway_id, detail, key)
                      VALUES ('budget_exhausted', $1, $2, $3)
@@ -327,10 +315,29 @@ pub async fn apply(tx: &Transaction<'_>, items: &[Item]) -> Result<u64, tokio_po
                     &[&gateway, &detail, &key],
                 )
                 .await?;
-            raised += new;
         }
     }
     Ok(raised)
+}
+
+/// The key and stored detail of a `budget_exhausted` alert.
+fn alert_of(b: &Budget) -> (String, serde_json::Value) {
+    let key = format!(
+        "budget_exhausted|{}|{}|{}|{}",
+        b.gtin, b.lot, b.rule, b.direction
+    );
+    let detail = serde_json::json!({
+        "schema": "coldgate.fleet_alert/1",
+        "kind": "budget_exhausted",
+        "gtin": b.gtin,
+        "lot": b.lot,
+        "rule": b.rule,
+        "direction": b.direction,
+        "allowance_s": b.allowance_s,
+        "out_of_range_s": b.total_s,
+        "per_gateway": b.per_gateway,
+    });
+    (key, detail)
 }
 
 /// One leg: a pallet stay carrying the lot.

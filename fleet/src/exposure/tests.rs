@@ -37,6 +37,14 @@ fn one_leg_over_budget_alone_is_the_gateway_s_alert_not_the_fleet_s() {
 }
 
 #[test]
+fn legs_that_together_reach_the_allowance_exactly_have_used_it_up_as_a_gateway_counts() {
+    let b = budgets(&[x("A", "e1", 1800, true), x("B", "e2", 1800, true)]);
+    assert!(b[0].exhausted_across_legs());
+    let one = budgets(&[x("A", "e1", 3600, true), x("B", "e2", 10, true)]);
+    assert!(!one[0].exhausted_across_legs(), "A reached it alone");
+}
+
+#[test]
 fn a_resent_or_growing_excursion_counts_once_with_its_largest_duration() {
     let b = budgets(&[
         x("A", "e1", 600, false),
@@ -98,4 +106,26 @@ proptest! {
         }
         prop_assert_eq!(budgets(&rows), budgets(&shuffled));
     }
+}
+
+/// The alert as published against docs/schema/fleet_exposure_alert.json.
+#[test]
+fn the_fleet_budget_alert_matches_its_published_schema() {
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../docs/schema/fleet_exposure_alert.json"
+    ))
+    .unwrap();
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let b = budgets(&[x("A", "e1", 2400, true), x("B", "e2", 2400, true)]);
+    let (key, detail) = alert_of(&b[0]);
+    let published = crate::custody::published_form(detail, &key);
+    let errors: Vec<String> = validator
+        .iter_errors(&published)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}\n{published:#}");
 }
