@@ -496,24 +496,34 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
     }
     // Ends learnt in this batch. An end only ever moves earlier (a minimum
     // over more observations), so the constraint is never violated by it.
-    let gateways: Vec<&str> = obs
+    // Only stays an observation of this batch can end earlier: open ones,
+    // and closed ones whose end is later than the batch's earliest
+    // observation of their gateway (a stay's history is never rescanned).
+    let mut since: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
+    for (gw, at) in obs
         .manifests
         .iter()
-        .map(|m| m.0.as_str())
-        .chain(obs.unloads.iter().map(|u| u.0.as_str()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+        .map(|m| (m.0.as_str(), m.1))
+        .chain(obs.unloads.iter().map(|u| (u.0.as_str(), u.2)))
+    {
+        let slot = since.entry(gw).or_insert(at);
+        *slot = (*slot).min(at);
+    }
+    let gateways: Vec<&str> = since.keys().copied().collect();
+    let earliest: Vec<OffsetDateTime> = since.values().copied().collect();
     let rows = tx
         .query(
             &format!(
-                "WITH e AS (SELECT s.id, {} AS unloaded FROM stays s WHERE s.gateway_id = ANY($1))
+                "WITH e AS (SELECT s.id, {} AS unloaded
+                            FROM stays s JOIN unnest($1::text[], $2::timestamptz[]) AS b(g, since)
+                              ON s.gateway_id = b.g
+                            WHERE s.unloaded IS NULL OR s.unloaded > b.since)
                  UPDATE stays s SET unloaded = e.unloaded FROM e
                  WHERE s.id = e.id AND s.unloaded IS DISTINCT FROM e.unloaded
                  RETURNING s.kind, s.code",
                 unloaded_of("s.gateway_id", "s.sscc", "s.loaded", "s.first_seen")
             ),
-            &[&gateways],
+            &[&gateways, &earliest],
         )
         .await?;
     for r in rows {
