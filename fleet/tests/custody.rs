@@ -401,5 +401,29 @@ fn two_legs_within_budget_that_together_exceed_it_raise_one_fleet_alert_in_any_o
             results.push(serde_json::to_value(&view.budgets).unwrap());
         }
         assert_eq!(results[0], results[1]);
+
+        // The operator's view of the same journey.
+        let config = harness::fleet_config(
+            _dir.path(),
+            "lot",
+            "nats://127.0.0.1:1",
+            &pg.url().replace("dbname=postgres", "dbname=inorder"),
+            "",
+        );
+        let out = harness::run_fleet(&["lot", "L1"], &config);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(text.matches("  leg  ").count(), 2, "{text}");
+        assert!(
+            text.contains(
+                "refrigerated/temperature/0 high  70 min of 60 min  (gw-a 40 min, gw-b 30 min)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("verdict: Allowance exceeded"), "{text}");
     });
 }

@@ -63,7 +63,11 @@ fn migrate_twice_changes_nothing_the_second_time() {
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migrations [1]"));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("applied migrations [1, 2, 3]"),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
     let second = run_fleet(&["migrate"], &c);
     assert!(
         second.status.success(),
@@ -75,7 +79,7 @@ fn migrate_twice_changes_nothing_the_second_time() {
         "{}",
         String::from_utf8_lossy(&second.stdout)
     );
-    assert_eq!(s.pg.num("SELECT count(*) FROM fleet_migrations"), 1);
+    assert_eq!(s.pg.num("SELECT count(*) FROM fleet_migrations"), 3);
 }
 
 #[test]
