@@ -565,7 +565,7 @@ fn command_until(
 
 #[test]
 #[ignore = "needs nats-server and PostgreSQL 15: scripts/interop-fleet.sh"]
-fn pallets_moved_doubled_and_relabelled_between_two_real_gateways_raise_exactly_their_custody_alerts(
+fn pallets_moved_doubled_and_relabelled_between_two_real_gateways_raise_exactly_their_custody_alerts_in_any_delivery_order(
 ) {
     let s = servers();
     let c = s.config("a", "[verify]\ninterval = \"500ms\"\n");
@@ -704,4 +704,61 @@ fn pallets_moved_doubled_and_relabelled_between_two_real_gateways_raise_exactly_
         g.terminate(Duration::from_secs(20));
     }
     w.terminate(Duration::from_secs(20));
+
+    // What the gateways really sent, delivered again to a fresh database
+    // out of order (newest first) and then all again in one batch: the
+    // same stays and the same open alerts.
+    let config = coldgate_fleet::config::Config::load(&c).unwrap();
+    let sql = |q: &str| s.pg.psql(q).unwrap();
+    let live = (
+        sql("SELECT kind, key FROM alerts WHERE cleared_at IS NULL AND key IS NOT NULL ORDER BY key"),
+        sql("SELECT kind, code, gateway_id, loaded, unloaded FROM stays ORDER BY 1, 2, 3, 4"),
+    );
+    sql("CREATE DATABASE replay");
+    let replayed = runtime.block_on(async {
+        let js = async_nats::jetstream::new(nats.clone());
+        let mut stream = js.get_stream("COLDGATE").await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut items = Vec::new();
+        for n in 1..=last {
+            if let Ok(m) = stream.get_raw_message(n).await {
+                items.push(coldgate_fleet::ingest::classify(
+                    &config.nats,
+                    m.subject.as_str(),
+                    &m.payload,
+                    n,
+                ));
+            }
+        }
+        let url = s.pg.url().replace("dbname=postgres", "dbname=replay");
+        let (mut pg, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        coldgate_fleet::migrate::migrate(&mut pg).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        for batch in items
+            .iter()
+            .rev()
+            .map(std::slice::from_ref)
+            .chain([&items[..]])
+        {
+            let tx = pg.transaction().await.unwrap();
+            coldgate_fleet::worker::apply_items(&tx, batch, now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        items.len()
+    });
+    assert!(replayed > 20, "{replayed} messages in the stream");
+    let in_replay = |q: &str| s.pg.psql_in("replay", q).unwrap();
+    assert_eq!(
+        (
+            in_replay("SELECT kind, key FROM alerts WHERE cleared_at IS NULL AND key IS NOT NULL ORDER BY key"),
+            in_replay("SELECT kind, code, gateway_id, loaded, unloaded FROM stays ORDER BY 1, 2, 3, 4"),
+        ),
+        live,
+        "delivered newest first and twice"
+    );
 }

@@ -148,6 +148,11 @@ impl Postgres {
 
     /// One query through psql, tab-separated rows.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Postgres::psql`] in database `db`.
+    pub fn psql_in(&self, db: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(pg_bin("psql"))
             .args([
                 "-X",
@@ -166,7 +171,7 @@ impl Postgres {
                 "-U",
                 "fleet",
                 "-d",
-                "postgres",
+                db,
                 "-c",
                 sql,
             ])
