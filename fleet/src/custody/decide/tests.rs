@@ -1,7 +1,10 @@
 use proptest::prelude::*;
 use time::macros::{date, datetime};
 
+use std::collections::BTreeSet;
+
 use super::*;
+use crate::custody::{lot_alert, published_form, PalletLot};
 
 fn stay(gw: &str, code: &str, loaded: i64, unloaded: Option<i64>) -> Stay {
     let t = |m: i64| datetime!(2026-12-01 00:00 UTC) + time::Duration::minutes(m);
@@ -189,7 +192,7 @@ proptest! {
 #[test]
 fn every_custody_alert_matches_its_published_schema() {
     let schema: serde_json::Value = serde_json::from_str(include_str!(
-        "../../../docs/schema/fleet_custody_alert.json"
+        "../../../../docs/schema/fleet_custody_alert.json"
     ))
     .unwrap();
     let validator = jsonschema::options()
