@@ -15,6 +15,8 @@ use crate::api::{FleetStatus, GapRow, GatewayView};
 use crate::config::{Config, ConfigError};
 use crate::{custody, migrate, stream, verify, worker};
 
+mod lots;
+
 /// sysexits: the configuration is wrong (systemd does not restart on it,
 /// see RestartPreventExitStatus in the unit).
 const EX_CONFIG: u8 = 78;
@@ -141,7 +143,7 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Lot { lot, config, json } => match load(&config) {
-            Ok(c) => runtime().block_on(lot_cmd(c, lot, json)),
+            Ok(c) => runtime().block_on(lots::lot_cmd(c, lot, json)),
             Err(code) => code,
         },
         Command::Recall {
@@ -150,7 +152,7 @@ pub fn main() -> ExitCode {
             gtin,
             reason,
         } => match load(&config) {
-            Ok(c) => runtime().block_on(recall_cmd(c, gtin, lot, reason)),
+            Ok(c) => runtime().block_on(lots::recall_cmd(c, gtin, lot, reason)),
             Err(code) => code,
         },
         Command::Run { config } => match load(&config) {
@@ -287,85 +289,6 @@ fn ask<T: serde::de::DeserializeOwned + serde::Serialize>(
         }
         Err(e) => {
             eprintln!("{url}: unexpected answer: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn lot_cmd(config: Config, lot: String, json: bool) -> ExitCode {
-    let client = match worker::pg_connect(&config).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot reach PostgreSQL: {e}");
-            return ExitCode::from(EX_UNAVAILABLE);
-        }
-    };
-    let view = match crate::exposure::lot_view(&client, &lot).await {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("cannot read lot {lot}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&view).unwrap_or_default()
-        );
-        return ExitCode::SUCCESS;
-    }
-    println!("lot {}", view.lot);
-    for l in &view.legs {
-        let until = l
-            .unloaded
-            .map_or_else(|| "on board".to_string(), |u| u.to_string());
-        println!(
-            "  leg  {} zone {}  pallet {}  {} .. {}  unmonitored {}",
-            l.gateway_id,
-            l.zone,
-            l.sscc,
-            l.loaded,
-            until,
-            age(l.unmonitored_s)
-        );
-    }
-    println!("  excursions {}", view.excursions);
-    for b in &view.budgets {
-        let per: Vec<String> = b
-            .per_gateway
-            .iter()
-            .map(|(g, s)| format!("{g} {}", age(*s)))
-            .collect();
-        println!(
-            "  {} {}  {} of {}  ({})",
-            b.rule,
-            b.direction,
-            age(b.total_s),
-            b.allowance_s
-                .map_or_else(|| "no allowance".to_string(), age),
-            per.join(", ")
-        );
-    }
-    println!("  unmonitored {}", age(view.unmonitored_s));
-    println!("  verdict: {}", view.verdict);
-    ExitCode::SUCCESS
-}
-
-async fn recall_cmd(config: Config, gtin: Option<String>, lot: String, reason: String) -> ExitCode {
-    let mut client = match worker::pg_connect(&config).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cannot reach PostgreSQL: {e}");
-            return ExitCode::from(EX_UNAVAILABLE);
-        }
-    };
-    match custody::recall(&mut client, gtin.as_deref(), &lot, &reason).await {
-        Ok(n) => {
-            println!("lot {lot} flagged; {n} pallet(s) already seen with it raised an alert");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("recall not stored: {e}");
             ExitCode::FAILURE
         }
     }
