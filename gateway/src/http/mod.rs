@@ -8,13 +8,15 @@
 //! ingest keeps in memory; nothing runs between requests.
 
 mod api;
+mod ctx;
 pub mod lot_view;
 mod metrics;
 pub mod query;
 mod server;
 mod zone_chart;
 
-pub use server::{Bound, Ctx, HttpServer};
+pub use ctx::Ctx;
+pub use server::{Bound, HttpServer};
 
 use std::path::{Path, PathBuf};
 

@@ -11,21 +11,15 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use coldgate_sensor_drivers::ble::Diagnostics as BleDiagnostics;
-use coldgate_sensor_drivers::modbus::HealthMap;
-use serde_json::json;
+use axum::Router;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
+use super::ctx::{error, Ctx};
 use super::{api, metrics, read_token, zone_chart, DiagError};
-use crate::command::ManifestRequest;
-use crate::config::{Config, HttpConfig};
-use crate::live::Live;
-use crate::publish::LinkState;
-use crate::store::Store;
+use crate::config::HttpConfig;
 
 /// Requests served at once; more get 503 at once instead of queueing work
 /// on a small machine.
@@ -46,19 +40,6 @@ const FD_RESERVE: usize = 128;
 
 /// How long a stopping server lets open requests finish.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-
-/// What the handlers may see of the running gateway.
-#[derive(Clone)]
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub live: Live,
-    pub link: watch::Receiver<LinkState>,
-    pub modbus: HealthMap,
-    pub ble: BleDiagnostics,
-    /// Manifest commands to ingest, as the MQTT commands travel.
-    pub commands: mpsc::Sender<ManifestRequest>,
-}
 
 #[derive(Clone)]
 struct Guard {
@@ -513,11 +494,6 @@ fn same(given: &[u8], token_digest: &[u8; 32]) -> bool {
         .zip(token_digest)
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
-}
-
-/// A JSON error body: `{"error": "..."}`.
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn not_found(req: Request) -> Response {
