@@ -264,13 +264,16 @@ impl Gateway {
             })
             .transpose()?;
 
-        // Start-up's code is not the steady state's: hand its pages back (trim.rs).
+        // Start-up's code and freed heap are not the steady state's: hand
+        // their pages back (trim.rs).
         tokio::spawn(async {
             tokio::time::sleep(trim::AFTER).await;
             match trim::unmap_startup_pages() {
                 Ok(bytes) => info!(bytes, "Start-up's executable pages unmapped."),
                 Err(error) => warn!(%error, "Cannot unmap start-up's executable pages."),
             }
+            let released = trim::release_free_heap();
+            info!(released, "Start-up's freed heap pages handed back.");
         });
 
         Ok(Gateway {
