@@ -20,6 +20,9 @@
 //! `storage_error`), and is retried after reopening the file, backing off
 //! from one batch interval to 30 s; readings beyond [`OUTAGE_BUFFER_READINGS`] are judged but not kept,
 //! and counted. The first commit that succeeds adds a `recovered` event.
+//!
+//! One room: the select loop and the commit it drives share the batch being built; start-up, the
+//! clock watch, commands, a failing disk and outbox pressure have files of their own.
 
 use std::sync::Arc;
 use std::time::Duration;
