@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError, Problem};
-use crate::http::{read_token, DiagError};
+use crate::http::{read_token, HttpError};
 use crate::publish::tls::{self, TlsError};
 
 /// Reads, parses and checks `path`, files included.
@@ -42,7 +42,7 @@ pub fn problems(c: &Config) -> Vec<Problem> {
             if let Err(e) = read_token(path) {
                 let problem = Problem::new("http.token_file", e.to_string());
                 p.push(match &e {
-                    DiagError::TokenRead { source, .. } => problem.unreadable(source.kind()),
+                    HttpError::TokenRead { source, .. } => problem.unreadable(source.kind()),
                     _ => problem,
                 });
             }

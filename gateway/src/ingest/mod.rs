@@ -263,7 +263,7 @@ impl Ingest {
             && !self.writer.has_staged()
     }
 
-    /// Reports last values and counters to `live` (see `diag::live`).
+    /// Reports last values and counters to `live` (see `crate::live`).
     pub fn with_live(mut self, live: crate::live::Live) -> Ingest {
         self.live = Some(live);
         self
