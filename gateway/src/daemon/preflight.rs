@@ -62,20 +62,7 @@ fn tls_problem(problem: Problem, e: &TlsError) -> Problem {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
-gateway_id = "g1"
-[[profiles]]
-id = "refrigerated"
-limits = [{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m" }]
-[[zones]]
-id = "rear"
-profile = "refrigerated"
-[[sensors]]
-id = "rear-1"
-zone = "rear"
-kind = "sim"
-[sim]
-"#;
+    use crate::config::tests::MINIMAL;
 
     fn problems_of(text: &str) -> Vec<Problem> {
         match parse(text, "test.toml") {
