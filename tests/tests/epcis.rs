@@ -153,13 +153,7 @@ fn the_epcis_export_of_a_real_gateways_database_validates_and_says_what_it_store
             .filter(|v| v["schema"] == "coldgate.excursion/1" && v["phase"] == "ended")
             .collect();
         assert_eq!(ended.len(), 1, "{ended:#?}");
-        let state: EngineState = serde_json::from_slice(
-            &store
-                .state(coldgate::ingest::ENGINE_STATE)
-                .unwrap()
-                .unwrap(),
-        )
-        .unwrap();
+        let state: EngineState = coldgate::snapshot::load_engine_state(&store).unwrap();
         assert_eq!(state.manifest.stays.len(), 1);
         (ended[0].clone(), state.manifest.stays[0].clone())
     };

@@ -1,6 +1,10 @@
+//! Tests of loading and meaning checks.
+//!
+//! One room: every test starts from the same MINIMAL file and the same `problems`/`has` helpers.
+
 use super::*;
 
-const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 gateway_id = "g1"
 [[profiles]]
 id = "refrigerated"

@@ -1,6 +1,9 @@
 //! The JSON endpoints. Each answers from memory ([`super::Live`], the
 //! drivers' diagnostics, the link state) or from one read transaction on the
 //! blocking pool; manifest commands go to ingest and wait for its commit.
+//!
+//! One room: the JSON endpoints share their extractors, limits and store reads; the larger ones
+//! (charts, metrics) have files of their own.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use super::ctx::{blocking, error, range_end, Ctx};
 use super::query::{self, EventFilter};
-use super::server::{error, Ctx};
 use crate::command::{self as commands, ManifestRequest};
 use crate::event::{now_ms, rfc3339};
 use crate::excursion::EngineState;
@@ -34,27 +37,6 @@ const MAX_EVENTS: usize = 5000;
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A sensor with no silence limit in its profile counts as silent after this.
 const DEFAULT_SILENCE_MS: i64 = 10 * 60 * 1000;
-
-/// Runs a store read on the blocking pool; a failure is a 500 naming it.
-pub(super) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e)),
-        Err(e) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the request failed: {e}"),
-        )),
-    }
-}
-
-/// The end of "the last 24 h": now, or the newest reading when a simulator
-/// runs ahead of the wall clock.
-pub(super) fn range_end(ctx: &Ctx) -> i64 {
-    let now = now_ms();
-    ctx.live.newest_reading_ms().map_or(now, |n| n.max(now)) + 1
-}
 
 pub(super) fn engine_state(ctx: &Ctx) -> Result<EngineState, String> {
     crate::snapshot::load_engine_state(&ctx.store).map_err(|e| e.to_string())

@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::api::{blocking, sensor_rows};
-use super::server::Ctx;
+use super::api::sensor_rows;
+use super::ctx::{blocking, Ctx};
 use crate::event::now_ms;
 
 pub async fn metrics(State(ctx): State<Ctx>) -> Response {

@@ -1,4 +1,7 @@
 //! Binding, routing, authentication and the limits every request passes.
+//!
+//! One room: binding, the accept loop, authentication, host checks and the request limits are the
+//! one path every request takes; apart, the limits could be skipped by a route.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -11,21 +14,15 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use coldgate_sensor_drivers::ble::Diagnostics as BleDiagnostics;
-use coldgate_sensor_drivers::modbus::HealthMap;
-use serde_json::json;
+use axum::Router;
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
-use super::{api, metrics, read_token, zone_chart, DiagError};
-use crate::command::ManifestRequest;
-use crate::config::{Config, HttpConfig};
-use crate::live::Live;
-use crate::publish::LinkState;
-use crate::store::Store;
+use super::ctx::{error, Ctx};
+use super::{api, metrics, read_token, zone_chart, HttpError};
+use crate::config::HttpConfig;
 
 /// Requests served at once; more get 503 at once instead of queueing work
 /// on a small machine.
@@ -46,19 +43,6 @@ const FD_RESERVE: usize = 128;
 
 /// How long a stopping server lets open requests finish.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-
-/// What the handlers may see of the running gateway.
-#[derive(Clone)]
-pub struct Ctx {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub live: Live,
-    pub link: watch::Receiver<LinkState>,
-    pub modbus: HealthMap,
-    pub ble: BleDiagnostics,
-    /// Manifest commands to ingest, as the MQTT commands travel.
-    pub commands: mpsc::Sender<ManifestRequest>,
-}
 
 #[derive(Clone)]
 struct Guard {
@@ -96,7 +80,7 @@ pub struct Bound {
 impl HttpServer {
     /// Reads the token and binds `http.listen`. `None` when `http.enabled`
     /// is false.
-    pub fn bind(http: &HttpConfig) -> Result<Option<Bound>, DiagError> {
+    pub fn bind(http: &HttpConfig) -> Result<Option<Bound>, HttpError> {
         if !http.enabled {
             info!("The HTTP API is disabled (http.enabled = false).");
             return Ok(None);
@@ -106,9 +90,9 @@ impl HttpServer {
             None => None,
         };
         if token.is_none() && !crate::config::is_loopback(http.listen.ip()) {
-            return Err(DiagError::TokenRequired { addr: http.listen });
+            return Err(HttpError::TokenRequired { addr: http.listen });
         }
-        let bind = |source| DiagError::Bind {
+        let bind = |source| HttpError::Bind {
             addr: http.listen,
             source,
         };
@@ -126,7 +110,7 @@ impl HttpServer {
 
 impl Bound {
     /// Serves on the current tokio runtime.
-    pub fn serve(self, ctx: Ctx) -> Result<HttpServer, DiagError> {
+    pub fn serve(self, ctx: Ctx) -> Result<HttpServer, HttpError> {
         let Bound {
             listener,
             addr,
@@ -134,7 +118,7 @@ impl Bound {
             http,
         } = self;
         let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|source| DiagError::Bind { addr, source })?;
+            .map_err(|source| HttpError::Bind { addr, source })?;
         let authenticated = token.is_some();
         let app = router(
             ctx,
@@ -513,11 +497,6 @@ fn same(given: &[u8], token_digest: &[u8; 32]) -> bool {
         .zip(token_digest)
         .fold(0u8, |acc, (x, y)| acc | (x ^ y))
         == 0
-}
-
-/// A JSON error body: `{"error": "..."}`.
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn not_found(req: Request) -> Response {

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use coldgate_sensor_drivers::Quantity;
 use serde::Deserialize;
 
-use super::api::{blocking, range_end, MAX_RAW_READINGS};
+use super::api::MAX_RAW_READINGS;
+use super::ctx::{blocking, error, range_end, Ctx};
 use super::query;
-use super::server::{error, Ctx};
 use crate::config::Config;
 use crate::event::payload::{self, Envelope, EventBody};
 use crate::event::{now_ms, parse_rfc3339};

@@ -84,7 +84,7 @@ fn trip(dir: &std::path::Path) -> (Store, Config, Value) {
             &readings,
             &stored,
             &[],
-            &[(crate::ingest::ENGINE_STATE, &state)],
+            &[(crate::snapshot::LEGACY_ENGINE_STATE, &state)],
             None,
         )
         .unwrap();
