@@ -75,6 +75,7 @@ fn unload(gw: &str, seq: u64, at: i64, sscc: &str) -> Item {
             details: serde_json::json!({"request_id": format!("u{seq}"), "action": "unload",
                 "sscc": sscc, "accepted": true, "problems": null}),
             audit_head: None,
+            lot_mkt: vec![],
         }),
         part: None,
         parts: None,
