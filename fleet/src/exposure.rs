@@ -7,6 +7,7 @@
 //! after its `ended` changes nothing), and sums over excursions: the total
 //! is the same whatever order the events arrive in. Monitoring gaps are
 //! kept per gateway and zone so a lot's unmonitored time travels with it.
+//! The MKT over all legs is in `mkt`.
 
 use std::collections::BTreeMap;
 
@@ -242,6 +243,7 @@ fn excursion_of(r: &tokio_postgres::Row) -> LotExcursion {
 /// lot whose legs together pass an allowance no leg passed alone. Returns
 /// the alerts raised.
 pub async fn apply(tx: &Transaction<'_>, items: &[Item]) -> Result<u64, tokio_postgres::Error> {
+    mkt::apply(tx, &mkt::observe(items)).await?;
     let (lots, gaps) = observe(items);
     for g in &gaps {
         tx.execute(
@@ -364,6 +366,8 @@ pub struct LotView {
     pub budgets: Vec<Budget>,
     /// Unmonitored time over all legs, plus time unknown inside excursions.
     pub unmonitored_s: i64,
+    /// The MKT over all legs, or why it is unknown.
+    pub mkt: mkt::JourneyMkt,
     pub verdict: &'static str,
 }
 
@@ -427,6 +431,7 @@ pub async fn lot_view(client: &Client, lot: &str) -> Result<LotView, tokio_postg
         .map(excursion_of)
         .collect();
     let budgets = budgets(&rows);
+    let mkt = mkt::journey(&legs, &mkt::of_lot(client, lot).await?);
     let unmonitored_s = legs.iter().map(|l| l.unmonitored_s).sum::<i64>()
         + rows.iter().map(|r| r.unknown_s).sum::<i64>();
     Ok(LotView {
@@ -436,8 +441,10 @@ pub async fn lot_view(client: &Client, lot: &str) -> Result<LotView, tokio_postg
         legs,
         budgets,
         unmonitored_s,
+        mkt,
     })
 }
 
+pub mod mkt;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "events, delivery, quarantine, alerts", V1),
     (2, "custody: stays, pallet lots, recalls", V2),
-    (3, "exposure: lot excursions, monitoring gaps", V3),
+    (3, "exposure: lot excursions, monitoring gaps, lot MKT", V3),
 ];
 
 const V1: &str = r#"
@@ -200,6 +200,21 @@ CREATE TABLE monitoring_gaps (
     to_at       timestamptz,
     PRIMARY KEY (gateway_id, zone, source, from_at)
 );
+
+-- Each lot's MKT as a gateway told it at an unload (its audit event's
+-- lot_mkt): over all the lot's stays on that gateway so far.
+CREATE TABLE lot_mkt (
+    gtin              text             NOT NULL,
+    lot               text             NOT NULL,
+    gateway_id        text             NOT NULL,
+    sscc              text             NOT NULL,
+    at                timestamptz      NOT NULL,
+    mkt               double precision NOT NULL,
+    monitored_s       bigint           NOT NULL,
+    activation_energy double precision NOT NULL,
+    PRIMARY KEY (gtin, lot, gateway_id, sscc, at)
+);
+CREATE INDEX lot_mkt_lot ON lot_mkt (lot);
 "#;
 
 /// Applies what is missing; returns the versions it applied.

@@ -62,6 +62,17 @@ pub(super) async fn lot_cmd(config: Config, lot: String, json: bool) -> ExitCode
         );
     }
     println!("  unmonitored {}", age(view.unmonitored_s));
+    match (&view.mkt.mkt, &view.mkt.unknown) {
+        (Some(m), _) => println!(
+            "  MKT over all legs {m:.2} °C ({} monitored, ΔH {} kJ/mol)",
+            age(view.mkt.monitored_s),
+            view.mkt.activation_energy_j_per_mol.unwrap_or_default() / 1000.0
+        ),
+        (None, why) => println!(
+            "  MKT over all legs unknown ({})",
+            why.as_deref().unwrap_or("no figure")
+        ),
+    }
     println!("  verdict: {}", view.verdict);
     ExitCode::SUCCESS
 }
