@@ -175,7 +175,16 @@ impl Budget {
 }
 
 /// Sums per lot, rule and direction; each excursion counts once with the
-/// largest duration reported for it.
+/// largest duration reported for it, and time that several excursions of one
+/// gateway share counts once (the union per gateway).
+///
+/// Why the union: every sensor of a zone has its own excursion, so a zone
+/// with four sensors reports the same warm hour four times; the gateway's
+/// own ledger counts it once (`coldgate::excursion::Accrued`) and so must
+/// the fleet, or one leg would look like four. Each excursion's time beyond
+/// the limit is taken as `[started_at, started_at + duration_s)`: exact for
+/// sensors that saw the same excursion, never less than the longest of
+/// them nor more than their sum when they only partly overlap.
 pub fn budgets(rows: &[LotExcursion]) -> Vec<Budget> {
     let mut per_excursion: BTreeMap<(&str, &str, &str, &str, &str, &str), &LotExcursion> =
         BTreeMap::new();
@@ -193,8 +202,24 @@ pub fn budgets(rows: &[LotExcursion]) -> Vec<Budget> {
             *slot = r;
         }
     }
-    let mut out: BTreeMap<(&str, &str, &str, &str), Budget> = BTreeMap::new();
+    // (gtin, lot, rule, direction, gateway) → (allowance, spans).
+    type Leg<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    type Spans = (Option<i64>, Vec<(i64, i64)>);
+    let mut per_leg: BTreeMap<Leg, Spans> = BTreeMap::new();
     for ((gtin, lot, rule, direction, gw, _), r) in per_excursion {
+        let (allowance, spans) = per_leg
+            .entry((gtin, lot, rule, direction, gw))
+            .or_insert((r.allowance_s, Vec::new()));
+        // Gateways configured differently: the strictest allowance judges.
+        *allowance = match (*allowance, r.allowance_s) {
+            (Some(a), Some(c)) => Some(a.min(c)),
+            _ => None,
+        };
+        let from = r.started_at.unix_timestamp();
+        spans.push((from, from.saturating_add(r.duration_s.max(0))));
+    }
+    let mut out: BTreeMap<(&str, &str, &str, &str), Budget> = BTreeMap::new();
+    for ((gtin, lot, rule, direction, gw), (allowance_s, spans)) in per_leg {
         let b = out
             .entry((gtin, lot, rule, direction))
             .or_insert_with(|| Budget {
@@ -202,19 +227,34 @@ pub fn budgets(rows: &[LotExcursion]) -> Vec<Budget> {
                 lot: lot.into(),
                 rule: rule.into(),
                 direction: direction.into(),
-                allowance_s: r.allowance_s,
+                allowance_s,
                 total_s: 0,
                 per_gateway: BTreeMap::new(),
             });
-        // Gateways configured differently: the strictest allowance judges.
-        b.allowance_s = match (b.allowance_s, r.allowance_s) {
+        b.allowance_s = match (b.allowance_s, allowance_s) {
             (Some(a), Some(c)) => Some(a.min(c)),
             _ => None,
         };
-        b.total_s += r.duration_s;
-        *b.per_gateway.entry(gw.into()).or_default() += r.duration_s;
+        let leg = union_s(spans);
+        b.total_s += leg;
+        *b.per_gateway.entry(gw.into()).or_default() += leg;
     }
     out.into_values().collect()
+}
+
+/// Seconds covered by `[from, to)` spans, each instant once.
+fn union_s(mut spans: Vec<(i64, i64)>) -> i64 {
+    spans.sort_unstable();
+    let mut total = 0;
+    let mut reached = i64::MIN;
+    for (from, to) in spans {
+        let from = from.max(reached);
+        if to > from {
+            total += to - from;
+            reached = to;
+        }
+    }
+    total
 }
 
 const EXCURSION_COLUMNS: &str =

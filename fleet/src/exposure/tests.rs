@@ -61,6 +61,30 @@ fn the_same_excursion_id_on_two_gateways_is_two_excursions() {
 }
 
 #[test]
+fn the_same_warm_time_seen_by_several_sensors_of_a_gateway_counts_once() {
+    let at = |x: LotExcursion, minute: i64| LotExcursion {
+        started_at: datetime!(2026-12-01 08:00 UTC) + time::Duration::minutes(minute),
+        ..x
+    };
+    // Four sensors of one zone, one excursion each, at the same time.
+    let four: Vec<LotExcursion> = ["s1", "s2", "s3", "s4"]
+        .iter()
+        .map(|id| x("A", id, 1620, true))
+        .collect();
+    let b = budgets(&four);
+    assert_eq!((b[0].total_s, b[0].per_gateway["A"]), (1620, 1620));
+    // Partly overlapping (10 min apart, 30 min each) and later disjoint.
+    let b = budgets(&[
+        at(x("A", "e1", 1800, true), 0),
+        at(x("A", "e2", 1800, true), 10),
+        at(x("A", "e3", 600, true), 120),
+        at(x("B", "e4", 1800, true), 5),
+    ]);
+    assert_eq!(b[0].per_gateway["A"], 2400 + 600);
+    assert_eq!(b[0].total_s, 3000 + 1800, "other gateways add up");
+}
+
+#[test]
 fn a_journey_with_unmonitored_time_is_never_within_profile() {
     assert_eq!(verdict(&[], &[], 60), Verdict::RecordIncomplete);
     assert_eq!(verdict(&[], &[], 0), Verdict::WithinProfile);
