@@ -26,7 +26,8 @@ fi
 id postgres >/dev/null 2>&1 || die "no postgres user (the postgresql-15 package makes it)"
 echo "interop-fleet: $(nats-server --version), $(/usr/lib/postgresql/15/bin/postgres --version)"
 
-cargo test -p coldgate-fleet --test e2e -- --ignored --test-threads 1
+# Delivery, and custody across two real gateways.
+cargo test -p coldgate-fleet --test e2e --test e2e_custody -- --ignored --test-threads 1
 # Custody against PostgreSQL alone: arrival orders and two workers racing.
 cargo test -p coldgate-fleet --test custody -- --ignored --test-threads 1
 
