@@ -426,5 +426,9 @@ fn two_legs_within_budget_that_together_exceed_it_raise_one_fleet_alert_in_any_o
             "{text}"
         );
         assert!(text.contains("verdict: Allowance exceeded"), "{text}");
+        assert!(
+            text.contains("MKT over all legs unknown ("),
+            "no unload told an MKT: {text}"
+        );
     });
 }
