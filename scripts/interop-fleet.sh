@@ -26,6 +26,10 @@ fi
 id postgres >/dev/null 2>&1 || die "no postgres user (the postgresql-15 package makes it)"
 echo "interop-fleet: $(nats-server --version), $(/usr/lib/postgresql/15/bin/postgres --version)"
 
-cargo test -p coldgate-fleet --test e2e -- --ignored --test-threads 1
+# Delivery, custody across two real gateways, exposure across their legs.
+cargo test -p coldgate-fleet --test e2e --test e2e_custody --test e2e_exposure \
+    -- --ignored --test-threads 1
+# Custody against PostgreSQL alone: arrival orders and two workers racing.
+cargo test -p coldgate-fleet --test custody -- --ignored --test-threads 1
 
 bash scripts/check-fleet-unit.sh

@@ -6,7 +6,9 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod custody;
 pub mod delivery;
+pub mod exposure;
 pub mod ingest;
 pub mod migrate;
 pub mod sim;

@@ -6,7 +6,11 @@
 use tokio_postgres::Client;
 
 /// (version, name, SQL). Append only: an applied migration is never edited.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "events, delivery, quarantine, alerts", V1)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "events, delivery, quarantine, alerts", V1),
+    (2, "custody: stays, pallet lots, recalls", V2),
+    (3, "exposure: lot excursions, monitoring gaps, lot MKT", V3),
+];
 
 const V1: &str = r#"
 CREATE TABLE events (
@@ -81,6 +85,136 @@ CREATE TABLE workers (
     worker      text        PRIMARY KEY,
     seen_at     timestamptz NOT NULL
 );
+"#;
+
+/// Custody (docs/fleet.md, "Custody"). A stay is one time a code (an SSCC,
+/// or a GTIN + serial as `GTIN/SERIAL`) was on board one gateway. The
+/// exclusion constraint keeps the clean record free of a code in two places
+/// at once even when two workers insert at the same moment (the second waits
+/// for the first's commit, then is refused); the refused stay is kept with
+/// `conflict = true`, outside the constraint, so nothing observed is lost.
+const V2: &str = r#"
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+-- Every manifest a gateway published: what was on board at `at`. A pallet
+-- missing from a manifest later than the first one that listed it was
+-- unloaded by then, whatever order the manifests arrive in.
+CREATE TABLE manifest_seen (
+    gateway_id  text        NOT NULL,
+    at          timestamptz NOT NULL,
+    ssccs       text[]      NOT NULL,
+    PRIMARY KEY (gateway_id, at)
+);
+
+-- Accepted unload commands, from the gateway's audit events.
+CREATE TABLE unloads_seen (
+    gateway_id  text        NOT NULL,
+    sscc        text        NOT NULL,
+    at          timestamptz NOT NULL,
+    PRIMARY KEY (gateway_id, sscc, at)
+);
+
+CREATE TABLE stays (
+    id          bigserial   PRIMARY KEY,
+    kind        text        NOT NULL CHECK (kind IN ('sscc', 'sgtin')),
+    code        text        NOT NULL,
+    gateway_id  text        NOT NULL,
+    zone        text        NOT NULL,
+    sscc        text        NOT NULL,
+    gtin        text,
+    serial      text,
+    lot         text,
+    expiry      date,
+    loaded      timestamptz NOT NULL,
+    unloaded    timestamptz,
+    first_seen  timestamptz NOT NULL,
+    source      text        NOT NULL,
+    conflict    boolean     NOT NULL DEFAULT false,
+    during      tstzrange   GENERATED ALWAYS AS (tstzrange(loaded, unloaded, '[)')) STORED,
+    UNIQUE NULLS NOT DISTINCT (kind, code, gateway_id, loaded, sscc, lot, expiry),
+    CONSTRAINT stays_one_place EXCLUDE USING gist
+        (kind WITH =, code WITH =, gateway_id WITH <>, during WITH &&) WHERE (NOT conflict)
+);
+CREATE INDEX stays_gateway ON stays (gateway_id, sscc);
+CREATE INDEX stays_lot ON stays (lot) WHERE kind = 'sgtin';
+
+-- The lots on each pallet stay (serialised or not): what expiry and recall
+-- checks, and a lot's journey, are about.
+CREATE TABLE pallet_lots (
+    gateway_id  text        NOT NULL,
+    sscc        text        NOT NULL,
+    loaded      timestamptz NOT NULL,
+    zone        text        NOT NULL,
+    gtin        text        NOT NULL,
+    lot         text        NOT NULL,
+    expiry      date,
+    serials     text[]      NOT NULL,
+    PRIMARY KEY (gateway_id, sscc, loaded, gtin, lot)
+);
+CREATE INDEX pallet_lots_lot ON pallet_lots (lot, gtin);
+
+-- Lots an operator flagged (`coldgate-fleet recall`); gtin '' is any GTIN.
+CREATE TABLE recalls (
+    gtin        text        NOT NULL DEFAULT '',
+    lot         text        NOT NULL,
+    reason      text        NOT NULL,
+    added_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (lot, gtin)
+);
+
+-- An alert's identity (what it is about, not when it was seen), so that
+-- seeing it again raises nothing; published_at: handed to NATS.
+ALTER TABLE alerts ADD COLUMN key text, ADD COLUMN published_at timestamptz;
+CREATE UNIQUE INDEX alerts_key ON alerts (key) WHERE key IS NOT NULL;
+CREATE INDEX alerts_unpublished ON alerts (id) WHERE published_at IS NULL AND key IS NOT NULL;
+"#;
+
+/// Exposure across legs (docs/fleet.md). One row per lot and excursion:
+/// a resend or a late `started` keeps the largest duration, so sums over
+/// rows are the same in any arrival order.
+const V3: &str = r#"
+CREATE TABLE lot_excursions (
+    gtin         text        NOT NULL,
+    lot          text        NOT NULL,
+    gateway_id   text        NOT NULL,
+    excursion_id text        NOT NULL,
+    rule         text        NOT NULL,
+    direction    text        NOT NULL,
+    allowance_s  bigint,
+    is_freeze    boolean     NOT NULL,
+    duration_s   bigint      NOT NULL,
+    unknown_s    bigint      NOT NULL,
+    started_at   timestamptz NOT NULL,
+    ended_at     timestamptz,
+    mean         double precision NOT NULL,
+    PRIMARY KEY (gtin, lot, gateway_id, excursion_id)
+);
+CREATE INDEX lot_excursions_lot ON lot_excursions (lot);
+
+-- Unmonitored time per gateway and zone ('*': the gateway was down).
+CREATE TABLE monitoring_gaps (
+    gateway_id  text        NOT NULL,
+    zone        text        NOT NULL,
+    source      text        NOT NULL,
+    from_at     timestamptz NOT NULL,
+    to_at       timestamptz,
+    PRIMARY KEY (gateway_id, zone, source, from_at)
+);
+
+-- Each lot's MKT as a gateway told it at an unload (its audit event's
+-- lot_mkt): over all the lot's stays on that gateway so far.
+CREATE TABLE lot_mkt (
+    gtin              text             NOT NULL,
+    lot               text             NOT NULL,
+    gateway_id        text             NOT NULL,
+    sscc              text             NOT NULL,
+    at                timestamptz      NOT NULL,
+    mkt               double precision NOT NULL,
+    monitored_s       bigint           NOT NULL,
+    activation_energy double precision NOT NULL,
+    PRIMARY KEY (gtin, lot, gateway_id, sscc, at)
+);
+CREATE INDEX lot_mkt_lot ON lot_mkt (lot);
 "#;
 
 /// Applies what is missing; returns the versions it applied.

@@ -24,6 +24,7 @@ use tokio_postgres::{Client, NoTls};
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::custody;
 use crate::ingest::{self, Item};
 use crate::stream;
 
@@ -346,7 +347,28 @@ async fn apply_batch(
     };
     let client = pg.insert(client);
     let tx = client.transaction().await?;
-    let applied = ingest::apply(&tx, items, OffsetDateTime::now_utc()).await?;
+    let (applied, custody) = apply_items(&tx, items, OffsetDateTime::now_utc()).await?;
     tx.commit().await?;
+    if custody != custody::Applied::default() {
+        debug!(?custody, "custody applied");
+    }
     Ok(applied)
+}
+
+/// Everything a batch changes, inside the caller's transaction: delivery
+/// (every event once), custody (stays and their alerts) and exposure
+/// across legs (its alerts counted with custody's).
+pub async fn apply_items(
+    tx: &tokio_postgres::Transaction<'_>,
+    items: &[Item],
+    now: OffsetDateTime,
+) -> Result<(ingest::Applied, custody::Applied), tokio_postgres::Error> {
+    let applied = ingest::apply(tx, items, now).await?;
+    let observed = custody::observe(items);
+    for p in &observed.problems {
+        warn!("custody: {p}");
+    }
+    let mut custody = custody::apply(tx, &observed).await?;
+    custody.alerts += crate::exposure::apply(tx, items).await?;
+    Ok((applied, custody))
 }

@@ -148,6 +148,11 @@ impl Postgres {
 
     /// One query through psql, tab-separated rows.
     pub fn psql(&self, sql: &str) -> Result<String, String> {
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Postgres::psql`] in database `db`.
+    pub fn psql_in(&self, db: &str, sql: &str) -> Result<String, String> {
         let out = Command::new(pg_bin("psql"))
             .args([
                 "-X",
@@ -166,7 +171,7 @@ impl Postgres {
                 "-U",
                 "fleet",
                 "-d",
-                "postgres",
+                db,
                 "-c",
                 sql,
             ])
@@ -384,48 +389,6 @@ pub fn start_worker(config: &Path, log: &Path) -> Proc {
     Proc::spawn("coldgate-fleet run", cmd)
 }
 
-/// A real `coldgate run` gateway, `id`, publishing to NATS's MQTT
-/// listener with its own client certificate (CN = its id).
-pub fn start_gateway(dir: &Path, id: &str, ca: &Ca, mqtt_port: u16) -> (Proc, PathBuf) {
-    start_gateway_with(dir, id, ca, mqtt_port, "")
-}
-
-/// [`start_gateway`] with `mqtt_lines` added to its `[mqtt]` table.
-pub fn start_gateway_with(
-    dir: &Path,
-    id: &str,
-    ca: &Ca,
-    mqtt_port: u16,
-    mqtt_lines: &str,
-) -> (Proc, PathBuf) {
-    let gdir = dir.join(id);
-    std::fs::create_dir_all(&gdir).unwrap();
-    let (cert, key) = ca.issue(&gdir, "client", id, &[]);
-    let mut cfg = TestConfig::new(&gdir);
-    cfg.mqtt_port = Some(mqtt_port);
-    cfg.telemetry = None;
-    let path = cfg.write();
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(
-            "gateway_id = \"test-gw\"",
-            &format!("gateway_id = \"{id}\""),
-        )
-        .replace("[mqtt]\n", &format!("[mqtt]\n{mqtt_lines}\n"));
-    let text = format!(
-        "{text}\n[mqtt.tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
-        ca.file.display(),
-        cert.display(),
-        key.display()
-    );
-    std::fs::write(&path, text).unwrap();
-    // A restarted gateway logs to a new file: gateway-1.log, gateway-2.log …
-    let n = std::fs::read_dir(&gdir).unwrap().count();
-    let log = gdir.join(format!("gateway-{n}.log"));
-    let p = coldgate_tests::start_gateway(GATEWAY, &path, &log);
-    (p, path)
-}
-
 /// Polls `f` until it is true or `within` passes; then panics with `what`.
 pub fn wait_until(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -511,3 +474,8 @@ pub fn count_events(pg: &Postgres, prefix: &str) -> i64 {
     .and_then(|s| s.parse().ok())
     .unwrap_or(0)
 }
+
+mod servers;
+// Not every test file starts servers (custody.rs needs PostgreSQL alone).
+#[allow(unused_imports)]
+pub use servers::*;

@@ -267,6 +267,36 @@ impl Engine {
         Ok(self.close_stays(|p| p.sscc == sscc && p.unloaded_at_ms == Some(at_ms), at_ms))
     }
 
+    /// The MKT of each lot of the pallet unloaded at `at_ms`, as the ledger
+    /// holds it (over all the lot's stays on this gateway), for the unload's
+    /// event: lots never watched by an MKT have none and are left out.
+    pub fn lot_mkt_at_unload(&self, sscc: &str, at_ms: i64) -> Vec<payload::LotMktAtUnload> {
+        let Some(pallet) = self
+            .state
+            .manifest
+            .stays
+            .iter()
+            .find(|p| p.sscc == sscc && p.unloaded_at_ms == Some(at_ms))
+        else {
+            return Vec::new();
+        };
+        pallet
+            .items
+            .iter()
+            .filter_map(|item| {
+                let lot = self.state.ledger.lot(&item.gtin, &item.lot)?;
+                let stay = &lot.mkt.as_ref()?.stay;
+                Some(payload::LotMktAtUnload {
+                    gtin: item.gtin.clone(),
+                    lot: item.lot.clone(),
+                    mkt: stay.value()?,
+                    monitored_s: (stay.duration_ms() / 1000.0).round() as i64,
+                    activation_energy_j_per_mol: round3(stay.activation_energy() * 1000.0),
+                })
+            })
+            .collect()
+    }
+
     /// Judges the MKT of the lots of every stay `ended` picks, for stays
     /// shorter than the window (see `Ledger::close_stay`).
     fn close_stays(&mut self, ended: impl Fn(&Pallet) -> bool, at_ms: i64) -> Vec<Event> {

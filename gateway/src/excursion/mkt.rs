@@ -225,6 +225,12 @@ impl MktAccumulator {
     pub fn duration_ms(&self) -> f64 {
         self.sums.weight
     }
+
+    /// The ΔH it was made with, kJ/mol: MKTs made with different ΔH do not
+    /// combine, so whoever combines them elsewhere must be told which.
+    pub fn activation_energy(&self) -> f64 {
+        self.h_over_r * R_KJ_PER_MOL_K
+    }
 }
 
 /// One bucket of a [`WindowedMkt`]: the interval time that falls in

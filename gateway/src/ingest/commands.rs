@@ -56,6 +56,8 @@ impl Ingest {
             ManifestCommand::Load(cmd) => ("load", cmd.sscc.clone()),
             ManifestCommand::Unload { sscc, .. } => ("unload", sscc.clone()),
         };
+        // An unload's event carries its lots' MKT (docs/mqtt.md).
+        let mut lot_mkt = Vec::new();
         let outcome: Result<Vec<Event>, Vec<String>> = match req.command {
             ManifestCommand::Load(cmd) => {
                 // What the command raises on its own (a serial twice in it,
@@ -74,25 +76,31 @@ impl Ingest {
                     })
                     .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
             }
-            ManifestCommand::Unload { sscc, at_ms } => self
-                .engine
-                .unload_pallet(&sscc, at_ms)
-                .map_err(|e| vec![e.to_string()]),
+            ManifestCommand::Unload { sscc, at_ms } => {
+                let unloaded = self.engine.unload_pallet(&sscc, at_ms);
+                if unloaded.is_ok() {
+                    lot_mkt = self.engine.lot_mkt_at_unload(&sscc, at_ms);
+                }
+                unloaded.map_err(|e| vec![e.to_string()])
+            }
         };
         // Every command received is in the audit trail, refused ones too,
         // once, in the commit that applies it, whichever way it came.
-        self.push_audit(AuditRecord {
-            at_ms: self.clock.wall_ms(),
-            kind: AuditKind::ManifestCommand,
-            actor: req.actor,
-            details: json!({
-                "request_id": id,
-                "action": action,
-                "sscc": sscc,
-                "accepted": outcome.is_ok(),
-                "problems": outcome.as_ref().err(),
-            }),
-        });
+        self.push_audit_with(
+            AuditRecord {
+                at_ms: self.clock.wall_ms(),
+                kind: AuditKind::ManifestCommand,
+                actor: req.actor,
+                details: json!({
+                    "request_id": id,
+                    "action": action,
+                    "sscc": sscc,
+                    "accepted": outcome.is_ok(),
+                    "problems": outcome.as_ref().err(),
+                }),
+            },
+            lot_mkt,
+        );
         let answer = match outcome {
             Ok(events) => {
                 let warnings = crate::command::warnings_of(&events);
@@ -138,7 +146,14 @@ impl Ingest {
 
     /// Queues an audit record and its `audit` event (and, for a rejected
     /// configuration, a `gateway` event), committed together.
-    pub(super) fn push_audit(&mut self, mut record: AuditRecord) {
+    pub(super) fn push_audit(&mut self, record: AuditRecord) {
+        self.push_audit_with(record, Vec::new());
+    }
+
+    /// [`push_audit`](Self::push_audit), the event carrying the unloaded
+    /// lots' MKT beside the entry (not in it: the trail records who did
+    /// what, the engine's figures are not the operator's act).
+    fn push_audit_with(&mut self, mut record: AuditRecord, lot_mkt: Vec<payload::LotMktAtUnload>) {
         // A refused command echoes what it was sent: stored and published
         // cut down, so no input can make an entry too large to send.
         record.details = crate::event::parts::bounded(&record.details);
@@ -157,6 +172,7 @@ impl Ingest {
                 actor: record.actor.clone(),
                 details: record.details.clone(),
                 audit_head: head.ok().map(|h| h.to_string()),
+                lot_mkt,
             },
         )];
         if record.kind == AuditKind::ConfigRejected {

@@ -165,4 +165,27 @@ pub struct Audit {
     /// The chain's head once this entry is in (`SEQ:HASH`): an anchor for
     /// `coldgate audit verify --anchor`.
     pub audit_head: Option<String>,
+    /// On an accepted unload only: the MKT of each lot of the pallet, so a
+    /// fleet can combine a lot's MKT over every gateway of its journey
+    /// (readings never leave the gateway). Not part of the audit entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lot_mkt: Vec<LotMktAtUnload>,
+}
+
+/// A lot's MKT as the gateway's ledger holds it when one of its pallets is
+/// unloaded: over everything the lot saw on board this gateway so far (all
+/// its stays here), with the time that carries weight and the ΔH, which
+/// together let MKTs of several gateways combine exactly
+/// (`mean exp(-ΔH/RT) = exp(-ΔH/(R·MKT))`, weighted by `monitored_s`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LotMktAtUnload {
+    pub gtin: String,
+    pub lot: String,
+    /// °C.
+    pub mkt: f64,
+    /// Time with weight in the MKT: on board, observed (a monitoring gap
+    /// past the profile's silence limit carries none), seconds.
+    pub monitored_s: i64,
+    /// ΔH, J/mol.
+    pub activation_energy_j_per_mol: f64,
 }

@@ -26,8 +26,8 @@ pub use events::{
     LotPhase, LotReason, SensorGap, SensorPhase,
 };
 pub use gateway::{
-    Audit, AuditKind, ClockJumpPhase, ConfigRejectedPhase, DetectedPhase, Gateway, PressurePhase,
-    SetAsidePhase, StorageFailure, StoragePhase, StorageReason, StorageRecovery,
+    Audit, AuditKind, ClockJumpPhase, ConfigRejectedPhase, DetectedPhase, Gateway, LotMktAtUnload,
+    PressurePhase, SetAsidePhase, StorageFailure, StoragePhase, StorageReason, StorageRecovery,
 };
 pub use messages::{
     ClockJumpSeen, Item, Link, LinkState, Manifest, ManifestPallet, QuantityStats, Status,

@@ -318,13 +318,23 @@ fn every_kind_of_gateway_event_is_valid_and_reads_back() {
 
 #[test]
 fn an_audit_event_is_valid_and_reads_back() {
-    let audit = Audit {
+    let mut audit = Audit {
         phase: crate::audit::AuditKind::ManifestCommand,
         audit_seq: 3,
         actor: "mqtt:cmd/manifest".into(),
         details: serde_json::json!({"action": "load", "ok": true}),
         audit_head: Some(format!("3:{}", "ab".repeat(32))),
+        lot_mkt: vec![],
     };
+    valid_and_round_trips("audit", &envelope("audit", audit.clone()));
+    // An unload's event carries its lots' MKT.
+    audit.lot_mkt.push(LotMktAtUnload {
+        gtin: "09520123456788".into(),
+        lot: "ABC123".into(),
+        mkt: 5.25,
+        monitored_s: 7200,
+        activation_energy_j_per_mol: 83144.0,
+    });
     valid_and_round_trips("audit", &envelope("audit", audit));
 }
 

@@ -306,3 +306,35 @@ limits = [{ quantity = "temperature", low = 2.0, high = 8.0, exclusive = true }]
     assert!((mkt_with(slow) - expected(60.0)).abs() < 0.001);
     assert!((mkt_with("") - expected(83.144)).abs() < 0.001);
 }
+
+#[test]
+fn an_unload_gives_each_lot_s_mkt_its_monitored_time_and_its_activation_energy() {
+    let slow = r#"
+[[profiles]]
+id = "refrigerated"
+mkt = { limit = 8.0, window = "24h", activation_energy = 60.0 }
+limits = [{ quantity = "temperature", low = 2.0, high = 8.0 }]
+"#;
+    let series: Vec<(i64, f64)> = (0..=90)
+        .map(|k| (k * MIN, [3.0, 7.5, 5.0][(k / 30 % 3) as usize]))
+        .collect();
+    for (extra, ea) in [("", 83.144), (slow, 60.0)] {
+        let mut e = engine("cold", extra);
+        feed(&mut e, "cold-1", &series);
+        assert!(
+            e.lot_mkt_at_unload(SSCC, 91 * MIN).is_empty(),
+            "not before it is unloaded"
+        );
+        e.unload_pallet(SSCC, 91 * MIN).unwrap();
+        let got = e.lot_mkt_at_unload(SSCC, 91 * MIN);
+        assert_eq!(got.len(), 1, "{got:?}");
+        // The engine's own MKT over the same readings: the last one only
+        // closes the interval before it.
+        let expected = crate::excursion::mkt::mkt(&series, ea).unwrap();
+        assert!((got[0].mkt - expected).abs() < 1e-9, "{got:?} {expected}");
+        assert!(got[0].mkt > 5.0 && got[0].mkt < 7.5, "{got:?}");
+        assert_eq!((got[0].gtin.as_str(), got[0].lot.as_str()), (GTIN, "L"));
+        assert_eq!(got[0].monitored_s, 90 * 60);
+        assert_eq!(got[0].activation_energy_j_per_mol, ea * 1000.0);
+    }
+}

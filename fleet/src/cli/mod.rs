@@ -13,7 +13,9 @@ use tracing::{error, info, warn};
 
 use crate::api::{FleetStatus, GapRow, GatewayView};
 use crate::config::{Config, ConfigError};
-use crate::{migrate, stream, verify, worker};
+use crate::{custody, migrate, stream, verify, worker};
+
+mod lots;
 
 /// sysexits: the configuration is wrong (systemd does not restart on it,
 /// see RestartPreventExitStatus in the unit).
@@ -77,6 +79,27 @@ enum Command {
     },
     /// The fleet's totals and its workers.
     Status(ApiArgs),
+    /// A lot's journey: legs, excursions, gaps, totals per rule and the verdict.
+    Lot {
+        lot: String,
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Flag a lot: every pallet that carried or will carry it raises a
+    /// `recalled` custody alert.
+    Recall {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        lot: String,
+        /// Only this GTIN's lot; any GTIN's when absent.
+        #[arg(long)]
+        gtin: Option<String>,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn load(path: &Path) -> Result<Config, ExitCode> {
@@ -117,6 +140,19 @@ pub fn main() -> ExitCode {
         },
         Command::Migrate { config } => match load(&config) {
             Ok(c) => runtime().block_on(migrate_cmd(c)),
+            Err(code) => code,
+        },
+        Command::Lot { lot, config, json } => match load(&config) {
+            Ok(c) => runtime().block_on(lots::lot_cmd(c, lot, json)),
+            Err(code) => code,
+        },
+        Command::Recall {
+            config,
+            lot,
+            gtin,
+            reason,
+        } => match load(&config) {
+            Ok(c) => runtime().block_on(lots::recall_cmd(c, gtin, lot, reason)),
             Err(code) => code,
         },
         Command::Run { config } => match load(&config) {
@@ -417,6 +453,12 @@ async fn verify_loop(config: Arc<Config>, mut stop: watch::Receiver<bool>) {
                 pg = Some(client);
             }
             Err(e) => warn!("delivery verification round failed: {e}"),
+        }
+        if let Some(client) = pg.as_mut() {
+            if let Err(e) = custody::publish_pending(client, &nats).await {
+                warn!("custody alerts stored, not published yet: {e}");
+                pg = None;
+            }
         }
     }
 }
