@@ -7,12 +7,15 @@
 //! the events they caused are committed in one transaction or not at all.
 
 mod error;
+pub mod journal;
 mod tables;
 mod verify;
 mod writer;
 
 #[cfg(test)]
 mod powercut;
+#[cfg(test)]
+mod powercut_journal;
 #[cfg(test)]
 mod tests;
 
