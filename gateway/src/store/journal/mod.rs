@@ -20,6 +20,7 @@
 //!   segment read is synced, so a later segment never holds records that a
 //!   power cut could leave without the ones before them.
 
+pub mod payload;
 mod record;
 
 use std::fs::{File, OpenOptions};
