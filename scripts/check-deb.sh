@@ -4,24 +4,57 @@
 #  - /etc/coldgate/coldgate.toml is a conffile, a template the packaged binary
 #    refuses until its example sensors are filled in;
 #  - the maintainer scripts create the user before handing it the config;
-#  - the man pages and shell completions are in it.
-# Usage: scripts/check-deb.sh [--no-build path/to/coldgate.deb]
+#  - the man pages and shell completions are in it;
+#  - the binary is the lean daemon (no embedded broker, `coldgate demo` says
+#    so) for the package's architecture.
+# An arm64 or armhf package's binary is run under qemu-user.
+# Usage: scripts/check-deb.sh                                 # amd64: build, check
+#        scripts/check-deb.sh --target TRIPLE [--profile P]   # build with scripts/cross, check
+#        scripts/check-deb.sh --no-build path/to/coldgate.deb ...
+#        scripts/check-deb.sh --with-demo --no-build path/to/coldgate.deb
+# --with-demo: the binary carries the demo (CI's shared arm64 build,
+# scripts/qemu-build.sh); every check but the lean one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/qemu.sh
 
 fail() { echo "check-deb: $*" >&2; exit 1; }
 
-if [ "${1:-}" = "--no-build" ]; then
-    deb=${2:?"--no-build needs the .deb path"}
-else
-    command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
-    cargo build --release -p coldgate
-    scripts/man-and-completions.sh target/release/coldgate
-    # cargo-deb prints the path of the package it wrote as its last line.
-    deb=$(cargo deb -p coldgate --no-build | tail -n 1)
+debs=()
+with_demo=0
+if [ "${1:-}" = "--with-demo" ]; then with_demo=1; shift; fi
+case "${1:-}" in
+    --no-build)
+        shift
+        [ $# -gt 0 ] || fail "--no-build needs the .deb path(s)"
+        debs=("$@") ;;
+    --target)
+        target=${2:?"--target needs a triple"}
+        profile=release
+        [ "${3:-}" = "--profile" ] && profile=${4:?"--profile needs a name"}
+        bash scripts/cross --profile "$profile" "$target"
+        debs=("target/$target/debian/"coldgate_*.deb) ;;
+    "")
+        command -v cargo-deb >/dev/null 2>&1 || cargo install cargo-deb --locked
+        # The package ships the lean daemon, as the ARM ones do.
+        cargo build --release -p coldgate --bin coldgate --no-default-features
+        scripts/man-and-completions.sh target/release/coldgate
+        # cargo-deb prints the path of the package it wrote as its last line.
+        debs=("$(cargo deb -p coldgate --no-build --no-default-features | tail -n 1)") ;;
+    *) fail "unknown argument $1" ;;
+esac
+if [ "${#debs[@]}" -gt 1 ]; then
+    for d in "${debs[@]}"; do
+        if [ "$with_demo" = 1 ]; then bash "$0" --with-demo --no-build "$d"; else bash "$0" --no-build "$d"; fi
+    done
+    exit 0
 fi
+deb=${debs[0]}
 [ -f "$deb" ] || fail "no package at '$deb'"
 echo "check-deb: $deb"
+# How to run the packaged binary here, and the ELF machine it must be.
+arch=$(dpkg-deb -f "$deb" Architecture)
+qemu_runner "$arch" || fail "cannot run the $arch binary here"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -53,7 +86,7 @@ for path in /usr/share/man/man1/coldgate.1.gz /usr/share/man/man1/coldgate-check
     /usr/share/fish/vendor_completions.d/coldgate.fish; do
     [ -s "$tmp/root$path" ] || fail "$path is not in the package"
 done
-"$tmp/root$bin" completions bash | cmp -s - "$tmp/root/usr/share/bash-completion/completions/coldgate" \
+"${run[@]}" "$tmp/root$bin" completions bash | cmp -s - "$tmp/root/usr/share/bash-completion/completions/coldgate" \
     || fail "the packaged bash completion is not the packaged binary's"
 grep -qx "$config" "$tmp/control/conffiles" || fail "$config is not a conffile"
 grep -q '^StateDirectory=coldgate$' "$unit" || fail "unit has no StateDirectory=coldgate"
@@ -73,13 +106,31 @@ sh -n "$tmp/control/postinst" || fail "postinst is not valid sh"
 # (exit 78, "no sensors configured") and accepts it once its example sensors
 # are un-commented, as docs/install.md tells the installer to.
 set +e
-"$tmp/root$bin" check-config --config "$tmp/root$config" 2>"$tmp/refused"
+"${run[@]}" "$tmp/root$bin" check-config --config "$tmp/root$config" 2>"$tmp/refused"
 status=$?
 set -e
 [ "$status" -eq 78 ] || fail "the shipped config is not refused by check-config (exit $status)"
 grep -q 'no sensors configured' "$tmp/refused" || fail "check-config does not say 'no sensors configured': $(cat "$tmp/refused")"
 sed '/^# --- example sensors ---$/,/^# --- end of example sensors ---$/{/^# --- /d;s/^# \{0,1\}//}' \
     "$tmp/root$config" >"$tmp/filled.toml"
-"$tmp/root$bin" check-config --config "$tmp/filled.toml" || fail "the shipped config with its examples filled in does not pass check-config"
+"${run[@]}" "$tmp/root$bin" check-config --config "$tmp/filled.toml" || fail "the shipped config with its examples filled in does not pass check-config"
+
+# The lean daemon for this architecture: no embedded broker in it (rumqttd's
+# source paths, its panic locations, are in any binary that links it), and
+# the demo says so.
+readelf -h "$tmp/root$bin" | grep -q "Machine:.*$machine" || fail "$bin is not a $machine binary"
+if [ "$with_demo" = 1 ]; then
+    echo "check-deb: $arch, $bin $(stat -c %s "$tmp/root$bin") bytes, with the demo (--with-demo: lean not checked)"
+    echo "check-deb: OK"
+    exit 0
+fi
+if grep -aq 'rumqttd-0\.' "$tmp/root$bin"; then
+    fail "$bin carries the embedded broker (rumqttd): build with --no-default-features"
+fi
+if "${run[@]}" "$tmp/root$bin" demo --duration 1s >"$tmp/demo.out" 2>&1; then
+    fail "'coldgate demo' ran in the packaged build"
+fi
+grep -q 'has no demo' "$tmp/demo.out" || { cat "$tmp/demo.out"; fail "'coldgate demo' does not say this build has no demo"; }
+echo "check-deb: $arch, $bin $(stat -c %s "$tmp/root$bin") bytes, lean"
 
 echo "check-deb: OK"

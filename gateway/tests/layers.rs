@@ -7,6 +7,9 @@
 //!   in [`ORDER`] (so there is no loop and nothing imports against the flow);
 //! - inside a module, its children do not import each other in a loop.
 //!
+//! A third rule of the house is kept here too: a file over 500 lines says
+//! why it is one room.
+//!
 //! Test code (files named `tests.rs` or `*_tests.rs`, and whatever follows
 //! the first `#[cfg(test)]` of a file) is left out: a test may reach for any
 //! module to set up its case without changing what the product depends on.
@@ -136,6 +139,37 @@ fn assert_no_loops(graph: &Graph) {
         }
     }
     assert!(loops.is_empty(), "import loops:\n{}", loops.join("\n"));
+}
+
+/// Past this many lines of product code (an inline `#[cfg(test)] mod`
+/// block at the end is not counted), a file says why it is one room.
+const ROOM_LINES: usize = 500;
+
+#[test]
+fn a_file_over_500_lines_says_in_its_first_comment_why_it_is_one_room() {
+    let mut files = Vec::new();
+    walk(&src_dir(), &src_dir(), &mut files);
+    let mut silent = Vec::new();
+    for (_, name, text) in &files {
+        let lines: Vec<&str> = text.lines().collect();
+        let inline_tests = lines
+            .windows(2)
+            .position(|w| w[0] == "#[cfg(test)]" && w[1].starts_with("mod ") && w[1].ends_with('{'))
+            .unwrap_or(lines.len());
+        let first_comment: Vec<&str> = lines
+            .iter()
+            .take_while(|l| l.starts_with("//!"))
+            .copied()
+            .collect();
+        if inline_tests > ROOM_LINES && !first_comment.iter().any(|l| l.contains("One room:")) {
+            silent.push(format!("{name}: {inline_tests} lines"));
+        }
+    }
+    assert!(
+        silent.is_empty(),
+        "over {ROOM_LINES} lines without `//! One room: <why>` in the first comment (split it, or say why not):\n{}",
+        silent.join("\n")
+    );
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! `status`, `sensors`, `events`, `manifest`, `scan`, `lot`. Human tables
 //! by default, `--json` for scripts. A daemon that does not answer is one
 //! line saying so, and exit code 69 (EX_UNAVAILABLE).
+//!
+//! One room: each command is a request to the daemon and a table of its answer; the shared
+//! client, errors and table helpers are most of the file.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

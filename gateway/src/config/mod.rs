@@ -5,6 +5,10 @@
 //! key or wrong type, with its key path, stop it), then
 //! [`Config::validate`] checks the meaning and reports *every* problem at once,
 //! so an installer fixes a file in one round instead of ten.
+//!
+//! One room: the configuration is one serde tree (`deny_unknown_fields` at every level) whose
+//! defaults are documented beside their fields; splitting the structs would scatter the one file
+//! an operator reads.
 
 mod bytes;
 mod load;

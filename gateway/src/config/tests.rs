@@ -1,3 +1,7 @@
+//! Tests of loading and meaning checks.
+//!
+//! One room: every test starts from the same MINIMAL file and the same `problems`/`has` helpers.
+
 use super::*;
 
 const MINIMAL: &str = r#"

@@ -3,6 +3,9 @@
 //! the checks that do (TLS, password, token) are `daemon::preflight`, run
 //! by check-config and at start, so a report read on a laptop does not need
 //! the gateway's keys.
+//!
+//! One room: `validate` must report every problem at once, so each section's checks push into one
+//! list and share the id and reference tables built at its start.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -5,6 +5,7 @@
 pub mod lifecycle;
 pub mod notify;
 pub mod preflight;
+pub mod trim;
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use coldgate_sensor_drivers::modbus::HealthMap;
 use coldgate_sensor_drivers::{Reading, Source};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::config::Config;
@@ -262,6 +263,18 @@ impl Gateway {
                 })
             })
             .transpose()?;
+
+        // Start-up's code and freed heap are not the steady state's: hand
+        // their pages back (trim.rs).
+        tokio::spawn(async {
+            tokio::time::sleep(trim::AFTER).await;
+            match trim::unmap_startup_pages() {
+                Ok(bytes) => info!(bytes, "Start-up's executable pages unmapped."),
+                Err(error) => warn!(%error, "Cannot unmap start-up's executable pages."),
+            }
+            let released = trim::release_free_heap();
+            info!(released, "Start-up's freed heap pages handed back.");
+        });
 
         Ok(Gateway {
             store,

@@ -6,6 +6,10 @@
 //! its zone, or the zone's own profile when the zone is empty; and any profile
 //! whose condition on this sensor is still open, so an excursion outlives the
 //! unload of its last pallet and still ends with its statistics.
+//!
+//! One room: the engine applies a reading to every rule, the manifest and the ledger in one step,
+//! so that all of a reading's consequences are in one state change (committed whole or not at
+//! all).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

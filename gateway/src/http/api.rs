@@ -1,6 +1,9 @@
 //! The JSON endpoints. Each answers from memory ([`super::Live`], the
 //! drivers' diagnostics, the link state) or from one read transaction on the
 //! blocking pool; manifest commands go to ingest and wait for its commit.
+//!
+//! One room: the JSON endpoints share their extractors, limits and store reads; the larger ones
+//! (charts, metrics) have files of their own.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,4 +1,7 @@
 //! Binding, routing, authentication and the limits every request passes.
+//!
+//! One room: binding, the accept loop, authentication, host checks and the request limits are the
+//! one path every request takes; apart, the limits could be skipped by a route.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};

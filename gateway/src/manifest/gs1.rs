@@ -11,6 +11,10 @@
 //! Sources: GS1 General Specifications (AI table §3, character set 82 §7.11, century of
 //! YYMMDD dates §7.12, check digit §7.9, symbology identifiers §5) and the GS1 Digital Link
 //! URI Syntax standard 1.2. See `docs/gs1.md`.
+//!
+//! One room: element strings, Digital Link URIs and raw scans resolve to the same GS1 keys
+//! through one table of application identifiers and one check-digit rule; split, each would need
+//! the other's internals.
 
 use std::collections::BTreeMap;
 

@@ -11,6 +11,9 @@
 //! connection are dropped with it, so no stale request can be sent later and
 //! matched to the wrong seq. After every (re)connect the whole outbox is
 //! resent from its start; subscribers drop duplicates by `event_id`.
+//!
+//! One room: the publisher is one select loop (outbox, PUBACKs, commands, replay, status) over
+//! one connection; its pure parts are flight.rs, link.rs, status.rs, replay.rs and manifest.rs.
 
 mod flight;
 mod link;

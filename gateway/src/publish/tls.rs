@@ -9,6 +9,9 @@
 //! The ring provider is named explicitly (no process-wide default), TLS 1.2
 //! and 1.3 only, its cipher suites in the order this CPU runs fastest
 //! ([`suites`]).
+//!
+//! One room: the connection and `check-config` must build the client configuration with the same
+//! code, so a file that passes the check also connects.
 
 mod suites;
 pub use suites::{Preference, PREFER_ENV};

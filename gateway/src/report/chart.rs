@@ -26,6 +26,9 @@
 //! begin/end marker pair by a `<g …>`/`</g>`. The SVG backend writes one
 //! element per line, and only `<svg>` and `<text>` are non-empty elements, so
 //! the groups are always balanced.
+//!
+//! One room: the axes, bands, marks and the min/max downsampling are drawn into one plotters
+//! context and must agree on its scale.
 
 use std::ops::Range;
 

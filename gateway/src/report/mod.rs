@@ -12,6 +12,10 @@
 //! Over 500 lines because `build` gathers every fact in one pass over the
 //! store; what is decided from the facts lives beside it in `report/`
 //! (`findings`, `record`, `verdict`) and the layout in `html`.
+//!
+//! One room: `build` gathers what every section of the report reads (stays, excursions, MKT,
+//! gaps) in one pass over the store; the verdict, findings, record and HTML each have files of
+//! their own.
 
 pub mod chart;
 mod findings;

@@ -1,3 +1,7 @@
+//! Tests of the trip report over a real redb file filled by the real excursion engine.
+//!
+//! One room: the cases share one trip builder and one store fixture, which are most of their length.
+
 //! The report over a real redb file filled by the real excursion engine.
 
 use std::sync::Arc;

@@ -5,6 +5,9 @@
 //! diagnostics, `coldgate export`). Writing goes through [`Writer`], which
 //! only ingest owns: one writer, so a batch's readings, the engine state and
 //! the events they caused are committed in one transaction or not at all.
+//!
+//! One room: the read side, every query readers make through one `Store` handle; the writer,
+//! tables, verification and the power-cut harness have files of their own.
 
 mod error;
 pub mod journal;

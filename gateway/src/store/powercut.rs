@@ -11,6 +11,9 @@
 //! Shared by the unit test (a CI-sized count) and `benches/powercut.rs`
 //! (thousands), which includes this file: it names the coldgate API only
 //! through `crate::store` and `crate::audit`, which the bench re-exports.
+//!
+//! One room: the write log, the crash images built from it and the checks of each image are one
+//! harness; its cases are its tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;

@@ -1,3 +1,7 @@
+//! Tests of the store over real redb files.
+//!
+//! One room: the cases share the reading and event builders and the reopen helpers.
+
 use std::sync::Arc;
 
 use coldgate_sensor_drivers::{Quantity, Reading};

@@ -1,5 +1,8 @@
 //! The single writer. Ingest hands it everything one batch produced and it
 //! commits it in one durable transaction: one fsync per batch.
+//!
+//! One room: every table one batch touches is written in one transaction here, the only place
+//! that writes the file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -17,6 +17,9 @@
 //! When exactly one reading of a span was changed, their differences give
 //! its position, so `verify` can name it instead of only the span. It is a
 //! pointer for an investigator, not evidence: the digest is the evidence.
+//!
+//! One room: the checkpoint's digest is computed when it is written and when it is verified; both
+//! must walk the readings the same way.
 
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,7 @@
+//! Tests of the engine: readings in, events and state out.
+//!
+//! One room: every case builds the engine from the same configuration helpers.
+
 use super::*;
 use crate::event::EventKind;
 use serde_json::{json, Value};

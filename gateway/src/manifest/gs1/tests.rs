@@ -1,5 +1,8 @@
 //! Unit and property tests of GS1 parsing; example keys are those of the GS1 General
 //! Specifications and Digital Link standard, check digits recomputed by hand.
+//!
+//! One room: every case is a published GS1 example or a property over the same parser, and they
+//! share its generators.
 
 use super::*;
 use proptest::prelude::*;
