@@ -10,6 +10,9 @@
 //! must replay a prefix of what was appended holding every record whose
 //! sync returned, exactly as appended, and then live a second life (an
 //! append after the crash must read back after the prefix).
+//!
+//! One room: the write log, the images cut from it and their checks are one
+//! harness, shared by the journal-alone and the journal-and-fold workloads.
 
 use std::fs::File;
 use std::io;

@@ -19,6 +19,9 @@
 //! - a segment is synced before the next is begun, and at open every
 //!   segment read is synced, so a later segment never holds records that a
 //!   power cut could leave without the ones before them.
+//!
+//! One room: the three rules above bind replay, append, roll and recycle
+//! together; split, each half would keep only some of them in sight.
 
 pub mod payload;
 mod record;
