@@ -310,13 +310,13 @@ async fn run(config: Config) -> ExitCode {
     let config = Arc::new(config);
     // The schema must be there: a worker never migrates on its own, so
     // two versions of the binary never race over it.
-    let mut backoff = worker::Backoff::new(config.worker.backoff_max);
+    let mut backoff = worker::pauses(config.worker.backoff_max);
     let client = loop {
         match worker::pg_connect(&config).await {
             Ok(c) => break c,
             Err(e) => {
                 warn!("waiting for PostgreSQL: {e}");
-                tokio::time::sleep(backoff.step()).await;
+                tokio::time::sleep(backoff.next_delay()).await;
             }
         }
     };

@@ -10,6 +10,7 @@
 //! transaction, so two workers briefly sharing a partition count nothing
 //! twice.
 
+use coldgate_sensor_drivers::Backoff;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,27 +38,10 @@ pub async fn pg_connect(config: &Config) -> Result<Client, tokio_postgres::Error
     Ok(client)
 }
 
-/// Doubling pauses up to a limit, for PostgreSQL or NATS being away.
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(max: Duration) -> Backoff {
-        Backoff {
-            next: Duration::from_millis(100),
-            max,
-        }
-    }
-    pub fn step(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-    pub fn reset(&mut self) {
-        self.next = Duration::from_millis(100);
-    }
+/// Doubling pauses from 100 ms up to `max`, for PostgreSQL or NATS being
+/// away: the project's one backoff, as the gateway's sources and uplink use.
+pub fn pauses(max: Duration) -> Backoff {
+    Backoff::new(Duration::from_millis(100), max)
 }
 
 struct Running {
@@ -81,7 +65,7 @@ pub async fn run(config: Arc<Config>, mut shutdown: watch::Receiver<bool>) -> an
     let tick = config.worker.lease / 3;
     let mut running: BTreeMap<u32, Running> = BTreeMap::new();
     let mut pg: Option<Client> = None;
-    let mut backoff = Backoff::new(config.worker.backoff_max);
+    let mut backoff = pauses(config.worker.backoff_max);
     loop {
         if pg.as_ref().is_none_or(|c| c.is_closed()) {
             pg = match pg_connect(&config).await {
@@ -129,7 +113,11 @@ pub async fn run(config: Arc<Config>, mut shutdown: watch::Receiver<bool>) -> an
                 }
             }
         }
-        let pause = if pg.is_some() { tick } else { backoff.step() };
+        let pause = if pg.is_some() {
+            tick
+        } else {
+            backoff.next_delay()
+        };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => {}
@@ -240,7 +228,7 @@ async fn partition_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut pg: Option<Client> = None;
-    let mut backoff = Backoff::new(config.worker.backoff_max);
+    let mut backoff = pauses(config.worker.backoff_max);
     while !*stop.borrow() {
         let fetched = tokio::select! {
             r = fetch(&consumer, &config) => r,
@@ -253,7 +241,7 @@ async fn partition_loop(
             }
             Err(e) => {
                 warn!(partition, "fetch failed: {e}");
-                tokio::time::sleep(backoff.step()).await;
+                tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
         };
@@ -269,7 +257,7 @@ async fn partition_loop(
             .collect();
         // The batch is held until it is committed: nothing is acked while
         // PostgreSQL is away, and the messages are kept from redelivery.
-        let mut retry = Backoff::new(config.worker.backoff_max.min(config.worker.ack_wait / 3));
+        let mut retry = pauses(config.worker.backoff_max.min(config.worker.ack_wait / 3));
         let applied = loop {
             match apply_batch(&mut pg, &config, &items).await {
                 Ok(a) => break Some(a),
@@ -280,7 +268,7 @@ async fn partition_loop(
                         let _ = m.ack_with(AckKind::Progress).await;
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(retry.step()) => {}
+                        _ = tokio::time::sleep(retry.next_delay()) => {}
                         _ = stop.changed() => {}
                     }
                     if *stop.borrow() {

@@ -305,7 +305,7 @@ fn missing_mismatched_and_half_configured_files_are_named_with_their_keys() {
     let other = pki.ca.issue(dir.path(), "other", "test-gw", &[], None);
     let problems = |tls: String| {
         let config = gateway_config(dir.path(), 8883, &tls);
-        match coldgate::config::load(&config) {
+        match coldgate::daemon::preflight::load(&config) {
             Ok(_) => Vec::new(),
             Err(e) => e.problems(),
         }

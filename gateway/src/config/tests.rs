@@ -4,7 +4,7 @@
 
 use super::*;
 
-const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 gateway_id = "g1"
 [[profiles]]
 id = "refrigerated"

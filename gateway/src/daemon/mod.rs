@@ -40,7 +40,7 @@ pub enum DaemonError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Http(#[from] crate::http::DiagError),
+    Http(#[from] crate::http::HttpError),
     #[error("ingest task failed: {0}")]
     Join(String),
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError, Problem};
-use crate::http::{read_token, DiagError};
+use crate::http::{read_token, HttpError};
 use crate::publish::tls::{self, TlsError};
 
 /// Reads, parses and checks `path`, files included.
@@ -42,7 +42,7 @@ pub fn problems(c: &Config) -> Vec<Problem> {
             if let Err(e) = read_token(path) {
                 let problem = Problem::new("http.token_file", e.to_string());
                 p.push(match &e {
-                    DiagError::TokenRead { source, .. } => problem.unreadable(source.kind()),
+                    HttpError::TokenRead { source, .. } => problem.unreadable(source.kind()),
                     _ => problem,
                 });
             }
@@ -62,20 +62,7 @@ fn tls_problem(problem: Problem, e: &TlsError) -> Problem {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
-gateway_id = "g1"
-[[profiles]]
-id = "refrigerated"
-limits = [{ quantity = "temperature", low = 2.0, high = 8.0, delay = "5m" }]
-[[zones]]
-id = "rear"
-profile = "refrigerated"
-[[sensors]]
-id = "rear-1"
-zone = "rear"
-kind = "sim"
-[sim]
-"#;
+    use crate::config::tests::MINIMAL;
 
     fn problems_of(text: &str) -> Vec<Problem> {
         match parse(text, "test.toml") {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub const MIN_TOKEN_LEN: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DiagError {
+pub enum HttpError {
     #[error("http.token_file {path}: cannot read it: {source}")]
     TokenRead {
         path: PathBuf,
@@ -43,12 +43,12 @@ pub enum DiagError {
 
 /// Reads the bearer token: the file's first line, trimmed; at least
 /// [`MIN_TOKEN_LEN`] characters, none of them blank or control characters.
-pub fn read_token(path: &Path) -> Result<String, DiagError> {
+pub fn read_token(path: &Path) -> Result<String, HttpError> {
     let read = crate::config::read_bounded(path, crate::config::MAX_FILE_SIZE).and_then(|b| {
         String::from_utf8(b)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
     });
-    let text = read.map_err(|source| DiagError::TokenRead {
+    let text = read.map_err(|source| HttpError::TokenRead {
         path: path.to_path_buf(),
         source,
     })?;
@@ -57,7 +57,7 @@ pub fn read_token(path: &Path) -> Result<String, DiagError> {
         || token.contains(['\n', '\r'])
         || token.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(DiagError::TokenWeak {
+        return Err(HttpError::TokenWeak {
             path: path.to_path_buf(),
         });
     }
@@ -75,9 +75,9 @@ mod tests {
         std::fs::write(&p, "0123456789abcdef\n").unwrap();
         assert_eq!(read_token(&p).unwrap(), "0123456789abcdef");
         std::fs::write(&p, "short\n").unwrap();
-        assert!(matches!(read_token(&p), Err(DiagError::TokenWeak { .. })));
+        assert!(matches!(read_token(&p), Err(HttpError::TokenWeak { .. })));
         std::fs::write(&p, "0123456789abcdef\nsecond line\n").unwrap();
-        assert!(matches!(read_token(&p), Err(DiagError::TokenWeak { .. })));
+        assert!(matches!(read_token(&p), Err(HttpError::TokenWeak { .. })));
         let missing = dir.path().join("missing");
         let e = read_token(&missing).unwrap_err().to_string();
         assert!(

@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::{info, warn};
 
 use super::ctx::{error, Ctx};
-use super::{api, metrics, read_token, zone_chart, DiagError};
+use super::{api, metrics, read_token, zone_chart, HttpError};
 use crate::config::HttpConfig;
 
 /// Requests served at once; more get 503 at once instead of queueing work
@@ -80,7 +80,7 @@ pub struct Bound {
 impl HttpServer {
     /// Reads the token and binds `http.listen`. `None` when `http.enabled`
     /// is false.
-    pub fn bind(http: &HttpConfig) -> Result<Option<Bound>, DiagError> {
+    pub fn bind(http: &HttpConfig) -> Result<Option<Bound>, HttpError> {
         if !http.enabled {
             info!("The HTTP API is disabled (http.enabled = false).");
             return Ok(None);
@@ -90,9 +90,9 @@ impl HttpServer {
             None => None,
         };
         if token.is_none() && !crate::config::is_loopback(http.listen.ip()) {
-            return Err(DiagError::TokenRequired { addr: http.listen });
+            return Err(HttpError::TokenRequired { addr: http.listen });
         }
-        let bind = |source| DiagError::Bind {
+        let bind = |source| HttpError::Bind {
             addr: http.listen,
             source,
         };
@@ -110,7 +110,7 @@ impl HttpServer {
 
 impl Bound {
     /// Serves on the current tokio runtime.
-    pub fn serve(self, ctx: Ctx) -> Result<HttpServer, DiagError> {
+    pub fn serve(self, ctx: Ctx) -> Result<HttpServer, HttpError> {
         let Bound {
             listener,
             addr,
@@ -118,7 +118,7 @@ impl Bound {
             http,
         } = self;
         let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|source| DiagError::Bind { addr, source })?;
+            .map_err(|source| HttpError::Bind { addr, source })?;
         let authenticated = token.is_some();
         let app = router(
             ctx,

@@ -130,6 +130,10 @@ pub struct Ingest {
     outbox_cap: Option<u64>,
     /// Inside an outbox pressure episode: telemetry dropped in it so far.
     pressure: Option<u64>,
+    /// The database's dropped-telemetry count before the open episode.
+    pressure_base: u64,
+    /// The episode started or ended since the last commit: its row is due.
+    pressure_due: bool,
     /// `mqtt.max_payload`: events naming more pallets are stored in parts.
     max_payload: usize,
     /// Set for the last commit of a clean stop (see [`Lifecycle`]).
@@ -177,6 +181,8 @@ impl Ingest {
             telemetry_sent: None,
             outbox_cap: None,
             pressure: None,
+            pressure_base: 0,
+            pressure_due: false,
         }
     }
 
@@ -263,7 +269,7 @@ impl Ingest {
             && !self.writer.has_staged()
     }
 
-    /// Reports last values and counters to `live` (see `diag::live`).
+    /// Reports last values and counters to `live` (see `crate::live`).
     pub fn with_live(mut self, live: crate::live::Live) -> Ingest {
         self.live = Some(live);
         self
@@ -520,19 +526,26 @@ impl Ingest {
             clean: self.stopped_cleanly,
         }
         .encode()?;
-        let both = [(LIFECYCLE, alive.as_slice())];
-        let named: &[(&str, &[u8])] = if lifecycle { &both } else { &[] };
+        let pressure = self.pressure_row()?;
+        let mut named: Vec<(&str, &[u8])> = Vec::new();
+        if lifecycle {
+            named.push((LIFECYCLE, alive.as_slice()));
+        }
+        if let Some(row) = &pressure {
+            named.push((pressure::PRESSURE, row.as_slice()));
+        }
         self.writer.set_state_rows(std::mem::take(&mut delta.rows));
         let done = self.writer.commit_with_audit(
             &self.readings,
             &self.events,
             &self.acked,
-            named,
+            &named,
             Some(trim),
             &self.audit,
         )?;
         self.snapshot.committed(self.engine.state(), &delta);
         self.lifecycle_due = false;
+        self.pressure_due = false;
         self.totals.readings += done.readings as u64;
         self.totals.events += done.events as u64;
         self.totals.audit += done.audit as u64;

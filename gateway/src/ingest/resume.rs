@@ -47,6 +47,7 @@ impl Ingest {
     /// judged quantity not seen for longer than its silence limit gets a
     /// gap whose cause is the downtime (`Engine::resume`).
     pub(super) fn resume(&mut self) {
+        self.resume_pressure();
         let last = match self.writer.store().state(LIFECYCLE) {
             Ok(Some(bytes)) => Lifecycle::decode(&bytes),
             Ok(None) => None,
