@@ -28,7 +28,7 @@ use redb::{BackendError, StorageBackend};
 
 use super::journal::{real_files, Journal, Kind, Opener, Options, SegmentFile};
 use super::powercut::{crash_image, image_rng, Loss, Op, LOSSES};
-use super::Store;
+use super::{Batch, Store};
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -537,13 +537,11 @@ fn record_folds(dir: &Path, seed: u64, batches: usize) -> io::Result<FoldRecorde
             let began = log.position();
             let readings: Vec<Reading> = (folded + 1..=count).map(reading_of).collect();
             writer
-                .commit(
-                    &readings,
-                    &[],
-                    &[],
-                    &[(FOLDED, count.to_le_bytes().as_slice())],
-                    None,
-                )
+                .commit(&Batch {
+                    readings: readings.clone(),
+                    state: vec![(FOLDED.into(), count.to_le_bytes().to_vec())],
+                    ..Batch::default()
+                })
                 .map_err(io::Error::other)?;
             recorded.folds.push(Fold {
                 began,
