@@ -47,6 +47,9 @@ use crate::telemetry::Aggregator;
 mod audit_tests;
 mod clock_watch;
 mod commands;
+mod journal;
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod load_answer_tests;
 mod outage;
@@ -55,6 +58,7 @@ mod resume;
 #[cfg(test)]
 mod tests;
 
+pub use journal::{FoldPolicy, FOLDED};
 use outage::Outage;
 pub use outage::OUTAGE_BUFFER_READINGS;
 pub use resume::{Lifecycle, LIFECYCLE};
@@ -144,6 +148,9 @@ pub struct Ingest {
     set_aside_rx: Option<mpsc::UnboundedReceiver<crate::store::SetAside>>,
     /// How far a load command's `loaded_at` may be from the clock.
     load_time_limits: crate::manifest::LoadTimeLimits,
+    /// The reading journal, when routine batches go there and redb is
+    /// written by folds (see `journal.rs`).
+    journal: Option<journal::JournalSide>,
 }
 
 /// `mqtt.max_payload`'s default, for ingest built without a configuration.
@@ -180,6 +187,7 @@ impl Ingest {
             pressure: None,
             pressure_base: 0,
             pressure_due: false,
+            journal: None,
         }
     }
 
@@ -288,6 +296,7 @@ impl Ingest {
     /// Runs until the readings channel closes (every source has stopped),
     /// then commits what it holds and returns.
     pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
+        self.replay_journal()?;
         self.resume();
         let mut commands = self.commands.take();
         let mut tick = interval(self.opts.batch_interval);
@@ -301,20 +310,20 @@ impl Ingest {
         loop {
             tokio::select! {
                 biased;
-                r = ch.readings.recv(), if self.batch.readings.len() < self.opts.batch_size * 4 || self.outage.is_some() => {
+                r = ch.readings.recv(), if self.unsaved() < self.opts.batch_size * 4 || self.outage.is_some() => {
                     let Some(r) = r else { break };
                     self.accept(r);
                     // Take what is already queued without going round the select.
-                    while self.batch.readings.len() < self.opts.batch_size {
+                    while self.unsaved() < self.opts.batch_size {
                         match ch.readings.try_recv() {
                             Ok(r) => self.accept(r),
                             Err(_) => break,
                         }
                     }
-                    let due = !self.batch.events.is_empty() || self.batch.readings.len() >= self.opts.batch_size;
+                    let due = !self.batch.events.is_empty() || self.unsaved() >= self.opts.batch_size;
                     // While the disk fails, only the timer retries.
                     if due && self.outage.is_none() {
-                        self.commit(&ch.committed);
+                        self.save(&ch.committed);
                         // A full interval from now: at high rates the size
                         // trigger alone paces commits.
                         tick.reset();
@@ -362,6 +371,9 @@ impl Ingest {
                     // out between readings: the newest of the wall clock and
                     // the readings (a simulator may run ahead of the wall).
                     let now = self.newest_ms.max(self.clock.wall_ms());
+                    if let Err(error) = self.journal_tick(now) {
+                        self.on_commit_failed(&error);
+                    }
                     let events = self.engine.tick(now);
                     self.push_events(events);
                     if let Some(agg) = self.telemetry.as_mut() {
@@ -372,7 +384,7 @@ impl Ingest {
                     if self.outage.is_some() {
                         self.retry(&ch.committed);
                     } else if !self.idle() {
-                        self.commit(&ch.committed);
+                        self.save(&ch.committed);
                     }
                 }
             }
@@ -445,7 +457,10 @@ impl Ingest {
         self.push_events(events);
         match &mut self.outage {
             Some(o) if self.batch.readings.len() >= OUTAGE_BUFFER_READINGS => o.dropped += 1,
-            _ => self.batch.readings.push(r),
+            _ => {
+                self.journal_reading(&r);
+                self.batch.readings.push(r)
+            }
         }
     }
 
@@ -542,7 +557,16 @@ impl Ingest {
         }
         self.batch.rows = std::mem::take(&mut delta.rows);
         self.batch.trim = Some(trim);
+        let folded = self.journal_before_fold()?;
+        if let Some(lsn) = folded {
+            self.batch
+                .state
+                .push((journal::FOLDED.into(), lsn.to_le_bytes().to_vec()));
+        }
         let done = self.writer.commit(&self.batch)?;
+        if let Some(lsn) = folded {
+            self.journal_folded(lsn);
+        }
         self.snapshot.committed(self.engine.state(), &delta);
         self.lifecycle_due = false;
         self.pressure_due = false;
