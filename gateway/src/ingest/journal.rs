@@ -65,7 +65,10 @@ pub(super) struct JournalSide {
     /// turn's record, so replay sees readings and turns in their order.
     pending: Vec<Reading>,
     /// Readings appended since the last sync.
-    unsynced: bool,
+    unsynced: usize,
+    /// Readings made durable by syncs since the last fold, already counted
+    /// as committed: the fold counts only the rest.
+    synced: usize,
     /// When the last fold committed (monotonic ms); `None` before the first.
     folded_at_ms: Option<i64>,
     /// The records after the last fold, read at open: replayed at the start
@@ -110,7 +113,8 @@ impl Ingest {
             policy,
             index: HashMap::new(),
             pending: Vec::new(),
-            unsynced: false,
+            unsynced: 0,
+            synced: 0,
             folded_at_ms: None,
             tail,
             replaying: false,
@@ -180,8 +184,8 @@ impl Ingest {
             payload::encode_readings(&mut buf, chunk)?;
             j.journal.append(Kind::Readings, &buf)?;
         }
+        j.unsynced += j.pending.len();
         j.pending.clear();
-        j.unsynced = true;
         Ok(())
     }
 
@@ -229,9 +233,13 @@ impl Ingest {
 
     fn sync_journal(&mut self) -> Result<(), StoreError> {
         self.flush_journal()?;
-        if let Some(j) = self.journal.as_mut().filter(|j| j.unsynced) {
+        if let Some(j) = self.journal.as_mut().filter(|j| j.unsynced > 0) {
             j.journal.sync()?;
-            j.unsynced = false;
+            if let Some(live) = &self.live {
+                live.committed(j.unsynced as u64, 0);
+            }
+            j.synced += j.unsynced;
+            j.unsynced = 0;
         }
         Ok(())
     }
@@ -246,6 +254,15 @@ impl Ingest {
             .map(|j| j.journal.next_lsn().saturating_sub(1)))
     }
 
+    /// Of `readings` a commit stored, those not yet counted as durable (a
+    /// journal sync counted them already).
+    pub(super) fn newly_durable(&self, readings: usize) -> usize {
+        match &self.journal {
+            Some(j) => readings.saturating_sub(j.synced),
+            None => readings,
+        }
+    }
+
     /// After a fold committed: the segments it covers are recycled.
     pub(super) fn journal_folded(&mut self, folded: u64) {
         let now = self.clock.mono_ms();
@@ -253,6 +270,8 @@ impl Ingest {
             return;
         };
         j.index.clear();
+        j.unsynced = 0;
+        j.synced = 0;
         j.folded_at_ms = Some(now);
         if let Err(error) = j.journal.recycle(folded) {
             // Only more to replay at the next start.
@@ -302,6 +321,8 @@ impl Ingest {
         }
         if let Some(j) = self.journal.as_mut() {
             j.replaying = false;
+            // Durable already (they were read back): not counted again.
+            j.synced = usize::try_from(readings).unwrap_or(usize::MAX);
         }
         info!(
             readings,

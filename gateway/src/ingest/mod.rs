@@ -564,6 +564,7 @@ impl Ingest {
                 .push((journal::FOLDED.into(), lsn.to_le_bytes().to_vec()));
         }
         let done = self.writer.commit(&self.batch)?;
+        let newly_durable = self.newly_durable(done.readings);
         if let Some(lsn) = folded {
             self.journal_folded(lsn);
         }
@@ -575,7 +576,7 @@ impl Ingest {
         self.totals.audit += done.audit as u64;
         self.totals.commits += 1;
         if let Some(live) = &self.live {
-            live.committed(done.readings as u64, done.events as u64);
+            live.committed(newly_durable as u64, done.events as u64);
         }
         self.heartbeat.send_replace(std::time::Instant::now());
         debug!(

@@ -59,6 +59,14 @@ impl SegmentFile for File {
 /// Opens a segment file for reading and writing (it exists).
 pub type Opener = Box<dyn Fn(&Path) -> io::Result<Box<dyn SegmentFile>> + Send>;
 
+/// The journal's directory for the database at `db`: beside it, named
+/// after it, so a copy of the two together is a copy of the gateway's data.
+pub fn dir_beside(db: &Path) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".journal");
+    db.with_file_name(name)
+}
+
 /// The real files.
 pub fn real_files() -> Opener {
     Box::new(|path| {
