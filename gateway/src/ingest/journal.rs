@@ -140,8 +140,16 @@ impl Ingest {
     }
 
     /// A timer turn at `now_ms`, journalled after the readings before it.
+    /// Not while nothing waits for a fold: an idle gateway would otherwise
+    /// pile up turns that no sync ever writes. Replay then starts from the
+    /// folded state and the first turn journalled after a reading; the
+    /// engine judges a turn by its time, not by the turns before it (to be
+    /// held against the reference model, docs/journal.md).
     pub(super) fn journal_tick(&mut self, now_ms: i64) -> Result<(), StoreError> {
         self.flush_journal()?;
+        if self.batch.readings.is_empty() {
+            return Ok(());
+        }
         if let Some(j) = self.journal.as_mut().filter(|j| !j.replaying) {
             j.journal.append(Kind::Tick, &now_ms.to_le_bytes())?;
         }
