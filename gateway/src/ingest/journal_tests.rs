@@ -169,12 +169,30 @@ async fn readings_journalled_before_a_kill_are_folded_by_the_next_start_each_onc
     let start = now_ms() - 60_000;
     let mut sent = run(ingest(&f), 100, start, true).await;
     let folded = stored(&f.db).len();
+    assert!(
+        unfolded(&f) > 0,
+        "the kill left nothing in the journal alone"
+    );
     // The proof that the journal carried them: redb held only the first
     // fold's readings when the run was killed.
     assert!(folded < 30, "{folded} of 100 were folded before the kill");
 
     sent.extend(run(ingest(&f), 10, start + 100_000, false).await);
     assert_all_once(&stored(&f.db), &sent);
+}
+
+/// Records in the journal after the folded LSN.
+fn unfolded(f: &Files) -> u64 {
+    use crate::store::journal::{read, real_files};
+    let store = Store::open_existing(&f.db).unwrap();
+    let folded = store
+        .state(FOLDED)
+        .unwrap()
+        .map(|b| u64::from_le_bytes(b.as_slice().try_into().unwrap()))
+        .unwrap();
+    read(&f.journal, folded + 1, &real_files(), |_| {})
+        .unwrap()
+        .records
 }
 
 #[tokio::test]
