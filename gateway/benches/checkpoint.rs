@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use coldgate::audit::{AuditKind, AuditRecord};
-use coldgate::store::{Store, StoredEvent, Writer};
+use coldgate::store::{Batch, Store, StoredEvent, Writer};
 use coldgate_sensor_drivers::{Quantity, Reading};
 
 const SENSORS: usize = 100;
@@ -59,7 +59,7 @@ impl Load {
     }
 
     fn commit(&mut self, w: &mut Writer, audit: bool) -> u64 {
-        let batch = self.batch();
+        let readings = self.batch();
         self.t += 2000;
         let (events, records) = if audit {
             let seq = w.next_event_seq();
@@ -83,10 +83,15 @@ impl Load {
         } else {
             (vec![], vec![])
         };
+        let batch = Batch {
+            readings,
+            events,
+            audit: records,
+            ..Batch::default()
+        };
         let before = write_bytes();
         let started = std::time::Instant::now();
-        w.commit_with_audit(&batch, &events, &[], &[], None, &records)
-            .expect("commit");
+        w.commit(&batch).expect("commit");
         self.elapsed = started.elapsed();
         write_bytes() - before
     }

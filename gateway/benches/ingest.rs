@@ -8,7 +8,10 @@
 //!   measure more than that;
 //! - readings/s flat out;
 //! - bytes written to the block device per reading at 100 readings/s with
-//!   a 1 s and the default 2 s batch (from /proc/self/io `write_bytes`).
+//!   a 1 s and the default 2 s batch (from /proc/self/io `write_bytes`);
+//! - the same with the reading journal (`storage.journal`) at 100 and 10
+//!   readings/s, folds included: `COLDGATE_WEAR_FOLD` (default `5m`) and
+//!   `COLDGATE_WEAR_SECS` (default 70) set the fold interval and the run.
 //!
 //! A benchmark, not a test: it asserts nothing, it measures.
 
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use coldgate::config::{self, Config};
 use coldgate::excursion::{Engine, EngineState};
-use coldgate::ingest::{Ingest, IngestChannels, IngestOptions, IngestTotals};
+use coldgate::ingest::{FoldPolicy, Ingest, IngestChannels, IngestOptions, IngestTotals};
 use coldgate::store::Store;
 use coldgate_sensor_drivers::{Quantity, Reading};
 use tokio::sync::{mpsc, watch};
@@ -68,7 +71,7 @@ struct Outcome {
 
 /// Offers `rate` readings/s (0 = as fast as possible) for `secs`.
 fn run(batch_interval: &str, rate: u64, secs: u64, name: &str) -> Outcome {
-    run_with_warmup(batch_interval, rate, secs, 0, name)
+    run_with_warmup(batch_interval, rate, secs, 0, name, None)
 }
 
 fn run_with_warmup(
@@ -77,6 +80,7 @@ fn run_with_warmup(
     secs: u64,
     warmup_secs: u64,
     name: &str,
+    journal: Option<Duration>,
 ) -> Outcome {
     let dir =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-ingest-{name}"));
@@ -103,6 +107,19 @@ fn run_with_warmup(
                 max_bytes: cfg.storage.max_size.0,
             },
         );
+        let ingest = match journal {
+            Some(every) => ingest
+                .with_journal(
+                    &dir.join("bench.journal"),
+                    coldgate::store::journal::Options::default(),
+                    FoldPolicy {
+                        every,
+                        ..FoldPolicy::default()
+                    },
+                )
+                .expect("journal"),
+            None => ingest,
+        };
         let (tx, rx) = mpsc::channel(cfg.ingest.channel_capacity);
         let (_acked_tx, acked_rx) = mpsc::unbounded_channel();
         let (committed, _) = watch::channel(0);
@@ -118,7 +135,11 @@ fn run_with_warmup(
             .collect();
         let t0: i64 = 1_800_000_000_000;
         let total = if rate == 0 { 2_000_000 } else { rate * secs };
-        let step = Duration::from_millis(10);
+        // 100 steps a second, or one reading a step below 100/s.
+        let step = match rate {
+            1..=99 => Duration::from_millis(1000 / rate),
+            _ => Duration::from_millis(10),
+        };
         let per_step = (rate / 100).max(1);
         let mut sent = 0u64;
         let mut next = tokio::time::Instant::now();
@@ -235,6 +256,7 @@ fn main() {
             wear_secs,
             warmup,
             &format!("wear-{interval}"),
+            None,
         );
         println!(
             "wear at 100 readings/s, batch_interval {interval}: {:.0} bytes written per reading in steady state \
@@ -245,6 +267,39 @@ fn main() {
             o.steady_readings,
             o.bytes_written as f64 / o.totals.readings.max(1) as f64,
             o.totals.commits as f64 / o.wall.as_secs_f64()
+        );
+    }
+
+    let fold = std::env::var("COLDGATE_WEAR_FOLD")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(300));
+    let secs = std::env::var("COLDGATE_WEAR_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(wear_secs);
+    // The first fold (the run's first commit) and the tables' creation
+    // fall in the warm-up.
+    let warmup = (secs / 10).max(warmup);
+    for rate in [100, 10] {
+        let o = run_with_warmup(
+            "2s",
+            rate,
+            secs,
+            warmup,
+            &format!("wear-journal-{rate}"),
+            Some(fold),
+        );
+        let steady_secs = (secs - warmup) as f64;
+        println!(
+            "wear with the journal at {rate} readings/s, folds every {}: {:.0} B/s written in steady state \
+             ({:.1} B/reading; {} bytes for {} readings after a {warmup}s warm-up); {} folds in all",
+            humantime::format_duration(fold),
+            o.steady_bytes as f64 / steady_secs,
+            o.steady_bytes as f64 / o.steady_readings.max(1) as f64,
+            o.steady_bytes,
+            o.steady_readings,
+            o.totals.commits
         );
     }
 }

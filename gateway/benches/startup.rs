@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coldgate::store::Store;
+use coldgate::store::{Batch, Store};
 use coldgate_sensor_drivers::{Quantity, Reading};
 
 const SENSORS: usize = 100;
@@ -89,23 +89,26 @@ fn fill(db: &Path, n: usize) {
     let per_sensor = n / SENSORS;
     let now = coldgate::event::now_ms();
     let start = now - per_sensor as i64 * 10_000;
-    let mut batch = Vec::with_capacity(100_000);
+    let mut batch = Batch {
+        readings: Vec::with_capacity(100_000),
+        ..Batch::default()
+    };
     for step in 0..per_sensor {
         for (i, s) in sensors.iter().enumerate() {
             let value = 5.0 + ((step + i) % 20) as f64 / 10.0;
-            batch.push(Reading::new(
+            batch.readings.push(Reading::new(
                 s.clone(),
                 Quantity::Temperature,
                 value,
                 start + step as i64 * 10_000,
             ));
         }
-        if batch.len() >= 100_000 {
-            writer.commit(&batch, &[], &[], &[], None).expect("commit");
+        if batch.readings.len() >= 100_000 {
+            writer.commit(&batch).expect("commit");
             batch.clear();
         }
     }
-    writer.commit(&batch, &[], &[], &[], None).expect("commit");
+    writer.commit(&batch).expect("commit");
 }
 
 fn main() {

@@ -234,6 +234,8 @@ pub struct TestConfig {
     pub outbox_cap: u64,
     /// `mqtt.inflight`.
     pub inflight: u16,
+    /// `storage.journal`.
+    pub journal: bool,
 }
 
 impl TestConfig {
@@ -251,6 +253,7 @@ impl TestConfig {
             telemetry: Some("10m"),
             outbox_cap: 100_000,
             inflight: 32,
+            journal: false,
         }
     }
 
@@ -263,6 +266,7 @@ impl TestConfig {
             r#"gateway_id = "test-gw"
 [storage]
 path = "{db}"
+journal = {journal}
 [ingest]
 batch_interval = "{batch}"
 [mqtt]
@@ -301,6 +305,7 @@ failures = [{failure}]
             outbox_cap = self.outbox_cap,
             telemetry_on = self.telemetry.is_some(),
             telemetry = self.telemetry.unwrap_or("60s"),
+            journal = self.journal,
         );
         for i in 0..self.sensors {
             text.push_str(&format!(

@@ -55,11 +55,16 @@ fn database(dir: &std::path::Path) -> String {
     let path = dir.join("db.redb");
     let (_store, mut writer) = coldgate::store::Store::open(&path, 1 << 20).unwrap();
     let at = coldgate::event::now_ms() - 3_600_000;
-    let readings = [
+    let readings = vec![
         Reading::new("front-1".into(), Quantity::Temperature, 5.0, at),
         Reading::new("rear-1".into(), Quantity::Temperature, 6.0, at + 1000),
     ];
-    writer.commit(&readings, &[], &[], &[], None).unwrap();
+    writer
+        .commit(&coldgate::store::Batch {
+            readings,
+            ..Default::default()
+        })
+        .unwrap();
     path.to_str().unwrap().to_string()
 }
 

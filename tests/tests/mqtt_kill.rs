@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coldgate::event::{now_ms, payload, Event, EventKind};
-use coldgate::store::{Store, StoredEvent};
+use coldgate::store::{Batch, Store, StoredEvent};
 use coldgate_tests::{free_port, start_broker, start_gateway, Subscriber, TestConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_coldgate-under-test");
@@ -51,7 +51,10 @@ fn backlog(db: &Path, n: u64) {
             })
             .collect();
         writer
-            .commit(&[], &batch, &[], &[], None)
+            .commit(&Batch {
+                events: batch,
+                ..Batch::default()
+            })
             .expect("commit backlog");
         next = writer.next_event_seq();
     }

@@ -11,7 +11,7 @@
 //! elsewhere (MQTT, a trip report) is what anchors it outside the device.
 //!
 //! Entries are written only by ingest, in the same transaction as the batch
-//! they arrive with (see `store::Writer::commit_with_audit`).
+//! they arrive with (see `store::Batch::audit`).
 
 mod error;
 pub mod readings;

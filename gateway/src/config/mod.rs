@@ -117,6 +117,17 @@ pub struct StorageConfig {
     /// redb's page cache. Small on a Pi: appends touch only the newest
     /// pages, and the cache is resident memory once full. Default `1MiB`.
     pub cache_size: ByteSize,
+    /// Routine batches go to a reading journal beside the database
+    /// (`<path>.journal/`, docs/journal.md), one page per sync instead of
+    /// a redb commit's ~32 KB, and are folded into the database every
+    /// `fold_interval` or when an event, a command or a stop needs it.
+    /// Default `false` while readers (export, the HTTP API, reports) see
+    /// only folded readings: with it on they lag by up to `fold_interval`.
+    pub journal: bool,
+    /// With `journal`: the longest a reading stays in the journal alone,
+    /// which also bounds what a start replays. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub fold_interval: Duration,
 }
 
 impl Default for StorageConfig {
@@ -126,6 +137,8 @@ impl Default for StorageConfig {
             retention: Duration::from_secs(90 * 24 * 3600),
             max_size: ByteSize(1 << 30),
             cache_size: ByteSize(1 << 20),
+            journal: false,
+            fold_interval: Duration::from_secs(300),
         }
     }
 }

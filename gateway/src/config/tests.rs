@@ -83,6 +83,8 @@ fn defaults_are_the_documented_ones() {
     let c = parse(MINIMAL, "minimal").unwrap();
     assert_eq!(c.storage.retention, Duration::from_secs(90 * 86400));
     assert_eq!(c.storage.max_size, ByteSize(1 << 30));
+    assert!(!c.storage.journal);
+    assert_eq!(c.storage.fold_interval, Duration::from_secs(300));
     assert_eq!(c.mqtt.port, 1883);
     assert_eq!(c.mqtt.inflight, 32);
     assert_eq!(c.mqtt.max_payload, ByteSize(128 * 1024));

@@ -244,6 +244,7 @@ impl Config {
             ));
         }
         nonzero(self.storage.retention, "storage.retention", p);
+        nonzero(self.storage.fold_interval, "storage.fold_interval", p);
         if self.storage.max_size.0 < 1 << 20 {
             p.push(Problem::new("storage.max_size", "must be at least 1MiB"));
         }

@@ -140,6 +140,18 @@ impl Gateway {
             future_skew: config.manifest.loaded_at_skew,
             max_age: config.manifest.loaded_at_max_age,
         });
+        let ingest = if config.storage.journal {
+            ingest.with_journal(
+                &crate::store::journal::dir_beside(&config.storage.path),
+                crate::store::journal::Options::default(),
+                crate::ingest::FoldPolicy {
+                    every: config.storage.fold_interval,
+                    ..Default::default()
+                },
+            )?
+        } else {
+            ingest
+        };
         // Operator commands: MQTT → publisher → ingest (the single writer).
         let (commands_tx, commands_rx) = mpsc::channel(16);
         let live = crate::live::Live::new();

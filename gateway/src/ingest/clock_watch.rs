@@ -31,8 +31,9 @@ impl Ingest {
             }
             let record =
                 json!({ "record": "state", "at": rfc3339(wall), "synchronised": sync.as_option() });
-            self.writer
-                .stage_clock_record(serde_json::to_vec(&record).unwrap_or_default());
+            self.batch
+                .clock
+                .push(serde_json::to_vec(&record).unwrap_or_default());
             self.recorded_sync = Some(sync);
         }
     }
@@ -59,8 +60,9 @@ impl Ingest {
         let mut record = serde_json::to_value(&body).unwrap_or_default();
         record["record"] = json!("jump");
         record["at"] = json!(rfc3339(jump.at_ms));
-        self.writer
-            .stage_clock_record(serde_json::to_vec(&record).unwrap_or_default());
+        self.batch
+            .clock
+            .push(serde_json::to_vec(&record).unwrap_or_default());
         self.push_events(vec![Event::new(jump.at_ms, body)]);
     }
 }

@@ -38,7 +38,12 @@ impl Ingest {
     pub(super) fn apply(&mut self, req: ManifestRequest, committed: &watch::Sender<u64>) {
         let id = req.request_id;
         let gw = self.opts.gateway_id.clone();
-        match self.writer.command_answer(&id) {
+        // Answered but not yet committed is answered too.
+        let known = match self.batch.command_answer(&id) {
+            Some(answer) => Ok(Some(answer.to_vec())),
+            None => self.writer.store().command_answer(&id),
+        };
+        match known {
             Ok(Some(stored)) => {
                 info!(request_id = %id, "A repeated manifest command is answered with its first answer and not applied again.");
                 let _ = req.reply.send(Answer::repeat(&stored));
@@ -106,7 +111,7 @@ impl Ingest {
                 let warnings = crate::command::warnings_of(&events);
                 self.push_events(events);
                 let answer = Answer::new(&gw, Some(&id), &Ok(warnings));
-                self.writer
+                self.batch
                     .remember_command(&id, self.clock.wall_ms(), answer.payload.clone());
                 match self.try_commit(committed) {
                     Ok(()) => {
@@ -122,7 +127,7 @@ impl Ingest {
             }
             Err(errors) => {
                 let answer = Answer::new(&gw, Some(&id), &Err(errors));
-                self.writer
+                self.batch
                     .remember_command(&id, self.clock.wall_ms(), answer.payload.clone());
                 // While the disk fails, only the timer retries.
                 if self.outage.is_none() {
@@ -139,7 +144,7 @@ impl Ingest {
     /// reading, and so does the head its event publishes. One commit more
     /// per start, stop or reload.
     pub(super) fn commit_readings_before_audit(&mut self, committed: &watch::Sender<u64>) {
-        if !self.readings.is_empty() && self.audit.is_empty() && self.outage.is_none() {
+        if !self.batch.readings.is_empty() && self.batch.audit.is_empty() && self.outage.is_none() {
             self.commit(committed);
         }
     }
@@ -158,10 +163,10 @@ impl Ingest {
         // cut down, so no input can make an entry too large to send.
         record.details = crate::event::parts::bounded(&record.details);
         record.actor = crate::event::parts::bounded_str(&record.actor);
-        let audit_seq = self.writer.next_audit_seq() + self.audit.len() as u64;
+        let audit_seq = self.writer.next_audit_seq() + self.batch.audit.len() as u64;
         // The head once this entry is in (SEQ:HASH): a subscriber keeping
         // the last one holds an anchor `audit verify --anchor` checks.
-        let mut pending = self.audit.clone();
+        let mut pending = self.batch.audit.clone();
         pending.push(record.clone());
         let head = blocking(|| self.writer.audit_head_after(&pending));
         let mut events = vec![Event::new(
@@ -196,6 +201,6 @@ impl Ingest {
             ));
         }
         self.push_events(events);
-        self.audit.push(record);
+        self.batch.audit.push(record);
     }
 }

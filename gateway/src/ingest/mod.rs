@@ -40,13 +40,16 @@ use crate::event::{payload, Event};
 use crate::excursion::Engine;
 use crate::manifest::Pallet;
 use crate::snapshot::Snapshot;
-use crate::store::{StoreError, StoredEvent, Trim, Writer};
+use crate::store::{Batch, StoreError, StoredEvent, Trim, Writer};
 use crate::telemetry::Aggregator;
 
 #[cfg(test)]
 mod audit_tests;
 mod clock_watch;
 mod commands;
+mod journal;
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod load_answer_tests;
 mod outage;
@@ -55,6 +58,7 @@ mod resume;
 #[cfg(test)]
 mod tests;
 
+pub use journal::{FoldPolicy, FOLDED};
 use outage::Outage;
 pub use outage::OUTAGE_BUFFER_READINGS;
 pub use resume::{Lifecycle, LIFECYCLE};
@@ -90,10 +94,10 @@ pub struct Ingest {
     writer: Writer,
     engine: Engine,
     opts: IngestOptions,
-    readings: Vec<Reading>,
-    events: Vec<StoredEvent>,
-    acked: Vec<u64>,
-    audit: Vec<AuditRecord>,
+    /// Everything the next commit writes; cleared only after a commit
+    /// succeeded, so a failed one is retried with the same batch (and
+    /// whatever arrived since).
+    batch: Batch,
     audit_rx: Option<mpsc::UnboundedReceiver<AuditRecord>>,
     /// When ingest last made progress (a timer turn or a commit), for the
     /// systemd watchdog: a commit stuck on a dying SD card stops it.
@@ -144,6 +148,9 @@ pub struct Ingest {
     set_aside_rx: Option<mpsc::UnboundedReceiver<crate::store::SetAside>>,
     /// How far a load command's `loaded_at` may be from the clock.
     load_time_limits: crate::manifest::LoadTimeLimits,
+    /// The reading journal, when routine batches go there and redb is
+    /// written by folds (see `journal.rs`).
+    journal: Option<journal::JournalSide>,
 }
 
 /// `mqtt.max_payload`'s default, for ingest built without a configuration.
@@ -155,10 +162,7 @@ impl Ingest {
             writer,
             engine,
             opts,
-            readings: Vec::new(),
-            events: Vec::new(),
-            acked: Vec::new(),
-            audit: Vec::new(),
+            batch: Batch::default(),
             audit_rx: None,
             heartbeat: watch::channel(std::time::Instant::now()).0,
             newest_ms: i64::MIN,
@@ -183,6 +187,7 @@ impl Ingest {
             pressure: None,
             pressure_base: 0,
             pressure_due: false,
+            journal: None,
         }
     }
 
@@ -261,12 +266,19 @@ impl Ingest {
         self.heartbeat.subscribe()
     }
 
+    /// Whether nothing waits that is worth a commit of its own: clock
+    /// records ride with the next commit, and the engine state, the named
+    /// state and the trim are computed afresh by each.
     fn idle(&self) -> bool {
-        self.readings.is_empty()
-            && self.events.is_empty()
-            && self.acked.is_empty()
-            && self.audit.is_empty()
-            && !self.writer.has_staged()
+        let b = &self.batch;
+        b.readings.is_empty()
+            && b.events.is_empty()
+            && b.acked.is_empty()
+            && b.audit.is_empty()
+            && b.commands.is_empty()
+            && b.telemetry.is_empty()
+            && b.telemetry_sent.is_empty()
+            && b.set_aside.is_empty()
     }
 
     /// Reports last values and counters to `live` (see `crate::live`).
@@ -284,6 +296,7 @@ impl Ingest {
     /// Runs until the readings channel closes (every source has stopped),
     /// then commits what it holds and returns.
     pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
+        self.replay_journal()?;
         self.resume();
         let mut commands = self.commands.take();
         let mut tick = interval(self.opts.batch_interval);
@@ -297,20 +310,20 @@ impl Ingest {
         loop {
             tokio::select! {
                 biased;
-                r = ch.readings.recv(), if self.readings.len() < self.opts.batch_size * 4 || self.outage.is_some() => {
+                r = ch.readings.recv(), if self.unsaved() < self.opts.batch_size * 4 || self.outage.is_some() => {
                     let Some(r) = r else { break };
                     self.accept(r);
                     // Take what is already queued without going round the select.
-                    while self.readings.len() < self.opts.batch_size {
+                    while self.unsaved() < self.opts.batch_size {
                         match ch.readings.try_recv() {
                             Ok(r) => self.accept(r),
                             Err(_) => break,
                         }
                     }
-                    let due = !self.events.is_empty() || self.readings.len() >= self.opts.batch_size;
+                    let due = !self.batch.events.is_empty() || self.unsaved() >= self.opts.batch_size;
                     // While the disk fails, only the timer retries.
                     if due && self.outage.is_none() {
-                        self.commit(&ch.committed);
+                        self.save(&ch.committed);
                         // A full interval from now: at high rates the size
                         // trigger alone paces commits.
                         tick.reset();
@@ -321,7 +334,7 @@ impl Ingest {
                     None => commands = None,
                 },
                 seq = ch.acked.recv(), if acks_open => match seq {
-                    Some(seq) => self.acked.push(seq),
+                    Some(seq) => self.batch.acked.push(seq),
                     None => acks_open = false,
                 },
                 s = next_set_aside(&mut set_aside_rx), if set_aside_rx.is_some() => match s {
@@ -329,7 +342,7 @@ impl Ingest {
                     None => set_aside_rx = None,
                 },
                 id = next_id(&mut telemetry_rx), if telemetry_rx.is_some() => match id {
-                    Some(id) => self.writer.telemetry_sent(id),
+                    Some(id) => self.batch.telemetry_sent.push(id),
                     None => telemetry_rx = None,
                 },
                 record = next_audit(&mut audit_rx), if audit_open => match record {
@@ -358,23 +371,26 @@ impl Ingest {
                     // out between readings: the newest of the wall clock and
                     // the readings (a simulator may run ahead of the wall).
                     let now = self.newest_ms.max(self.clock.wall_ms());
+                    if let Err(error) = self.journal_tick(now) {
+                        self.on_commit_failed(&error);
+                    }
                     let events = self.engine.tick(now);
                     self.push_events(events);
                     if let Some(agg) = self.telemetry.as_mut() {
                         for t in agg.due(now) {
-                            self.writer.stage_telemetry(t.at_ms, t.topic, t.payload);
+                            self.batch.push_telemetry(t.at_ms, t.topic, t.payload);
                         }
                     }
                     if self.outage.is_some() {
                         self.retry(&ch.committed);
                     } else if !self.idle() {
-                        self.commit(&ch.committed);
+                        self.save(&ch.committed);
                     }
                 }
             }
         }
         while let Ok(seq) = ch.acked.try_recv() {
-            self.acked.push(seq);
+            self.batch.acked.push(seq);
         }
         let mut last = Vec::new();
         if let Some(rx) = audit_rx.as_mut() {
@@ -404,7 +420,7 @@ impl Ingest {
                     if attempt == 4 {
                         error!(
                             %error,
-                            pending_readings = self.readings.len(),
+                            pending_readings = self.batch.readings.len(),
                             "Stopping with a batch that could not be committed; it is lost."
                         );
                         return Err(error);
@@ -432,7 +448,7 @@ impl Ingest {
         self.watch_clock(false);
         self.newest_ms = self.newest_ms.max(r.at_ms);
         if let Some(t) = self.telemetry.as_mut().and_then(|agg| agg.add(&r)) {
-            self.writer.stage_telemetry(t.at_ms, t.topic, t.payload);
+            self.batch.push_telemetry(t.at_ms, t.topic, t.payload);
         }
         if let Some(live) = &self.live {
             live.observe(&r);
@@ -440,8 +456,11 @@ impl Ingest {
         let events = self.engine.on_reading(&r);
         self.push_events(events);
         match &mut self.outage {
-            Some(o) if self.readings.len() >= OUTAGE_BUFFER_READINGS => o.dropped += 1,
-            _ => self.readings.push(r),
+            Some(o) if self.batch.readings.len() >= OUTAGE_BUFFER_READINGS => o.dropped += 1,
+            _ => {
+                self.journal_reading(&r);
+                self.batch.readings.push(r)
+            }
         }
     }
 
@@ -449,10 +468,10 @@ impl Ingest {
     /// committed with the engine state that produced them.
     /// An event too large for one message takes one seq per part.
     fn push_events(&mut self, events: Vec<crate::event::Event>) {
-        let mut seq = self.writer.next_event_seq() + self.events.len() as u64;
+        let mut seq = self.writer.next_event_seq() + self.batch.events.len() as u64;
         for ev in events {
             for payload in ev.payloads(seq, &self.opts.gateway_id, self.max_payload) {
-                self.events.push(StoredEvent {
+                self.batch.events.push(StoredEvent {
                     seq,
                     at_ms: ev.at_ms,
                     topic: ev.kind().topic(),
@@ -474,7 +493,7 @@ impl Ingest {
             max_payload = self.max_payload,
             "An outbox entry larger than mqtt.max_payload is set aside (kept in the database, not published)."
         );
-        self.writer.stage_set_aside(s.seq);
+        self.batch.set_aside.push(s.seq);
         self.push_events(vec![Event::new(
             self.clock.wall_ms(),
             payload::Gateway::EntrySetAside {
@@ -502,7 +521,8 @@ impl Ingest {
     }
 
     fn try_commit(&mut self, committed: &watch::Sender<u64>) -> Result<(), StoreError> {
-        if self.audit.is_empty() && self.writer.readings_checkpoint_due(self.clock.mono_ms()) {
+        if self.batch.audit.is_empty() && self.writer.readings_checkpoint_due(self.clock.mono_ms())
+        {
             self.push_audit(AuditRecord {
                 at_ms: self.clock.wall_ms(),
                 kind: AuditKind::ReadingsCheckpoint,
@@ -527,22 +547,27 @@ impl Ingest {
         }
         .encode()?;
         let pressure = self.pressure_row()?;
-        let mut named: Vec<(&str, &[u8])> = Vec::new();
+        // Named state, rows and trim are this attempt's: a retry replaces them.
+        self.batch.state.clear();
         if lifecycle {
-            named.push((LIFECYCLE, alive.as_slice()));
+            self.batch.state.push((LIFECYCLE.into(), alive));
         }
-        if let Some(row) = &pressure {
-            named.push((pressure::PRESSURE, row.as_slice()));
+        if let Some(row) = pressure {
+            self.batch.state.push((pressure::PRESSURE.into(), row));
         }
-        self.writer.set_state_rows(std::mem::take(&mut delta.rows));
-        let done = self.writer.commit_with_audit(
-            &self.readings,
-            &self.events,
-            &self.acked,
-            &named,
-            Some(trim),
-            &self.audit,
-        )?;
+        self.batch.rows = std::mem::take(&mut delta.rows);
+        self.batch.trim = Some(trim);
+        let folded = self.journal_before_fold()?;
+        if let Some(lsn) = folded {
+            self.batch
+                .state
+                .push((journal::FOLDED.into(), lsn.to_le_bytes().to_vec()));
+        }
+        let done = self.writer.commit(&self.batch)?;
+        let newly_durable = self.newly_durable(done.readings);
+        if let Some(lsn) = folded {
+            self.journal_folded(lsn);
+        }
         self.snapshot.committed(self.engine.state(), &delta);
         self.lifecycle_due = false;
         self.pressure_due = false;
@@ -551,7 +576,7 @@ impl Ingest {
         self.totals.audit += done.audit as u64;
         self.totals.commits += 1;
         if let Some(live) = &self.live {
-            live.committed(done.readings as u64, done.events as u64);
+            live.committed(newly_durable as u64, done.events as u64);
         }
         self.heartbeat.send_replace(std::time::Instant::now());
         debug!(
@@ -563,10 +588,7 @@ impl Ingest {
             events_total = self.totals.events,
             "Committed."
         );
-        self.readings.clear();
-        self.events.clear();
-        self.acked.clear();
-        self.audit.clear();
+        self.batch.clear();
         // After the clearing: its event is numbered after those committed.
         self.watch_pressure(&done);
         committed.send_replace(self.writer.next_event_seq() - 1);

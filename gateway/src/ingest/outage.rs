@@ -58,13 +58,13 @@ impl Ingest {
                 // The commit reported failed had reached the disk: what it
                 // held is stored; drop it rather than store it twice.
                 warn!(
-                    readings = self.readings.len(),
+                    readings = self.batch.readings.len(),
                     "A commit reported as failed was found stored after reopening; its batch is not committed again."
                 );
-                self.readings.clear();
-                self.events.clear();
-                self.acked.clear();
-                self.audit.clear();
+                self.batch.readings.clear();
+                self.batch.events.clear();
+                self.batch.acked.clear();
+                self.batch.audit.clear();
             }
             Err(error) => {
                 debug!(%error, "Database not reopened yet; retrying at the next turn.");
@@ -121,12 +121,12 @@ impl Ingest {
         error!(
             %error,
             disk_full,
-            pending = self.readings.len(),
+            pending = self.batch.readings.len(),
             "Commit failed; readings are held in memory and the commit is retried every batch interval."
         );
         let failure = payload::StorageFailure {
             error: error.to_string(),
-            held_readings: self.readings.len() as u64,
+            held_readings: self.batch.readings.len() as u64,
             buffer_limit: OUTAGE_BUFFER_READINGS as u64,
         };
         self.push_events(vec![Event::new(

@@ -74,6 +74,9 @@ impl Ingest {
                 None
             }
         };
+        // Readings replayed from the journal are newer than any folded.
+        let replayed = (self.newest_ms != i64::MIN).then_some(self.newest_ms);
+        let activity = activity.into_iter().chain(replayed).max();
         let last = Lifecycle {
             alive_ms: activity.map_or(last.alive_ms, |a| a.max(last.alive_ms)),
             ..last

@@ -13,7 +13,7 @@ use super::*;
 use crate::event::payload;
 use crate::event::{rfc3339, Event, EventKind};
 use crate::excursion::Engine;
-use crate::store::StoredEvent;
+use crate::store::{Batch, StoredEvent};
 
 const MIN: i64 = 60_000;
 const T0: i64 = 1_800_000_000_000;
@@ -169,13 +169,12 @@ fn trip_keeping(
         .collect();
     let state = serde_json::to_vec(engine.state()).unwrap();
     writer
-        .commit(
-            &readings,
-            &stored,
-            &[],
-            &[(crate::snapshot::LEGACY_ENGINE_STATE, &state)],
-            None,
-        )
+        .commit(&Batch {
+            readings: readings.to_vec(),
+            events: stored.to_vec(),
+            state: vec![(crate::snapshot::LEGACY_ENGINE_STATE.into(), state.to_vec())],
+            ..Batch::default()
+        })
         .unwrap();
     let events = events
         .iter()

@@ -5,6 +5,7 @@ use coldgate_sensor_drivers::{Quantity, Reading};
 use super::*;
 use crate::excursion::{Engine, Tracker};
 use crate::manifest::{Item, LoadCommand, Manifest};
+use crate::store::Batch;
 
 const SSCC: &str = "106141412345678908";
 const GTIN: &str = "09520123456788";
@@ -31,8 +32,12 @@ fn serials(n: usize) -> Vec<String> {
 
 /// Commits `delta` alone with the real writer.
 fn commit(writer: &mut crate::store::Writer, delta: &Delta) {
-    writer.set_state_rows(delta.rows.clone());
-    writer.commit(&[], &[], &[], &[], None).unwrap();
+    writer
+        .commit(&Batch {
+            rows: delta.rows.clone(),
+            ..Batch::default()
+        })
+        .unwrap();
 }
 
 #[test]
@@ -58,7 +63,10 @@ fn an_old_format_state_blob_is_read_and_replaced_by_rows_in_one_commit() {
     });
     let blob = serde_json::to_vec(&old).unwrap();
     writer
-        .commit(&[], &[], &[], &[(LEGACY_ENGINE_STATE, &blob)], None)
+        .commit(&Batch {
+            state: vec![(LEGACY_ENGINE_STATE.into(), blob.to_vec())],
+            ..Batch::default()
+        })
         .unwrap();
 
     let state = load_engine_state(&store).unwrap();

@@ -44,6 +44,11 @@ pub enum StoreError {
         path: PathBuf,
         source: Box<redb::Error>,
     },
+    /// The reading journal (docs/journal.md) could not be read or written.
+    #[error("reading journal: {0}")]
+    Journal(#[from] super::journal::JournalError),
+    #[error("reading journal: {0}")]
+    JournalPayload(#[from] super::journal::payload::PayloadError),
 }
 
 impl StoreError {
@@ -71,6 +76,7 @@ impl StoreError {
                 redb::DatabaseError::Storage(redb::StorageError::Io(e)) => Some(e),
                 _ => None,
             },
+            StoreError::Journal(super::journal::JournalError::Io { source, .. }) => Some(source),
             _ => None,
         };
         io.is_some_and(|e| {

@@ -9,13 +9,17 @@
 //! One room: the read side, every query readers make through one `Store` handle; the writer,
 //! tables, verification and the power-cut harness have files of their own.
 
+mod batch;
 mod error;
+pub mod journal;
 mod tables;
 mod verify;
 mod writer;
 
 #[cfg(test)]
 mod powercut;
+#[cfg(test)]
+mod powercut_journal;
 #[cfg(test)]
 mod tests;
 
@@ -39,7 +43,8 @@ pub struct SetAside {
     pub bytes: usize,
 }
 
-pub use writer::{Committed, RowDelta, Trim, Writer, CHECKPOINT_EVERY_MS};
+pub use batch::{Batch, CommandAnswer, RowDelta, Telemetry, Trim};
+pub use writer::{Committed, Writer, CHECKPOINT_EVERY_MS};
 
 use tables::*;
 

@@ -30,7 +30,7 @@ use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
 use crate::audit::{AuditKind, AuditRecord};
-use crate::store::{RowDelta, Store, StoredEvent};
+use crate::store::{Batch, RowDelta, Store, StoredEvent};
 
 /// The unit a disk writes atomically at best: a torn write lands as some
 /// of its sectors.
@@ -429,35 +429,34 @@ pub fn record_workload(dir: &Path, seed: u64, commits: usize) -> io::Result<Reco
                     rows.delete.push((part.clone(), key.clone()));
                 }
             }
-            writer.set_state_rows(rows.clone());
+            let batch = Batch {
+                readings,
+                events,
+                acked,
+                state: vec![(ENGINE_KEY.into(), engine.clone())],
+                rows: rows.clone(),
+                audit,
+                ..Batch::default()
+            };
             let began_at_op = log.position();
             let next_audit = writer.next_audit_seq();
-            writer
-                .commit_with_audit(
-                    &readings,
-                    &events,
-                    &acked,
-                    &[(ENGINE_KEY, engine.as_slice())],
-                    None,
-                    &audit,
-                )
-                .map_err(io::Error::other)?;
+            writer.commit(&batch).map_err(io::Error::other)?;
             marks.push(CommitMark {
                 began_at_op,
                 durable_at_sync: log.syncs(),
             });
-            for r in &readings {
+            for r in &batch.readings {
                 let seq = next_seq.entry(r.sensor.to_string()).or_insert(0);
                 *seq += 1;
                 model
                     .readings
                     .insert((r.sensor.to_string(), *seq), (r.at_ms, r.value));
             }
-            for ev in &events {
+            for ev in &batch.events {
                 model.events.insert(ev.seq, (ev.at_ms, ev.payload.clone()));
                 model.outbox.insert(ev.seq);
             }
-            for seq in &acked {
+            for seq in &batch.acked {
                 model.outbox.remove(seq);
             }
             model.engine = Some(engine);
@@ -470,7 +469,7 @@ pub fn record_workload(dir: &Path, seed: u64, commits: usize) -> io::Result<Reco
             for k in rows.delete {
                 model.rows.remove(&k);
             }
-            for (i, record) in audit.iter().enumerate() {
+            for (i, record) in batch.audit.iter().enumerate() {
                 model
                     .audit
                     .insert(next_audit + i as u64, (record.at_ms, record.actor.clone()));

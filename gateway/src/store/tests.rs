@@ -36,13 +36,20 @@ fn readings_get_gap_free_per_sensor_sequences_that_survive_reopening() {
             reading("b", 1, 2.0),
             reading("a", 2, 3.0),
         ];
-        w.commit(&batch, &[], &[], &[], None).unwrap();
+        w.commit(&Batch {
+            readings: batch.to_vec(),
+            ..Batch::default()
+        })
+        .unwrap();
         assert_eq!(w.last_reading_seq("a"), 2);
     }
     let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
     assert_eq!(w.last_reading_seq("a"), 2);
-    w.commit(&[reading("a", 3, 4.0)], &[], &[], &[], None)
-        .unwrap();
+    w.commit(&Batch {
+        readings: vec![reading("a", 3, 4.0)],
+        ..Batch::default()
+    })
+    .unwrap();
     let mut seqs = Vec::new();
     store
         .for_each_reading(Some("a"), 0, 100, |r| {
@@ -60,7 +67,11 @@ fn a_sensors_readings_in_a_time_range_are_returned_oldest_first() {
     let batch: Vec<Reading> = (0..100)
         .map(|i| reading(if i % 2 == 0 { "a" } else { "b" }, i, i as f64))
         .collect();
-    w.commit(&batch, &[], &[], &[], None).unwrap();
+    w.commit(&Batch {
+        readings: batch.to_vec(),
+        ..Batch::default()
+    })
+    .unwrap();
     let mut got = Vec::new();
     store
         .for_each_reading(Some("b"), 10, 20, |r| {
@@ -84,13 +95,10 @@ fn the_outbox_is_in_order_and_only_acknowledged_entries_leave_it() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
     assert_eq!(w.next_event_seq(), 1);
-    w.commit(
-        &[],
-        &[event(1, 10), event(2, 20), event(3, 30)],
-        &[],
-        &[],
-        None,
-    )
+    w.commit(&Batch {
+        events: vec![event(1, 10), event(2, 20), event(3, 30)],
+        ..Batch::default()
+    })
     .unwrap();
     assert_eq!(
         store
@@ -102,7 +110,11 @@ fn the_outbox_is_in_order_and_only_acknowledged_entries_leave_it() {
         vec![1, 2, 3]
     );
     assert_eq!(store.outbox_after(1, 1).unwrap()[0].seq, 2);
-    w.commit(&[], &[], &[2], &[], None).unwrap();
+    w.commit(&Batch {
+        acked: vec![2],
+        ..Batch::default()
+    })
+    .unwrap();
     assert_eq!(
         store
             .outbox_after(0, 10)
@@ -123,7 +135,10 @@ fn events_must_be_numbered_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
     assert!(matches!(
-        w.commit(&[], &[event(2, 0)], &[], &[], None),
+        w.commit(&Batch {
+            events: vec![event(2, 0)],
+            ..Batch::default()
+        }),
         Err(StoreError::EventOrder {
             found: 2,
             expected: 1
@@ -137,18 +152,20 @@ fn retention_trims_old_readings_but_never_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
     let batch: Vec<Reading> = (0..1000).map(|i| reading("a", i, 5.0)).collect();
-    w.commit(&batch, &[event(1, 0)], &[], &[], None).unwrap();
+    w.commit(&Batch {
+        readings: batch.to_vec(),
+        events: vec![event(1, 0)],
+        ..Batch::default()
+    })
+    .unwrap();
     let done = w
-        .commit(
-            &[],
-            &[],
-            &[],
-            &[],
-            Some(Trim {
+        .commit(&Batch {
+            trim: Some(Trim {
                 before_ms: 600,
                 max_bytes: None,
             }),
-        )
+            ..Batch::default()
+        })
         .unwrap();
     assert_eq!(done.trimmed, 600);
     assert_eq!(store.reading_count().unwrap(), 400);
@@ -172,7 +189,12 @@ fn the_file_never_grows_past_the_size_cap() {
             before_ms: i64::MIN,
             max_bytes: Some(cap),
         };
-        w.commit(&batch, &[], &[], &[], Some(trim)).unwrap();
+        w.commit(&Batch {
+            readings: batch.to_vec(),
+            trim: Some(trim),
+            ..Batch::default()
+        })
+        .unwrap();
         largest = largest.max(std::fs::metadata(&path).unwrap().len());
     }
     assert!(
@@ -193,19 +215,21 @@ fn the_size_cap_trims_oldest_readings_first() {
         let batch: Vec<Reading> = (0..10_000)
             .map(|i| reading("a", chunk * 10_000 + i, 5.0))
             .collect();
-        w.commit(&batch, &[], &[], &[], None).unwrap();
+        w.commit(&Batch {
+            readings: batch.to_vec(),
+            ..Batch::default()
+        })
+        .unwrap();
     }
     let done = w
-        .commit(
-            &[],
-            &[event(1, 0)],
-            &[],
-            &[],
-            Some(Trim {
+        .commit(&Batch {
+            events: vec![event(1, 0)],
+            trim: Some(Trim {
                 before_ms: i64::MIN,
                 max_bytes: Some(2 << 20),
             }),
-        )
+            ..Batch::default()
+        })
         .unwrap();
     assert!(done.trimmed > 0);
     let mut first = None;
@@ -277,23 +301,26 @@ fn audit_entries_are_chained_across_commits_and_reopening() {
     {
         let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
         let done = w
-            .commit_with_audit(
-                &[reading("a", 1, 1.0)],
-                &[],
-                &[],
-                &[],
-                None,
-                &[audit_record(1), audit_record(2)],
-            )
+            .commit(&Batch {
+                readings: vec![reading("a", 1, 1.0)],
+                audit: vec![audit_record(1), audit_record(2)],
+                ..Batch::default()
+            })
             .unwrap();
         assert_eq!(done.audit, 2);
-        w.commit_with_audit(&[], &[], &[], &[], None, &[audit_record(3)])
-            .unwrap();
+        w.commit(&Batch {
+            audit: vec![audit_record(3)],
+            ..Batch::default()
+        })
+        .unwrap();
         assert_eq!(store.verify_audit().unwrap().unwrap().entries, 3);
     }
     let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
-    w.commit_with_audit(&[], &[], &[], &[], None, &[audit_record(4)])
-        .unwrap();
+    w.commit(&Batch {
+        audit: vec![audit_record(4)],
+        ..Batch::default()
+    })
+    .unwrap();
     let v = store.verify_audit().unwrap().unwrap();
     assert_eq!(v.entries, 4);
     assert_eq!(store.audit_head().unwrap(), Some(v.head));
@@ -304,8 +331,11 @@ fn audit_verify_names_an_entry_altered_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
     let records: Vec<_> = (1..=4).map(audit_record).collect();
-    w.commit_with_audit(&[], &[], &[], &[], None, &records)
-        .unwrap();
+    w.commit(&Batch {
+        audit: records.to_vec(),
+        ..Batch::default()
+    })
+    .unwrap();
     let txn = store.db().unwrap().begin_write().unwrap();
     {
         let mut t = txn.open_table(tables::AUDIT).unwrap();
@@ -327,8 +357,11 @@ fn after_the_last_audit_entry_is_removed_the_next_append_leaves_a_visible_gap() 
     {
         let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
         let records: Vec<_> = (1..=3).map(audit_record).collect();
-        w.commit_with_audit(&[], &[], &[], &[], None, &records)
-            .unwrap();
+        w.commit(&Batch {
+            audit: records.to_vec(),
+            ..Batch::default()
+        })
+        .unwrap();
         let txn = store.db().unwrap().begin_write().unwrap();
         txn.open_table(tables::AUDIT).unwrap().remove(3).unwrap();
         txn.commit().unwrap();
@@ -341,8 +374,11 @@ fn after_the_last_audit_entry_is_removed_the_next_append_leaves_a_visible_gap() 
         );
     }
     let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
-    w.commit_with_audit(&[], &[], &[], &[], None, &[audit_record(4)])
-        .unwrap();
+    w.commit(&Batch {
+        audit: vec![audit_record(4)],
+        ..Batch::default()
+    })
+    .unwrap();
     assert_eq!(
         store.verify_audit().unwrap().unwrap_err(),
         crate::audit::VerifyError::Missing {
@@ -358,11 +394,12 @@ fn a_full_outbox_drops_the_oldest_telemetry_and_never_an_event() {
     let path = dir.path().join("db.redb");
     let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
     w.set_outbox_cap(Some(10));
+    let mut batch = Batch::default();
     for i in 0..8 {
-        w.stage_telemetry(i, format!("telemetry/s{i}"), vec![b'x']);
+        batch.push_telemetry(i, format!("telemetry/s{i}"), vec![b'x']);
     }
-    let events: Vec<_> = (1..=5).map(|s| event(s, 0)).collect();
-    let done = w.commit(&[], &events, &[], &[], None).unwrap();
+    batch.events = (1..=5).map(|s| event(s, 0)).collect();
+    let done = w.commit(&batch).unwrap();
     assert_eq!(
         (done.telemetry, done.telemetry_dropped, done.outbox_total),
         (8, 3, 10)
@@ -386,7 +423,12 @@ fn a_full_outbox_drops_the_oldest_telemetry_and_never_an_event() {
 
     // Events alone beyond the cap: every telemetry message goes, no event.
     let events: Vec<_> = (6..=20).map(|s| event(s, 0)).collect();
-    let done = w.commit(&[], &events, &[], &[], None).unwrap();
+    let done = w
+        .commit(&Batch {
+            events,
+            ..Batch::default()
+        })
+        .unwrap();
     assert_eq!((done.telemetry_dropped, done.outbox_total), (5, 20));
     assert_eq!(store.outbox_depth().unwrap().0, 20, "no event dropped");
     assert_eq!(store.telemetry_depth().unwrap(), 0);
@@ -400,9 +442,10 @@ fn a_full_outbox_drops_the_oldest_telemetry_and_never_an_event() {
 fn sent_telemetry_leaves_the_outbox_and_ids_continue() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
-    w.stage_telemetry(1, "telemetry/a".into(), b"1".to_vec());
-    w.stage_telemetry(2, "telemetry/a".into(), b"2".to_vec());
-    w.commit(&[], &[], &[], &[], None).unwrap();
+    let mut batch = Batch::default();
+    batch.push_telemetry(1, "telemetry/a".into(), b"1".to_vec());
+    batch.push_telemetry(2, "telemetry/a".into(), b"2".to_vec());
+    w.commit(&batch).unwrap();
     let ids: Vec<u64> = store
         .telemetry_after(0, 10)
         .unwrap()
@@ -410,9 +453,10 @@ fn sent_telemetry_leaves_the_outbox_and_ids_continue() {
         .map(|t| t.seq)
         .collect();
     assert_eq!(ids, [1, 2]);
-    w.telemetry_sent(1);
-    w.stage_telemetry(3, "telemetry/a".into(), b"3".to_vec());
-    w.commit(&[], &[], &[], &[], None).unwrap();
+    batch.clear();
+    batch.telemetry_sent.push(1);
+    batch.push_telemetry(3, "telemetry/a".into(), b"3".to_vec());
+    w.commit(&batch).unwrap();
     let ids: Vec<u64> = store
         .telemetry_after(0, 10)
         .unwrap()
@@ -433,9 +477,10 @@ fn command_answers_are_remembered_in_the_commit_and_bounded() {
     let path = dir.path().join("db.redb");
     {
         let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
-        w.remember_command("r1", 1, b"first".to_vec());
+        let mut batch = Batch::default();
+        batch.remember_command("r1", 1, b"first".to_vec());
         assert_eq!(
-            w.command_answer("r1").unwrap().as_deref(),
+            batch.command_answer("r1"),
             Some(&b"first"[..]),
             "known before the commit"
         );
@@ -444,17 +489,18 @@ fn command_answers_are_remembered_in_the_commit_and_bounded() {
             None,
             "not stored before the commit"
         );
-        w.commit(&[], &[], &[], &[], None).unwrap();
+        w.commit(&batch).unwrap();
     }
     let (store, mut w) = Store::open(&path, 1 << 20).unwrap();
     assert_eq!(
-        w.command_answer("r1").unwrap().as_deref(),
+        store.command_answer("r1").unwrap().as_deref(),
         Some(&b"first"[..])
     );
+    let mut batch = Batch::default();
     for i in 0..COMMANDS_KEPT {
-        w.remember_command(&format!("x{i}"), 2, b"x".to_vec());
+        batch.remember_command(&format!("x{i}"), 2, b"x".to_vec());
     }
-    w.commit(&[], &[], &[], &[], None).unwrap();
+    w.commit(&batch).unwrap();
     assert_eq!(store.commands_remembered().unwrap(), COMMANDS_KEPT);
     assert_eq!(
         store.command_answer("r1").unwrap(),
@@ -490,8 +536,11 @@ fn a_new_database_appears_complete_and_an_existing_one_is_left_alone() {
     let path = dir.path().join("db.redb");
     {
         let (_s, mut w) = Store::open(&path, 1 << 20).unwrap();
-        w.commit(&[reading("a", 1, 1.0)], &[], &[], &[], None)
-            .unwrap();
+        w.commit(&Batch {
+            readings: vec![reading("a", 1, 1.0)],
+            ..Batch::default()
+        })
+        .unwrap();
     }
     assert!(!creating_path(&path).exists());
     Store::open_existing(&path).expect("schema in place");
@@ -688,26 +737,34 @@ fn put(part: &str, key: &str, value: &str) -> (String, String, Vec<u8>) {
 fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
     let dir = tempfile::tempdir().unwrap();
     let (store, mut w) = Store::open(&dir.path().join("db.redb"), 1 << 20).unwrap();
-    w.commit(&[], &[], &[], &[("engine", b"old blob")], None)
-        .unwrap();
-    w.set_state_rows(RowDelta {
-        clear: true,
-        put: vec![
-            put("a", "1", "x"),
-            put("serial", "g/1", "s"),
-            put("a", "2", "y"),
-            put("b", "1", "z"),
-            put("lot", "g/l", "l"),
-        ],
-        delete: vec![],
-        remove_named: vec!["engine".into()],
-    });
-    // A commit refused before it writes anything keeps them for the next.
-    assert!(w.commit(&[], &[event(5, 1)], &[], &[], None).is_err());
+    w.commit(&Batch {
+        state: vec![("engine".into(), b"old blob".to_vec())],
+        ..Batch::default()
+    })
+    .unwrap();
+    let mut batch = Batch {
+        rows: RowDelta {
+            clear: true,
+            put: vec![
+                put("a", "1", "x"),
+                put("serial", "g/1", "s"),
+                put("a", "2", "y"),
+                put("b", "1", "z"),
+                put("lot", "g/l", "l"),
+            ],
+            delete: vec![],
+            remove_named: vec!["engine".into()],
+        },
+        events: vec![event(5, 1)],
+        ..Batch::default()
+    };
+    // A commit refused before it writes anything writes none of them.
+    assert!(w.commit(&batch).is_err());
     assert!(rows(&store).is_empty());
     assert!(store.state("engine").unwrap().is_some());
-    w.commit(&[reading("t", 1, 5.0)], &[], &[], &[], None)
-        .unwrap();
+    batch.events.clear();
+    batch.readings = vec![reading("t", 1, 5.0)];
+    w.commit(&batch).unwrap();
     let lot_and_serial = [put("lot", "g/l", "l"), put("serial", "g/1", "s")];
     assert_eq!(
         rows(&store),
@@ -735,12 +792,15 @@ fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
     }
     drop((txn, db));
 
-    w.set_state_rows(RowDelta {
-        put: vec![put("a", "1", "x2")],
-        delete: vec![("a".into(), "2".into())],
-        ..RowDelta::default()
-    });
-    w.commit(&[], &[], &[], &[], None).unwrap();
+    w.commit(&Batch {
+        rows: RowDelta {
+            put: vec![put("a", "1", "x2")],
+            delete: vec![("a".into(), "2".into())],
+            ..RowDelta::default()
+        },
+        ..Batch::default()
+    })
+    .unwrap();
     assert_eq!(
         rows(&store),
         [
@@ -749,12 +809,15 @@ fn state_rows_are_put_deleted_and_cleared_with_the_commit_and_not_before() {
         ]
         .concat()
     );
-    w.set_state_rows(RowDelta {
-        clear: true,
-        put: vec![put("c", "1", "w")],
-        ..RowDelta::default()
-    });
-    w.commit(&[], &[], &[], &[], None).unwrap();
+    w.commit(&Batch {
+        rows: RowDelta {
+            clear: true,
+            put: vec![put("c", "1", "w")],
+            ..RowDelta::default()
+        },
+        ..Batch::default()
+    })
+    .unwrap();
     assert_eq!(rows(&store), [put("c", "1", "w")], "all cleared, then put");
 }
 

@@ -71,7 +71,7 @@ mod tests {
 
     use super::*;
     use crate::audit::{AuditKind, AuditRecord};
-    use crate::store::{Trim, Writer};
+    use crate::store::{Batch, Trim, Writer};
 
     fn reading(sensor: &str, at_ms: i64, value: f64) -> Reading {
         Reading::new(Arc::from(sensor), Quantity::Temperature, value, at_ms)
@@ -100,8 +100,12 @@ mod tests {
             } else {
                 vec![]
             };
-            w.commit_with_audit(&batch, &[], &[], &[], None, &audit)
-                .unwrap();
+            w.commit(&Batch {
+                readings: batch.to_vec(),
+                audit: audit.to_vec(),
+                ..Batch::default()
+            })
+            .unwrap();
         }
     }
 
@@ -177,8 +181,12 @@ mod tests {
         let announced = w.audit_head_after(&records).unwrap();
         assert_eq!(announced.seq, 2);
         // The batch committed with them does not change what they cover.
-        w.commit_with_audit(&[reading("a", 1, 1.0)], &[], &[], &[], None, &records)
-            .unwrap();
+        w.commit(&Batch {
+            readings: vec![reading("a", 1, 1.0)],
+            audit: records.to_vec(),
+            ..Batch::default()
+        })
+        .unwrap();
         assert_eq!(store.audit_head().unwrap(), Some(announced));
         let entries: Vec<AuditEntry> = store
             .audit_rows()
@@ -203,7 +211,11 @@ mod tests {
                 before_ms: 1_800_000_000_000 + 5_000,
                 max_bytes: None,
             };
-            w.commit(&[], &[], &[], &[], Some(trim)).unwrap();
+            w.commit(&Batch {
+                trim: Some(trim),
+                ..Batch::default()
+            })
+            .unwrap();
         }
         let v = verify(&path).unwrap();
         assert_eq!((v.trimmed_spans, v.unverifiable), (1, 8), "{v:?}");
@@ -223,8 +235,11 @@ mod tests {
         {
             // A restart: the scan marker and the covered seqs come from the file.
             let (_store, mut w) = Store::open(&path, 1 << 20).unwrap();
-            w.commit_with_audit(&[], &[], &[], &[], None, &[record(0)])
-                .unwrap();
+            w.commit(&Batch {
+                audit: vec![record(0)],
+                ..Batch::default()
+            })
+            .unwrap();
         }
         let v = verify(&path).unwrap();
         assert_eq!((v.verified, v.spans, v.uncovered), (30, 2, 0), "{v:?}");
@@ -239,8 +254,11 @@ mod tests {
         commit_batches(&mut w, 0, 3, 100);
         assert!(!w.readings_checkpoint_due(hour - 1));
         assert!(w.readings_checkpoint_due(hour));
-        w.commit_with_audit(&[], &[], &[], &[], None, &[record(0)])
-            .unwrap();
+        w.commit(&Batch {
+            audit: vec![record(0)],
+            ..Batch::default()
+        })
+        .unwrap();
         // Covered, and nothing new: not due however long it waits.
         assert!(!w.readings_checkpoint_due(hour));
         assert!(!w.readings_checkpoint_due(5 * hour));
@@ -270,11 +288,17 @@ mod tests {
         }
         {
             let (_store, mut w) = Store::open(&path, 1 << 20).unwrap();
-            w.commit_with_audit(&[], &[], &[], &[], None, &[record(0)])
-                .unwrap();
+            w.commit(&Batch {
+                audit: vec![record(0)],
+                ..Batch::default()
+            })
+            .unwrap();
             commit_batches(&mut w, 20, 10, 1000);
-            w.commit_with_audit(&[], &[], &[], &[], None, &[record(1)])
-                .unwrap();
+            w.commit(&Batch {
+                audit: vec![record(1)],
+                ..Batch::default()
+            })
+            .unwrap();
         }
         let store = Store::open_existing(&path).unwrap();
         let first = AuditEntry::decode(&store.audit_rows().unwrap()[0].1).unwrap();

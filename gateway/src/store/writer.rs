@@ -10,19 +10,11 @@ use std::sync::Arc;
 use coldgate_sensor_drivers::Reading;
 use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::batch::{Batch, CommandAnswer, RowDelta};
 use super::tables::*;
-use super::{Store, StoreError, StoredEvent};
+use super::{Store, StoreError};
 use crate::audit::readings::{RawReading, SpanHasher};
 use crate::audit::{AuditEntry, AuditRecord, Checkpoint, Head};
-
-/// Trimming asked of one commit.
-#[derive(Debug, Clone, Copy)]
-pub struct Trim {
-    /// Readings before this time are deleted.
-    pub before_ms: i64,
-    /// When set, the oldest readings are deleted while stored data exceeds it.
-    pub max_bytes: Option<u64>,
-}
 
 /// What one commit did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,31 +32,6 @@ pub struct Committed {
     pub outbox_total: u64,
 }
 
-/// Rows of the engine's state to change with the next commit (see
-/// `crate::snapshot`): written in the same transaction as the readings and
-/// events that changed them.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct RowDelta {
-    /// The table is emptied first: the rows put are all of it.
-    pub clear: bool,
-    /// (part, key, JSON).
-    pub put: Vec<(String, String, Vec<u8>)>,
-    pub delete: Vec<(String, String)>,
-    /// Named state blobs removed (the engine's blob of schema 1).
-    pub remove_named: Vec<String>,
-}
-
-impl RowDelta {
-    /// Rows put or deleted.
-    pub fn len(&self) -> usize {
-        self.put.len() + self.delete.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        !self.clear && self.len() == 0 && self.remove_named.is_empty()
-    }
-}
-
 struct Slot {
     idx: u32,
     last_seq: u64,
@@ -76,22 +43,11 @@ pub struct Writer {
     next_idx: u32,
     next_event_seq: u64,
     audit_head: Head,
-    /// Clock records waiting for the next commit (see [`Writer::stage_clock_record`]).
-    clock: Vec<Vec<u8>>,
     next_clock_seq: u64,
     /// Readings committed since the pages in use were last measured, and
     /// how many may come before the next measurement.
     readings_since_size_check: u64,
     size_check_due_after: u64,
-    /// Answered operator commands waiting for the next commit:
-    /// (request id, time ms, answer JSON).
-    commands: Vec<(String, i64, Vec<u8>)>,
-    /// Telemetry waiting for the next commit: (time ms, topic, payload).
-    telemetry: Vec<(i64, String, Vec<u8>)>,
-    /// Telemetry sent (and acknowledged, at QoS 1) since the last commit.
-    telemetry_sent: Vec<u64>,
-    /// Outbox entries to move to [`SET_ASIDE`] with the next commit.
-    set_aside: Vec<u64>,
     next_telemetry_id: u64,
     /// Events and telemetry waiting, at most; telemetry is dropped first.
     outbox_cap: Option<u64>,
@@ -105,8 +61,6 @@ pub struct Writer {
     checkpoint_cache: Option<Checkpoint>,
     /// When (ingest's monotonic ms) a `readings_checkpoint` entry is due.
     checkpoint_due_at: Option<i64>,
-    /// Engine state rows for the next commit.
-    rows: RowDelta,
 }
 
 /// How long readings may go without a checkpoint tying them into the audit
@@ -155,21 +109,15 @@ impl Writer {
             next_idx,
             next_event_seq,
             audit_head,
-            clock: Vec::new(),
             next_clock_seq,
             readings_since_size_check: 0,
             size_check_due_after: 0,
-            commands: Vec::new(),
-            telemetry: Vec::new(),
-            telemetry_sent: Vec::new(),
-            set_aside: Vec::new(),
             next_telemetry_id,
             outbox_cap: None,
             covered,
             span_from_ms,
             checkpoint_cache: None,
             checkpoint_due_at: None,
-            rows: RowDelta::default(),
         })
     }
 
@@ -288,19 +236,10 @@ impl Writer {
                     .get(k)
                     .is_some_and(|o| o.idx == v.idx && o.last_seq == v.last_seq)
             });
-        // What waits for the next commit, and the cap, outlive the reopen.
-        let clock = std::mem::take(&mut self.clock);
-        let commands = std::mem::take(&mut self.commands);
-        let telemetry = std::mem::take(&mut self.telemetry);
-        let telemetry_sent = std::mem::take(&mut self.telemetry_sent);
+        // The cap is configuration, not read from the file: it outlives the
+        // reopen. What waits for the next commit is the caller's batch.
         let outbox_cap = self.outbox_cap;
-        let rows = std::mem::take(&mut self.rows);
         *self = fresh;
-        self.rows = rows;
-        self.clock = clock;
-        self.commands = commands;
-        self.telemetry = telemetry;
-        self.telemetry_sent = telemetry_sent;
         self.outbox_cap = outbox_cap;
         Ok(!same)
     }
@@ -310,63 +249,11 @@ impl Writer {
         self.audit_head.seq + 1
     }
 
-    /// A clock record (JSON, see `tables::CLOCK`) to write with the next
-    /// successful commit.
-    pub fn stage_clock_record(&mut self, record: Vec<u8>) {
-        self.clock.push(record);
-    }
-
     /// Keeps events plus telemetry waiting at most `cap`: each commit drops
     /// the oldest telemetry while over it. Events are never dropped, so the
     /// outbox can exceed the cap with events alone.
     pub fn set_outbox_cap(&mut self, cap: Option<u64>) {
         self.outbox_cap = cap;
-    }
-
-    /// The engine state rows to write with the next successful commit,
-    /// replacing any set before (the caller computes them afresh for each
-    /// attempt).
-    pub fn set_state_rows(&mut self, rows: RowDelta) {
-        self.rows = rows;
-    }
-
-    /// Adds a telemetry message to the telemetry outbox with the next commit.
-    pub fn stage_telemetry(&mut self, at_ms: i64, topic: String, payload: Vec<u8>) {
-        self.telemetry.push((at_ms, topic, payload));
-    }
-
-    /// Removes sent telemetry from the outbox with the next commit.
-    pub fn telemetry_sent(&mut self, id: u64) {
-        self.telemetry_sent.push(id);
-    }
-
-    /// Moves an event the broker cannot take out of the outbox (into
-    /// [`SET_ASIDE`], the event itself kept) with the next commit.
-    pub fn stage_set_aside(&mut self, seq: u64) {
-        self.set_aside.push(seq);
-    }
-
-    /// Whether staged work waits for a commit.
-    pub fn has_staged(&self) -> bool {
-        !(self.commands.is_empty()
-            && self.telemetry.is_empty()
-            && self.telemetry_sent.is_empty()
-            && self.set_aside.is_empty())
-    }
-
-    /// Remembers the answer to an operator command; it is stored with the
-    /// next commit (in the same transaction as the command's effect), so a
-    /// repeat of the request id after a restart gets the same answer.
-    pub fn remember_command(&mut self, request_id: &str, at_ms: i64, answer: Vec<u8>) {
-        self.commands.push((request_id.to_string(), at_ms, answer));
-    }
-
-    /// The answer remembered for `request_id`: waiting for a commit, or stored.
-    pub fn command_answer(&self, request_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some((_, _, answer)) = self.commands.iter().rev().find(|c| c.0 == request_id) {
-            return Ok(Some(answer.clone()));
-        }
-        self.store.command_answer(request_id)
     }
 
     pub fn store(&self) -> &Store {
@@ -384,33 +271,28 @@ impl Writer {
         self.sensors.get(sensor).map(|s| s.last_seq).unwrap_or(0)
     }
 
-    /// Commits readings, events (numbered from [`Writer::next_event_seq`],
-    /// in order), acknowledged outbox entries, named state and trimming in
-    /// ONE durable transaction. On error nothing is written and the writer's
-    /// counters are unchanged, so the same batch can be committed again.
-    pub fn commit(
-        &mut self,
-        readings: &[Reading],
-        events: &[StoredEvent],
-        acked: &[u64],
-        state: &[(&str, &[u8])],
-        trim: Option<Trim>,
-    ) -> Result<Committed, StoreError> {
-        self.commit_with_audit(readings, events, acked, state, trim, &[])
-    }
-
-    /// [`Writer::commit`], also appending `audit` records to the hash chain
-    /// (numbered and chained here, from the head this writer holds) and
-    /// recording the new head, in the same transaction.
-    pub fn commit_with_audit(
-        &mut self,
-        readings: &[Reading],
-        events: &[StoredEvent],
-        acked: &[u64],
-        state: &[(&str, &[u8])],
-        trim: Option<Trim>,
-        audit: &[AuditRecord],
-    ) -> Result<Committed, StoreError> {
+    /// Commits everything `batch` holds in ONE durable transaction: its
+    /// readings (numbered per sensor here), its events (numbered by the
+    /// caller from [`Writer::next_event_seq`], in order), the audit records
+    /// (chained from the head this writer holds), and the rest. On error
+    /// nothing is written and the writer's counters are unchanged, so the
+    /// same batch can be committed again.
+    pub fn commit(&mut self, batch: &Batch) -> Result<Committed, StoreError> {
+        let Batch {
+            readings,
+            events,
+            acked,
+            state,
+            rows,
+            trim,
+            audit,
+            clock,
+            commands,
+            telemetry,
+            telemetry_sent,
+            set_aside,
+        } = batch;
+        let trim = *trim;
         let s = self.store.clone();
         let e = |err: redb::Error| s.err(err);
         for (i, ev) in events.iter().enumerate() {
@@ -475,9 +357,9 @@ impl Writer {
                     done.acked += 1;
                 }
             }
-            if !self.set_aside.is_empty() {
+            if !set_aside.is_empty() {
                 let mut aside = txn.open_table(SET_ASIDE).map_err(|x| e(x.into()))?;
-                for seq in &self.set_aside {
+                for seq in set_aside {
                     if outbox.remove(*seq).map_err(|x| e(x.into()))?.is_some() {
                         aside.insert(*seq, ()).map_err(|x| e(x.into()))?;
                     }
@@ -485,13 +367,14 @@ impl Writer {
             }
             let mut st = txn.open_table(STATE).map_err(|x| e(x.into()))?;
             for (name, bytes) in state {
-                st.insert(*name, *bytes).map_err(|x| e(x.into()))?;
+                st.insert(name.as_str(), bytes.as_slice())
+                    .map_err(|x| e(x.into()))?;
             }
-            if !self.rows.is_empty() {
-                for name in &self.rows.remove_named {
+            if !rows.is_empty() {
+                for name in &rows.remove_named {
                     st.remove(name.as_str()).map_err(|x| e(x.into()))?;
                 }
-                store_rows(&txn, &self.rows).map_err(e)?;
+                store_rows(&txn, rows).map_err(e)?;
             }
             if !entries.is_empty() {
                 let mut table = txn.open_table(AUDIT).map_err(|x| e(x.into()))?;
@@ -511,26 +394,26 @@ impl Writer {
                         .map_err(|x| e(x.into()))?;
                 }
             }
-            if !self.clock.is_empty() {
-                let mut clock = txn.open_table(CLOCK).map_err(|x| e(x.into()))?;
-                for (i, record) in self.clock.iter().enumerate() {
-                    clock
+            if !clock.is_empty() {
+                let mut table = txn.open_table(CLOCK).map_err(|x| e(x.into()))?;
+                for (i, record) in clock.iter().enumerate() {
+                    table
                         .insert(self.next_clock_seq + i as u64, record.as_slice())
                         .map_err(|x| e(x.into()))?;
                 }
             }
-            if !self.commands.is_empty() {
-                done.commands = store_commands(&txn, &self.commands).map_err(e)?;
+            if !commands.is_empty() {
+                done.commands = store_commands(&txn, commands).map_err(e)?;
             }
             {
                 let mut tel = txn.open_table(TELEMETRY).map_err(|x| e(x.into()))?;
-                for (i, (at_ms, topic, payload)) in self.telemetry.iter().enumerate() {
+                for (i, t) in telemetry.iter().enumerate() {
                     let id = self.next_telemetry_id + i as u64;
-                    tel.insert(id, (*at_ms, topic.as_str(), payload.as_slice()))
+                    tel.insert(id, (t.at_ms, t.topic.as_str(), t.payload.as_slice()))
                         .map_err(|x| e(x.into()))?;
                 }
-                done.telemetry = self.telemetry.len();
-                for id in &self.telemetry_sent {
+                done.telemetry = telemetry.len();
+                for id in telemetry_sent {
                     tel.remove(*id).map_err(|x| e(x.into()))?;
                 }
                 let events_waiting = outbox.len().map_err(|x| e(x.into()))?;
@@ -601,8 +484,7 @@ impl Writer {
         }
         self.span_from_ms = span_from_ms;
         self.checkpoint_cache = None;
-        self.next_clock_seq += self.clock.len() as u64;
-        self.clock.clear();
+        self.next_clock_seq += clock.len() as u64;
         match size_check_due_after {
             Some(due) => {
                 self.readings_since_size_check = 0;
@@ -610,12 +492,7 @@ impl Writer {
             }
             None => self.readings_since_size_check += readings.len() as u64,
         }
-        self.commands.clear();
-        self.next_telemetry_id += self.telemetry.len() as u64;
-        self.telemetry.clear();
-        self.telemetry_sent.clear();
-        self.set_aside.clear();
-        self.rows = RowDelta::default();
+        self.next_telemetry_id += telemetry.len() as u64;
         Ok(done)
     }
 }
@@ -682,14 +559,14 @@ fn store_rows(txn: &redb::WriteTransaction, rows: &RowDelta) -> Result<(), redb:
 /// its newest answer) and drops the oldest beyond [`COMMANDS_KEPT`].
 fn store_commands(
     txn: &redb::WriteTransaction,
-    commands: &[(String, i64, Vec<u8>)],
+    commands: &[CommandAnswer],
 ) -> Result<usize, redb::Error> {
     let mut log = txn.open_table(COMMAND_LOG)?;
     let mut ids = txn.open_table(COMMAND_IDS)?;
     let first = log.last()?.map(|(k, _)| k.value() + 1).unwrap_or(1);
-    for (n, (id, at_ms, answer)) in (first..).zip(commands) {
-        log.insert(n, (id.as_str(), *at_ms, answer.as_slice()))?;
-        ids.insert(id.as_str(), n)?;
+    for (n, c) in (first..).zip(commands) {
+        log.insert(n, (c.request_id.as_str(), c.at_ms, c.answer.as_slice()))?;
+        ids.insert(c.request_id.as_str(), n)?;
     }
     while log.len()? > COMMANDS_KEPT {
         let Some((n, row)) = log.pop_first()? else {

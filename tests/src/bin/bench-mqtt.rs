@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use coldgate::daemon::Gateway;
 use coldgate::event::{now_ms, payload, rfc3339, Event};
-use coldgate::store::{Store, StoredEvent};
+use coldgate::store::{Batch, Store, StoredEvent};
 use coldgate_sensor_drivers::{Quantity, Reading, ReadingSender, Source, SourceError};
 use tokio::sync::watch;
 
@@ -97,7 +97,10 @@ fn backlog(db: &std::path::Path, gateway_id: &str, n: u64) -> anyhow::Result<()>
                 }
             })
             .collect();
-        writer.commit(&[], &batch, &[], &[], None)?;
+        writer.commit(&Batch {
+            events: batch,
+            ..Batch::default()
+        })?;
         next = writer.next_event_seq();
     }
     Ok(())

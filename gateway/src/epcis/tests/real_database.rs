@@ -7,7 +7,7 @@ use coldgate_sensor_drivers::Reading;
 
 use super::*;
 use crate::excursion::{Engine, EngineState};
-use crate::store::StoredEvent;
+use crate::store::{Batch, StoredEvent};
 
 fn config() -> Config {
     crate::config::parse(
@@ -80,13 +80,12 @@ fn trip(dir: &std::path::Path) -> (Store, Config, Value) {
         .expect("the engine ended the excursion");
     let state = serde_json::to_vec(engine.state()).unwrap();
     writer
-        .commit(
-            &readings,
-            &stored,
-            &[],
-            &[(crate::snapshot::LEGACY_ENGINE_STATE, &state)],
-            None,
-        )
+        .commit(&Batch {
+            readings: readings.to_vec(),
+            events: stored.to_vec(),
+            state: vec![(crate::snapshot::LEGACY_ENGINE_STATE.into(), state.to_vec())],
+            ..Batch::default()
+        })
         .unwrap();
     (store, config, ended)
 }
