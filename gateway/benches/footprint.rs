@@ -9,7 +9,8 @@
 //! broker are not counted.
 //!
 //! `cargo bench -p coldgate --bench footprint` runs 10 minutes after a 30 s
-//! warm-up (`COLDGATE_FOOTPRINT_SECS` changes it) and prints the peak and
+//! warm-up (`COLDGATE_FOOTPRINT_SECS` changes it; `COLDGATE_FOOTPRINT_CACHE`,
+//! e.g. `256KiB`, sets `storage.cache_size`) and prints the peak and
 //! final RSS and the CPU share of one core. `scripts/bench` judges them
 //! (targets: RSS <= 16 MiB, CPU <= 0.5 %).
 
@@ -115,6 +116,10 @@ fn config_text(dir: &std::path::Path, modbus_port: u16, mqtt_port: u16) -> Strin
          [[modbus.tcp]]\nhost = \"127.0.0.1\"\nport = {modbus_port}\n",
         dir.join("footprint.redb").display()
     );
+    // To compare redb page cache sizes without editing the default.
+    if let Ok(cache) = std::env::var("COLDGATE_FOOTPRINT_CACHE") {
+        t = t.replacen("[mqtt]", &format!("cache_size = \"{cache}\"\n[mqtt]"), 1);
+    }
     for u in 1..=UNITS {
         t.push_str(&format!(
             "[[modbus.tcp.devices]]\nsensor = \"mb-{u}\"\nunit = {u}\nprofile = \"xy-md02\"\npoll_interval = \"10s\"\n"
@@ -239,8 +244,14 @@ fn main() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let modbus_port = free_port();
+    // The peer runs from a copy of this executable: a process of the same
+    // file would share its pages with the gateway, which no real Modbus unit
+    // does (and which keeps daemon/trim.rs from putting them out of the
+    // page cache).
+    let peer_exe = dir.path().join("modbus-peer");
+    std::fs::copy(std::env::current_exe().expect("own path"), &peer_exe).expect("peer copy");
     let _peer = Kill(
-        Command::new(std::env::current_exe().expect("own path"))
+        Command::new(&peer_exe)
             .args(["--modbus-peer", &modbus_port.to_string()])
             .stdout(Stdio::null())
             .spawn()
