@@ -25,6 +25,29 @@ pub struct GapAlert {
     pub replay_requested: bool,
 }
 
+impl GapAlert {
+    /// The one place the alert's fixed fields are spelled, so what the
+    /// schema test checks is what `round` publishes.
+    pub fn new(
+        gateway_id: &str,
+        (from_seq, to_seq): (i64, i64),
+        first_seen: OffsetDateTime,
+        age_s: i64,
+        replay_requested: bool,
+    ) -> Self {
+        GapAlert {
+            schema: "coldgate.fleet_alert/1",
+            kind: "delivery_gap",
+            gateway_id: gateway_id.into(),
+            from_seq,
+            to_seq,
+            first_seen,
+            age_s,
+            replay_requested,
+        }
+    }
+}
+
 /// A range to ask a gateway for again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replay {
@@ -63,16 +86,13 @@ pub async fn round(
         let (gateway_id, from_seq, to_seq): (String, i64, i64) = (r.get(0), r.get(1), r.get(2));
         let (new_alert, replay_due): (bool, bool) = (r.get(5), r.get(6));
         if new_alert {
-            let alert = GapAlert {
-                schema: "coldgate.fleet_alert/1",
-                kind: "delivery_gap",
-                gateway_id: gateway_id.clone(),
-                from_seq,
-                to_seq,
-                first_seen: r.get(3),
-                age_s: r.get(4),
-                replay_requested: config.verify.replay,
-            };
+            let alert = GapAlert::new(
+                &gateway_id,
+                (from_seq, to_seq),
+                r.get(3),
+                r.get(4),
+                config.verify.replay,
+            );
             tx.execute(
                 "INSERT INTO alerts (kind, gateway_id, from_seq, to_seq, detail)
                  VALUES ('delivery_gap', $1, $2, $3, $4)",
@@ -134,4 +154,48 @@ pub async fn announce(
     }
     nats.flush().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The alert as published against docs/schema/fleet_delivery_alert.json
+    /// (issue 18 item 6: every alert has a schema), formats asserted.
+    #[test]
+    fn the_delivery_gap_alert_matches_its_published_schema() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/schema/fleet_delivery_alert.json"))
+                .unwrap();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        let first_seen = OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
+        let alert = GapAlert::new("reefer-7", (41, 57), first_seen, 360, true);
+        let published = serde_json::to_value(&alert).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&published)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{published:#}");
+        assert_eq!(published["first_seen"], "2026-11-30T00:53:20Z");
+    }
+
+    /// The schema is strict enough to catch a renamed field: otherwise the
+    /// test above could not fail.
+    #[test]
+    fn the_delivery_gap_schema_refuses_an_alert_missing_its_range() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../docs/schema/fleet_delivery_alert.json"))
+                .unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let first_seen = OffsetDateTime::from_unix_timestamp(1_796_000_000).unwrap();
+        let mut published =
+            serde_json::to_value(GapAlert::new("reefer-7", (41, 57), first_seen, 360, false))
+                .unwrap();
+        published.as_object_mut().unwrap().remove("to_seq");
+        assert!(!validator.is_valid(&published));
+    }
 }
