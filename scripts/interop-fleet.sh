@@ -29,7 +29,8 @@ echo "interop-fleet: $(nats-server --version), $(/usr/lib/postgresql/15/bin/post
 # Delivery, custody across two real gateways, exposure across their legs.
 cargo test -p coldgate-fleet --test e2e --test e2e_custody --test e2e_exposure \
     -- --ignored --test-threads 1
-# Custody against PostgreSQL alone: arrival orders and two workers racing.
-cargo test -p coldgate-fleet --test custody -- --ignored --test-threads 1
+# Custody against PostgreSQL alone: arrival orders and two workers racing;
+# the EPCIS export of a two-gateway journey (module, CLI, HTTP).
+cargo test -p coldgate-fleet --test custody --test epcis -- --ignored --test-threads 1
 
 bash scripts/check-fleet-unit.sh

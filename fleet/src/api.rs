@@ -1,4 +1,6 @@
-//! The HTTP API the operator CLI (`gaps`, `gateway ID`, `status`) reads.
+//! The HTTP API the operator CLI (`gaps`, `gateway ID`, `status`) reads,
+//! and the EPCIS export for trading partners (`/v1/epcis/lot/L`,
+//! `/v1/epcis/sscc/S`).
 //! Read only; answers come straight from PostgreSQL, so every worker
 //! answers the same.
 
@@ -206,6 +208,48 @@ async fn status(State(ctx): State<Arc<Ctx>>) -> Result<Json<FleetStatus>, ApiErr
     }))
 }
 
+/// The EPCIS document of a lot or a pallet (`coldgate-fleet epcis`'s):
+/// 404 for a subject the fleet never saw, `application/ld+json` otherwise.
+async fn epcis_of(ctx: &Ctx, subject: crate::epcis::Subject) -> Result<Response, ApiError> {
+    use crate::epcis::{document, EpcisError};
+    let g = ctx.client().await?;
+    let Some(c) = g.as_ref() else {
+        return Err(ApiError("no connection".into()));
+    };
+    match document(c, &subject, time::OffsetDateTime::now_utc()).await {
+        Ok(doc) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/ld+json")],
+            Json(doc),
+        )
+            .into_response()),
+        Err(e @ EpcisError::Unknown(_)) => Ok((
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response()),
+        Err(EpcisError::Postgres(e)) => Err(e.into()),
+        Err(e @ EpcisError::Uri(_)) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response()),
+    }
+}
+
+async fn epcis_lot(
+    State(ctx): State<Arc<Ctx>>,
+    Path(lot): Path<String>,
+) -> Result<Response, ApiError> {
+    epcis_of(&ctx, crate::epcis::Subject::Lot(lot)).await
+}
+
+async fn epcis_sscc(
+    State(ctx): State<Arc<Ctx>>,
+    Path(sscc): Path<String>,
+) -> Result<Response, ApiError> {
+    epcis_of(&ctx, crate::epcis::Subject::Sscc(sscc)).await
+}
+
 pub fn router(config: Arc<Config>) -> Router {
     let ctx = Arc::new(Ctx {
         config,
@@ -215,5 +259,7 @@ pub fn router(config: Arc<Config>) -> Router {
         .route("/v1/gaps", get(gaps))
         .route("/v1/gateways/{id}", get(gateway))
         .route("/v1/status", get(status))
+        .route("/v1/epcis/lot/{lot}", get(epcis_lot))
+        .route("/v1/epcis/sscc/{sscc}", get(epcis_sscc))
         .with_state(ctx)
 }

@@ -257,11 +257,11 @@ fn union_s(mut spans: Vec<(i64, i64)>) -> i64 {
     total
 }
 
-const EXCURSION_COLUMNS: &str =
+pub(crate) const EXCURSION_COLUMNS: &str =
     "gtin, lot, gateway_id, excursion_id, rule, direction, allowance_s, is_freeze,
     duration_s, unknown_s, started_at, ended_at, mean";
 
-fn excursion_of(r: &tokio_postgres::Row) -> LotExcursion {
+pub(crate) fn excursion_of(r: &tokio_postgres::Row) -> LotExcursion {
     LotExcursion {
         gtin: r.get(0),
         lot: r.get(1),

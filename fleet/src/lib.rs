@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod custody;
 pub mod delivery;
+pub mod epcis;
 pub mod exposure;
 pub mod ingest;
 pub mod migrate;

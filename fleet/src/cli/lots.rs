@@ -1,5 +1,6 @@
 //! The commands about lots that read and write PostgreSQL directly: a
-//! lot's journey across legs, and flagging a lot (recall).
+//! lot's journey across legs, its (or a pallet's) EPCIS document, and
+//! flagging a lot (recall).
 
 use std::process::ExitCode;
 
@@ -75,6 +76,34 @@ pub(super) async fn lot_cmd(config: Config, lot: String, json: bool) -> ExitCode
     }
     println!("  verdict: {}", view.verdict);
     ExitCode::SUCCESS
+}
+
+pub(super) async fn epcis_cmd(config: Config, subject: crate::epcis::Subject) -> ExitCode {
+    let client = match worker::pg_connect(&config).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot reach PostgreSQL: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let doc = match crate::epcis::document(&client, &subject, time::OffsetDateTime::now_utc()).await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("no EPCIS document: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serde_json::to_string_pretty(&doc) {
+        Ok(s) => {
+            println!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot write the EPCIS document: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub(super) async fn recall_cmd(

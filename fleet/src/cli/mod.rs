@@ -87,6 +87,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A lot's or a pallet's history over every gateway as an EPCIS 2.0
+    /// document (JSON-LD) for trading partners (docs/epcis.md).
+    Epcis {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, conflicts_with = "sscc", required_unless_present = "sscc")]
+        lot: Option<String>,
+        #[arg(long)]
+        sscc: Option<String>,
+    },
     /// Flag a lot: every pallet that carried or will carry it raises a
     /// `recalled` custody alert.
     Recall {
@@ -146,6 +156,18 @@ pub fn main() -> ExitCode {
             Ok(c) => runtime().block_on(lots::lot_cmd(c, lot, json)),
             Err(code) => code,
         },
+        Command::Epcis { config, lot, sscc } => {
+            let subject = match (lot, sscc) {
+                (Some(l), _) => crate::epcis::Subject::Lot(l),
+                (None, Some(s)) => crate::epcis::Subject::Sscc(s),
+                // clap requires one of them.
+                (None, None) => return ExitCode::from(EX_CONFIG),
+            };
+            match load(&config) {
+                Ok(c) => runtime().block_on(lots::epcis_cmd(c, subject)),
+                Err(code) => code,
+            }
+        }
         Command::Recall {
             config,
             lot,

@@ -13,8 +13,8 @@ use super::document::{
     SensorElement, SensorException, SensorMetadata, SensorReport,
 };
 use super::uri::{self, UriError};
-use crate::event::payload::{Direction, Item};
-use crate::event::rfc3339;
+use crate::event::payload::{self, Direction, Item};
+use crate::event::{parse_rfc3339, rfc3339};
 
 /// One pallet's stay in one zone of one gateway.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +58,39 @@ pub struct ExcursionRecord {
     pub freeze: bool,
     /// The pallets it named (`affected`).
     pub ssccs: Vec<String>,
+}
+
+impl ExcursionRecord {
+    /// The record of a stored `events/excursion` body alone, published at
+    /// `at_ms`: what a reader without the gateway's configuration has (the
+    /// fleet's copy of every gateway's events). The rule is named from the
+    /// event (`high 8 °C`) and the pallets are those it named. None when its
+    /// start is no time.
+    pub fn from_event(gateway_id: &str, e: &payload::Excursion, at_ms: i64) -> Option<Self> {
+        let started_ms = parse_rfc3339(&e.started_at)?;
+        let ended_ms = e.ended_at.as_deref().and_then(parse_rfc3339);
+        Some(ExcursionRecord {
+            gateway_id: gateway_id.to_string(),
+            excursion_id: e.excursion_id.clone(),
+            zone: e.zone.clone(),
+            sensor: e.sensor_id.clone(),
+            quantity: e.quantity,
+            direction: e.direction,
+            limit: e.limit,
+            rule_id: e.rule.clone(),
+            rule_name: crate::report::event_rule_name(e),
+            started_ms,
+            ended_ms,
+            until_ms: ended_ms.unwrap_or(at_ms).max(started_ms),
+            duration_ms: e.duration_s.saturating_mul(1000),
+            min: e.min,
+            max: e.max,
+            mean: Some(e.mean),
+            allowance_ms: e.allowance_s.map(|s| s.saturating_mul(1000)),
+            freeze: e.freeze,
+            ssccs: e.affected.iter().map(|a| a.sscc.clone()).collect(),
+        })
+    }
 }
 
 /// Why a stretch went unwatched (the trip report's causes).

@@ -419,3 +419,59 @@ mod real_database;
 
 // Generated journeys against the schema.
 mod any_journey;
+
+/// A stored excursion event as the gateway publishes it (open when
+/// `ended_at` is None).
+fn excursion_event(ended_at: Option<i64>) -> crate::event::payload::Excursion {
+    serde_json::from_value(serde_json::json!({
+        "phase": if ended_at.is_some() { "ended" } else { "started" },
+        "excursion_id": "01JX",
+        "sensor_id": "rear-1",
+        "zone": "rear",
+        "quantity": "temperature",
+        "unit": "CEL",
+        "direction": "high",
+        "limit": 8.0,
+        "profile": "cold",
+        "rule": "cold/temperature/0",
+        "allowance_s": 1200,
+        "started_at": rfc3339(T0 + 10 * MIN),
+        "ended_at": ended_at.map(rfc3339),
+        "duration_s": 540,
+        "min": 8.5,
+        "max": 9.5,
+        "mean": 9.1,
+        "affected": [{"sscc": SSCC, "zone": "rear", "items": [item(GTIN, "L1", &["1001"])]}],
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_excursion_event_alone_gives_the_record_the_fleet_exports() {
+    let ended =
+        ExcursionRecord::from_event("gw-a", &excursion_event(Some(T0 + 22 * MIN)), 0).unwrap();
+    assert_eq!(
+        (ended.started_ms, ended.ended_ms, ended.until_ms),
+        (T0 + 10 * MIN, Some(T0 + 22 * MIN), T0 + 22 * MIN)
+    );
+    assert_eq!((ended.min, ended.max, ended.mean), (8.5, 9.5, Some(9.1)));
+    assert_eq!(
+        (ended.duration_ms, ended.allowance_ms),
+        (540_000, Some(1_200_000))
+    );
+    assert_eq!(ended.rule_name, "high 8 °C");
+    assert_eq!(ended.rule_id, "cold/temperature/0");
+    assert_eq!(
+        (ended.zone.as_str(), ended.sensor.as_str()),
+        ("rear", "rear-1")
+    );
+    assert_eq!(ended.ssccs, [SSCC]);
+    // Open: its span ends where the event was published.
+    let open = ExcursionRecord::from_event("gw-a", &excursion_event(None), T0 + 15 * MIN).unwrap();
+    assert_eq!((open.ended_ms, open.until_ms), (None, T0 + 15 * MIN));
+    let journey = Journey {
+        excursions: vec![open],
+        ..journey()
+    };
+    assert_valid(&doc_json(&journey));
+}

@@ -414,12 +414,7 @@ pub fn build(
                 let budget_ms = rule.and_then(|r| r.allowance(e.direction)).map(ms);
                 let rule = match rule {
                     Some(r) => format!("{}, {}", rule_name(r), e.direction.as_str()),
-                    None => format!(
-                        "{} {} {}",
-                        e.direction.as_str(),
-                        e.limit,
-                        unit_label(&e.unit)
-                    ),
+                    None => event_rule_name(&e),
                 };
                 let freeze = is_freeze(&e);
                 let row = Excursion {
@@ -664,6 +659,18 @@ pub fn rule_name(rule: &LimitConfig) -> String {
         (Some(l), None) => format!("above {} {unit}", n(l)),
         (None, None) => format!("any {}", rule.quantity.as_str()),
     }
+}
+
+/// An excursion's rule named from its event alone (`high 8 °C`), for a
+/// reader without the gateway's configuration: a profile since removed, or
+/// the fleet, which never has it.
+pub fn event_rule_name(e: &payload::Excursion) -> String {
+    format!(
+        "{} {} {}",
+        e.direction.as_str(),
+        e.limit,
+        unit_label(&e.unit)
+    )
 }
 
 /// The UN/CEFACT unit codes of the payloads, as people write them.
