@@ -5,13 +5,20 @@
 # Measures publish -> committed in PostgreSQL: events/s, p50/p99 latency, CPU and
 # peak RSS per worker, PostgreSQL bytes per event.
 #
-#   scripts/bench-fleet.sh [GATEWAYS=1000] [EVENTS_PER_GATEWAY=30] [WORKERS=2] [RATE=0]
+#   scripts/bench-fleet.sh [GATEWAYS=1000] [EVENTS_PER_GATEWAY=30] [WORKERS=2] [RATE=0] [PALLETS=0] [SERIALS=100]
+#
+# PALLETS > 0 adds the custody workload (issue 18, item 5): each gateway first
+# publishes its manifest (PALLETS pallets of SERIALS serials) and one load
+# event per pallet, then its events with excursions among them. The events
+# counted are then the loads, the doors and the excursions; the run also
+# waits for every stay (PALLETS x (SERIALS + 1) per gateway) and reports when
+# custody had them all.
 #
 # Uses target/release binaries (built if missing: cargo build --release -p
 # coldgate-fleet). RATE=0 publishes as fast as the sessions are acknowledged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-1000}; E=${2:-30}; W=${3:-2}; RATE=${4:-0}
+N=${1:-1000}; E=${2:-30}; W=${3:-2}; RATE=${4:-0}; P=${5:-0}; S=${6:-100}
 T=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}
 [ -x "$T/coldgate-fleet" ] && [ -x "$T/coldgate-fleet-loadgen" ] \
     || cargo build --release -p coldgate-fleet --bin coldgate-fleet --bin coldgate-fleet-loadgen
@@ -83,14 +90,32 @@ done
 sleep 4   # leases settle
 
 psql_() { psql -X -A -t -h 127.0.0.1 -p "$PGPORT" -U fleet -d postgres -c "$1"; }
-TOTAL=$((N * E))
+STARTED=$(date +%s.%N)
 "$T/coldgate-fleet-loadgen" --port "$MPORT" --ca "$WORK/ca.pem" --cert "$WORK/client.pem" --key "$WORK/client.key" \
-    --gateways "$N" --events "$E" --rate "$RATE" --id-prefix b
-for i in $(seq 600); do
+    --gateways "$N" --events "$E" --rate "$RATE" --id-prefix b --pallets "$P" --serials "$S" | tee "$WORK/loadgen.out"
+# The event messages published (loads and parts of split events included).
+TOTAL=$(sed -n 's/.*event_messages=\([0-9]*\).*/\1/p' "$WORK/loadgen.out")
+TOTAL=${TOTAL:-$((N * E))}
+for i in $(seq 1200); do
     [ "$(psql_ 'SELECT count(*) FROM events')" -ge "$TOTAL" ] && break
     sleep 0.5
 done
-echo "gateways=$N events=$TOTAL workers=$W"
+if [ "$P" -gt 0 ]; then
+    STAYS=$((N * P * (S + 1)))
+    for i in $(seq 3600); do
+        [ "$(psql_ 'SELECT count(*) FROM stays')" -ge "$STAYS" ] && break
+        sleep 0.5
+    done
+    echo "custody_done_after_s=$(echo "$(date +%s.%N) - $STARTED" | bc)"
+    psql_ "SELECT 'custody_rows=' || (SELECT count(*) FROM stays) || ' stays (' || (SELECT count(*) FROM stays WHERE conflict) ||
+                  ' conflicting) pallet_lots=' || (SELECT count(*) FROM pallet_lots) ||
+                  ' lot_excursions=' || (SELECT count(*) FROM lot_excursions) ||
+                  ' alerts=' || (SELECT count(*) FROM alerts) ||
+                  ' quarantined=' || (SELECT count(*) FROM quarantine) ||
+                  ' custody_bytes=' || (pg_total_relation_size('stays') + pg_total_relation_size('pallet_lots')
+                                        + pg_total_relation_size('manifest_seen') + pg_total_relation_size('lot_excursions'))"
+fi
+echo "gateways=$N events=$TOTAL workers=$W pallets=$P serials=$S"
 psql_ "SELECT 'committed=' || count(*) ||
               ' events_per_s=' || round(count(*) / extract(epoch FROM max(committed_at) - min(at))) ||
               ' p50_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY committed_at - at))) ||
