@@ -217,6 +217,16 @@ fn redb_floor_bytes_per_commit() -> u64 {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` does not: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
+    // `COLDGATE_WEAR_RATES=10` (or `100`, `100,10`): only the journal's wear
+    // at those rates, so that the two long runs can go in two processes at
+    // once (`write_bytes` is per process).
+    let rates: Option<Vec<u64>> = std::env::var("COLDGATE_WEAR_RATES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect());
+    if let Some(rates) = rates {
+        wear_with_journal(&rates, if quick { (4, 1) } else { (70, 10) });
+        return;
+    }
     let secs = if quick { 2 } else { 10 };
 
     const OFFERED: u64 = 120_000;
@@ -270,6 +280,12 @@ fn main() {
         );
     }
 
+    wear_with_journal(&[100, 10], (wear_secs, warmup));
+}
+
+/// The journal's wear at each rate: readings spread over time, folds by
+/// `COLDGATE_WEAR_FOLD`, `COLDGATE_WEAR_SECS` in all.
+fn wear_with_journal(rates: &[u64], (wear_secs, warmup): (u64, u64)) {
     let fold = std::env::var("COLDGATE_WEAR_FOLD")
         .ok()
         .and_then(|v| humantime::parse_duration(&v).ok())
@@ -281,13 +297,13 @@ fn main() {
     // The first fold (the run's first commit) and the tables' creation
     // fall in the warm-up.
     let warmup = (secs / 10).max(warmup);
-    for rate in [100, 10] {
+    for &rate in rates {
         let o = run_with_warmup(
             "2s",
             rate,
             secs,
             warmup,
-            &format!("wear-journal-{rate}"),
+            &format!("wear-journal-{rate}-{}", humantime::format_duration(fold)),
             Some(fold),
         );
         let steady_secs = (secs - warmup) as f64;
