@@ -221,6 +221,89 @@ fn run(v: Variant, dir: &Path) -> Measured {
     m
 }
 
+/// The fold as blocks (docs/journal.md, "Readings as blocks"), raw redb
+/// with nothing of ours around it: per sensor one block a fold, keyed time
+/// first `(first ms, sensor index)` so that a fold appends at the right of
+/// one tree, holding each reading as its time delta (zigzag varint) and its
+/// value's 8 bytes unchanged (lossless; no value compression assumed). With
+/// the per-sensor seqs and a state row written as a fold of rows writes them.
+/// Returns (redb bytes, charged bytes) a fold.
+fn blocks(readings: usize, dir: &Path) -> (u64, u64) {
+    use redb::{Database, Durability, TableDefinition};
+    const BLOCKS: TableDefinition<(i64, u32), &[u8]> = TableDefinition::new("reading_blocks");
+    const SEQ: TableDefinition<u32, u64> = TableDefinition::new("sensor_seq");
+    const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+    let path = dir.join(format!("blocks-{readings}.redb"));
+    let _ = std::fs::remove_file(&path);
+    let counts = Arc::new(Counts::default());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .expect("db file");
+    let db: Database = redb::Builder::new()
+        .set_cache_size(1 << 20)
+        .create_with_backend(Counting {
+            file: FileBackend::new(file).expect("backend"),
+            counts: counts.clone(),
+        })
+        .expect("redb");
+    let per_sensor = readings / SENSORS;
+    let step = 300_000 / per_sensor as i64;
+    let (mut redb_bytes, mut charged) = (0, 0);
+    let mut t0 = 1_800_000_000_000i64;
+    for fold in 0..WARM_FOLDS + MEASURED_FOLDS {
+        let (b0, c0) = (counts.bytes.load(Ordering::Relaxed), write_bytes());
+        let mut txn = db.begin_write().expect("txn");
+        txn.set_durability(Durability::Immediate)
+            .expect("durability");
+        {
+            let mut table = txn.open_table(BLOCKS).expect("blocks");
+            let mut seqs = txn.open_table(SEQ).expect("seqs");
+            let mut buf = Vec::new();
+            for s in 0..SENSORS {
+                buf.clear();
+                let mut prev = t0;
+                for i in 0..per_sensor {
+                    let at = t0 + i as i64 * step + s as i64;
+                    let delta = at - prev;
+                    prev = at;
+                    let mut z = ((delta << 1) ^ (delta >> 63)) as u64;
+                    loop {
+                        let byte = (z & 0x7f) as u8;
+                        z >>= 7;
+                        if z == 0 {
+                            buf.push(byte);
+                            break;
+                        }
+                        buf.push(byte | 0x80);
+                    }
+                    let value = 5.0 + ((i + s) % 7) as f64 * 0.1;
+                    buf.extend_from_slice(&value.to_le_bytes());
+                }
+                table
+                    .insert((t0 + s as i64, s as u32), buf.as_slice())
+                    .expect("block");
+                seqs.insert(s as u32, ((fold + 1) * per_sensor) as u64)
+                    .expect("seq");
+            }
+            let mut st = txn.open_table(STATE).expect("state");
+            st.insert("journal_folded", (fold as u64).to_le_bytes().as_slice())
+                .expect("state");
+        }
+        txn.commit().expect("commit");
+        t0 += 300_000;
+        if fold >= WARM_FOLDS {
+            redb_bytes += counts.bytes.load(Ordering::Relaxed) - b0;
+            charged += write_bytes() - c0;
+        }
+    }
+    let n = MEASURED_FOLDS as u64;
+    (redb_bytes / n, charged / n)
+}
+
 fn main() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-fold");
     let _ = std::fs::remove_dir_all(&dir);
@@ -289,6 +372,16 @@ fn main() {
             m.redb_writes / n,
             m.syncs / n,
             m.charged / n
+        );
+    }
+    for readings in [3_000, 30_000] {
+        if only.as_deref().is_some_and(|o| o != "blocks") {
+            continue;
+        }
+        let (redb_bytes, charged) = blocks(readings, &dir);
+        println!(
+            "{:<40} {:>10} {:>10} {:>10} {:>8} {:>12}",
+            "blocks (raw redb, 8 B values)", readings, redb_bytes, "", 1, charged
         );
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -67,6 +67,10 @@ struct Outcome {
     /// and its tables exist: the steady state an SD card lives in.
     steady_bytes: u64,
     steady_readings: u64,
+    /// Of `steady_bytes`, those written before the producer stopped: without
+    /// the stop's final commit (with the journal, a fold of every reading
+    /// since the last one).
+    steady_bytes_before_stop: u64,
 }
 
 /// Offers `rate` readings/s (0 = as fast as possible) for `secs`.
@@ -169,6 +173,7 @@ fn run_with_warmup(
             }
         }
         let offering = started.elapsed();
+        let at_stop = write_bytes();
         drop(tx);
         let totals = task.await.expect("join").expect("ingest");
         let after = write_bytes();
@@ -179,6 +184,7 @@ fn run_with_warmup(
             bytes_written: after - before,
             steady_bytes: after - at_warm.0,
             steady_readings: sent - at_warm.1,
+            steady_bytes_before_stop: at_stop - at_warm.0,
         }
     })
 }
@@ -309,12 +315,14 @@ fn wear_with_journal(rates: &[u64], (wear_secs, warmup): (u64, u64)) {
         let steady_secs = (secs - warmup) as f64;
         println!(
             "wear with the journal at {rate} readings/s, folds every {}: {:.0} B/s written in steady state \
-             ({:.1} B/reading; {} bytes for {} readings after a {warmup}s warm-up); {} folds in all",
+             ({:.1} B/reading; {} bytes for {} readings after a {warmup}s warm-up; {:.0} B/s before the \
+             stop's fold); {} folds in all",
             humantime::format_duration(fold),
             o.steady_bytes as f64 / steady_secs,
             o.steady_bytes as f64 / o.steady_readings.max(1) as f64,
             o.steady_bytes,
             o.steady_readings,
+            o.steady_bytes_before_stop as f64 / steady_secs,
             o.totals.commits
         );
     }
