@@ -338,6 +338,13 @@ fn main() {
             ..base
         },
         Variant {
+            name: "rows+trim+state+100 engine rows",
+            trim: true,
+            named_state: true,
+            engine_rows: 100,
+            ..base
+        },
+        Variant {
             name: "rows, evicted before each fold",
             evict: true,
             ..base
