@@ -70,6 +70,15 @@ impl StorageBackend for Counting {
     }
 }
 
+/// redb's cache: `storage.cache_size`'s default, or `COLDGATE_FOLD_CACHE`
+/// bytes (to see what a cache too small for one fold costs).
+fn cache_size() -> usize {
+    std::env::var("COLDGATE_FOLD_CACHE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 20)
+}
+
 fn write_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/io")
         .ok()
@@ -177,7 +186,7 @@ fn run(v: Variant, dir: &Path) -> Measured {
     let opener_counts = counts.clone();
     let opener_path = path.clone();
     let (_store, mut writer): (Store, Writer) =
-        Store::open_with_backend(&path, 1 << 20, move || {
+        Store::open_with_backend(&path, cache_size(), move || {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -244,7 +253,7 @@ fn blocks(readings: usize, dir: &Path) -> (u64, u64) {
         .open(&path)
         .expect("db file");
     let db: Database = redb::Builder::new()
-        .set_cache_size(1 << 20)
+        .set_cache_size(cache_size())
         .create_with_backend(Counting {
             file: FileBackend::new(file).expect("backend"),
             counts: counts.clone(),
