@@ -227,6 +227,17 @@ fn run(v: Variant, dir: &Path) -> Measured {
         m.redb_writes += counts.writes.load(Ordering::Relaxed) - writes;
         m.syncs += counts.syncs.load(Ordering::Relaxed) - syncs;
     }
+    // The figures mean something only if each fold was one durable commit
+    // and the kernel's count was read: a missing /proc/self/io would print
+    // zeros that look like a saving.
+    assert!(
+        m.syncs >= MEASURED_FOLDS as u64,
+        "at least one fsync a fold"
+    );
+    assert!(
+        m.charged > 0 && m.redb_bytes > 0,
+        "no bytes counted: is /proc/self/io readable?"
+    );
     m
 }
 
@@ -381,12 +392,12 @@ fn main() {
         let m = run(v, &dir);
         let n = MEASURED_FOLDS as u64;
         println!(
-            "{:<40} {:>10} {:>10} {:>10} {:>8} {:>12}",
+            "{:<40} {:>10} {:>10} {:>10} {:>8.1} {:>12}",
             v.name,
             v.readings,
             m.redb_bytes / n,
             m.redb_writes / n,
-            m.syncs / n,
+            m.syncs as f64 / n as f64,
             m.charged / n
         );
     }
@@ -395,6 +406,7 @@ fn main() {
             continue;
         }
         let (redb_bytes, charged) = blocks(readings, &dir);
+        assert!(charged > 0, "no bytes counted: is /proc/self/io readable?");
         println!(
             "{:<40} {:>10} {:>10} {:>10} {:>8} {:>12}",
             "blocks (raw redb, 8 B values)", readings, redb_bytes, "", 1, charged
