@@ -67,6 +67,10 @@ struct Outcome {
     /// and its tables exist: the steady state an SD card lives in.
     steady_bytes: u64,
     steady_readings: u64,
+    /// Of `steady_bytes`, those written before the producer stopped: without
+    /// the stop's final commit (with the journal, a fold of every reading
+    /// since the last one).
+    steady_bytes_before_stop: u64,
 }
 
 /// Offers `rate` readings/s (0 = as fast as possible) for `secs`.
@@ -169,6 +173,7 @@ fn run_with_warmup(
             }
         }
         let offering = started.elapsed();
+        let at_stop = write_bytes();
         drop(tx);
         let totals = task.await.expect("join").expect("ingest");
         let after = write_bytes();
@@ -179,6 +184,7 @@ fn run_with_warmup(
             bytes_written: after - before,
             steady_bytes: after - at_warm.0,
             steady_readings: sent - at_warm.1,
+            steady_bytes_before_stop: at_stop - at_warm.0,
         }
     })
 }
@@ -217,6 +223,16 @@ fn redb_floor_bytes_per_commit() -> u64 {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` does not: keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
+    // `COLDGATE_WEAR_RATES=10` (or `100`, `100,10`): only the journal's wear
+    // at those rates, so that the two long runs can go in two processes at
+    // once (`write_bytes` is per process).
+    let rates: Option<Vec<u64>> = std::env::var("COLDGATE_WEAR_RATES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect());
+    if let Some(rates) = rates {
+        wear_with_journal(&rates, if quick { (4, 1) } else { (70, 10) });
+        return;
+    }
     let secs = if quick { 2 } else { 10 };
 
     const OFFERED: u64 = 120_000;
@@ -270,6 +286,12 @@ fn main() {
         );
     }
 
+    wear_with_journal(&[100, 10], (wear_secs, warmup));
+}
+
+/// The journal's wear at each rate: readings spread over time, folds by
+/// `COLDGATE_WEAR_FOLD`, `COLDGATE_WEAR_SECS` in all.
+fn wear_with_journal(rates: &[u64], (wear_secs, warmup): (u64, u64)) {
     let fold = std::env::var("COLDGATE_WEAR_FOLD")
         .ok()
         .and_then(|v| humantime::parse_duration(&v).ok())
@@ -281,24 +303,26 @@ fn main() {
     // The first fold (the run's first commit) and the tables' creation
     // fall in the warm-up.
     let warmup = (secs / 10).max(warmup);
-    for rate in [100, 10] {
+    for &rate in rates {
         let o = run_with_warmup(
             "2s",
             rate,
             secs,
             warmup,
-            &format!("wear-journal-{rate}"),
+            &format!("wear-journal-{rate}-{}", humantime::format_duration(fold)),
             Some(fold),
         );
         let steady_secs = (secs - warmup) as f64;
         println!(
             "wear with the journal at {rate} readings/s, folds every {}: {:.0} B/s written in steady state \
-             ({:.1} B/reading; {} bytes for {} readings after a {warmup}s warm-up); {} folds in all",
+             ({:.1} B/reading; {} bytes for {} readings after a {warmup}s warm-up; {:.0} B/s before the \
+             stop's fold); {} folds in all",
             humantime::format_duration(fold),
             o.steady_bytes as f64 / steady_secs,
             o.steady_bytes as f64 / o.steady_readings.max(1) as f64,
             o.steady_bytes,
             o.steady_readings,
+            o.steady_bytes_before_stop as f64 / steady_secs,
             o.totals.commits
         );
     }
