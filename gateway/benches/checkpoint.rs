@@ -12,6 +12,9 @@
 //! The extra per hour is what the hourly checkpoint adds on top of 1,800
 //! routine commits. A benchmark, not a test: it asserts nothing.
 
+mod support;
+use support::write_bytes;
+
 use std::sync::Arc;
 
 use coldgate::audit::{AuditKind, AuditRecord};
@@ -20,20 +23,6 @@ use coldgate_sensor_drivers::{Quantity, Reading};
 
 const SENSORS: usize = 100;
 const PER_COMMIT: usize = 200;
-
-fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| {
-                    l.strip_prefix("write_bytes: ")
-                        .map(|v| v.trim().parse().ok())
-                })
-                .flatten()
-        })
-        .unwrap_or(0)
-}
 
 struct Load {
     ids: Vec<Arc<str>>,

@@ -18,6 +18,9 @@
 //! `cargo bench -p coldgate --bench fold` (or `cargo test --bench fold` for
 //! a debug build; the bytes do not depend on the optimisation).
 
+mod support;
+use support::write_bytes;
+
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,20 +80,6 @@ fn cache_size() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1 << 20)
-}
-
-fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| {
-                    l.strip_prefix("write_bytes: ")
-                        .map(|v| v.trim().parse().ok())
-                })
-                .flatten()
-        })
-        .unwrap_or(0)
 }
 
 /// Writes the file's dirty pages and drops it from the page cache, as a

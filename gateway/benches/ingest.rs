@@ -15,6 +15,9 @@
 //!
 //! A benchmark, not a test: it asserts nothing, it measures.
 
+mod support;
+use support::write_bytes;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,20 +42,6 @@ fn config(batch_interval: &str) -> Config {
         ));
     }
     config::parse(&text, "bench").expect("bench config")
-}
-
-fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| {
-                    l.strip_prefix("write_bytes: ")
-                        .map(|v| v.trim().parse().ok())
-                })
-                .flatten()
-        })
-        .unwrap_or(0)
 }
 
 struct Outcome {

@@ -14,26 +14,15 @@
 //! thread writes, not this process. A benchmark, not a test: it asserts
 //! nothing. `cargo bench -p coldgate --bench journal`.
 
+mod support;
+use support::write_bytes;
+
 use std::path::Path;
 use std::time::Instant;
 
 use coldgate::store::journal::payload::{encode_readings, Journalled};
 use coldgate::store::journal::{real_files, Journal, Kind, Options};
 use coldgate_sensor_drivers::Quantity;
-
-fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| {
-                    l.strip_prefix("write_bytes: ")
-                        .map(|v| v.trim().parse().ok())
-                })
-                .flatten()
-        })
-        .unwrap_or(0)
-}
 
 /// One 2 s batch at `per_second` values/s from 50 sensors, spread over
 /// the 2 s (not in lockstep).

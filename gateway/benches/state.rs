@@ -13,6 +13,9 @@
 //! A benchmark, not a test: it asserts nothing, it measures. `cargo test
 //! --benches` runs it for a few seconds only.
 
+mod support;
+use support::write_bytes;
+
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,20 +32,6 @@ const SENSORS: usize = 100;
 const PALLETS: usize = 5;
 /// Each sensor reports every 10 s.
 const RATE: u64 = 10;
-
-fn write_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/io")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| {
-                    l.strip_prefix("write_bytes: ")
-                        .map(|v| v.trim().parse().ok())
-                })
-                .flatten()
-        })
-        .unwrap_or(0)
-}
 
 /// An SSCC with its check digit: extension 1, company prefix 0614141.
 fn sscc(n: usize) -> String {
