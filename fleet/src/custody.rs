@@ -116,6 +116,23 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
             }
         }
     }
+    let seen: Vec<OffsetDateTime> = stays
+        .iter()
+        .map(|s| {
+            first_seen
+                .get(&format!("{}|{}", s.kind, s.id()))
+                .copied()
+                .unwrap_or(s.loaded)
+        })
+        .collect();
+    // All of the batch's stays in one statement, in the order observed: a
+    // manifest is thousands of stays, and a statement each made custody the
+    // fleet's bottleneck (docs/performance.md, "With custody and exposure").
+    // The constraint still decides per row (ON CONFLICT DO NOTHING skips a
+    // row that collides with a stay stored before or earlier in the same
+    // statement); the rows it skipped are decided one by one below, as
+    // before.
+    let inserted = insert_clean(tx, &stays, &seen).await?;
     let insert = format!(
         "INSERT INTO stays (kind, code, gateway_id, zone, sscc, gtin, serial, lot, expiry, loaded,
                             first_seen, source, conflict, unloaded)
@@ -123,34 +140,14 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
          ON CONFLICT DO NOTHING RETURNING id",
         unloaded_of("$3", "$5", "$10", "$11")
     );
-    let insert = tx.prepare(&insert).await?;
-    for s in stays {
-        let seen = first_seen
-            .get(&format!("{}|{}", s.kind, s.id()))
-            .copied()
-            .unwrap_or(s.loaded);
-        let params = |conflict: bool| -> [&(dyn tokio_postgres::types::ToSql + Sync); 13] {
-            [
-                &s.kind,
-                &s.code,
-                &s.gateway_id,
-                &s.zone,
-                &s.sscc,
-                &s.gtin,
-                &s.serial,
-                &s.lot,
-                &s.expiry,
-                &s.loaded,
-                &seen,
-                &s.source,
-                if conflict { &true } else { &false },
-            ]
-        };
-        if tx.query_opt(&insert, &params(false)).await?.is_some() {
+    let mut insert_one = None;
+    for (n, s) in stays.into_iter().enumerate() {
+        if inserted.contains(&n) {
             out.stays += 1;
             touched.insert((s.kind.clone(), s.code.clone()));
             continue;
         }
+        let seen = seen[n];
         let known = tx
             .query_opt(
                 &format!("SELECT 1 FROM stays WHERE {SAME_STAY}"),
@@ -181,7 +178,33 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
                 ],
             )
             .await?;
-        } else if tx.query_opt(&insert, &params(true)).await?.is_some() {
+            continue;
+        }
+        let statement = match &insert_one {
+            Some(st) => st,
+            None => insert_one.insert(tx.prepare(&insert).await?),
+        };
+        let flagged = tx
+            .query_opt(
+                statement,
+                &[
+                    &s.kind,
+                    &s.code,
+                    &s.gateway_id,
+                    &s.zone,
+                    &s.sscc,
+                    &s.gtin,
+                    &s.serial,
+                    &s.lot,
+                    &s.expiry,
+                    &s.loaded,
+                    &seen,
+                    &s.source,
+                    &true,
+                ],
+            )
+            .await?;
+        if flagged.is_some() {
             out.stays += 1;
             out.conflicting += 1;
             touched.insert((s.kind.clone(), s.code.clone()));
@@ -223,14 +246,20 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
         touched.insert((r.get(0), r.get(1)));
     }
     let codes: Vec<&str> = touched.iter().map(|t| t.1.as_str()).collect();
+    let kinds: Vec<&str> = touched.iter().map(|t| t.0.as_str()).collect();
+    // By (kind, code), the leading columns of the stays' unique index: by
+    // code alone PostgreSQL scanned all of it (EXPLAIN in docs/performance.md).
+    let of_touched = "(kind, code) IN (SELECT * FROM unnest($1::text[], $2::text[]))";
     if !codes.is_empty() {
         // A stay refused while another was open may be alone now that ends
         // are known: back into the clean record, one at a time so two of
         // them never enter together.
         let flagged = tx
             .query(
-                "SELECT id FROM stays WHERE conflict AND code = ANY($1) ORDER BY loaded, gateway_id",
-                &[&codes],
+                &format!(
+                    "SELECT id FROM stays WHERE conflict AND {of_touched} ORDER BY loaded, gateway_id"
+                ),
+                &[&kinds, &codes],
             )
             .await?;
         for r in flagged {
@@ -245,8 +274,8 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
         }
         let rows = tx
             .query(
-                &format!("SELECT {STAY_COLUMNS} FROM stays WHERE code = ANY($1) ORDER BY id"),
-                &[&codes],
+                &format!("SELECT {STAY_COLUMNS} FROM stays WHERE {of_touched} ORDER BY id"),
+                &[&kinds, &codes],
             )
             .await?;
         let all: Vec<Stay> = rows.iter().map(stay_of).collect();
@@ -317,6 +346,66 @@ pub(crate) fn lot_alert(l: &PalletLot, kind: &'static str, reason: Option<String
             "place": {"gateway_id": l.gateway_id, "zone": l.zone, "sscc": l.sscc, "loaded": loaded},
         }),
     }
+}
+
+/// Inserts `stays` (not in conflict) in one statement; returns the places
+/// in `stays` of those the constraints let in.
+async fn insert_clean(
+    tx: &Transaction<'_>,
+    stays: &[&Stay],
+    seen: &[OffsetDateTime],
+) -> Result<BTreeSet<usize>, tokio_postgres::Error> {
+    if stays.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let col = |f: &dyn Fn(&Stay) -> String| stays.iter().map(|s| f(s)).collect::<Vec<String>>();
+    let opt = |f: &dyn Fn(&Stay) -> Option<String>| {
+        stays.iter().map(|s| f(s)).collect::<Vec<Option<String>>>()
+    };
+    let kinds = col(&|s| s.kind.clone());
+    let codes = col(&|s| s.code.clone());
+    let gateways = col(&|s| s.gateway_id.clone());
+    let zones = col(&|s| s.zone.clone());
+    let ssccs = col(&|s| s.sscc.clone());
+    let sources = col(&|s| s.source.clone());
+    let gtins = opt(&|s| s.gtin.clone());
+    let serials = opt(&|s| s.serial.clone());
+    let lots = opt(&|s| s.lot.clone());
+    let expiries: Vec<Option<time::Date>> = stays.iter().map(|s| s.expiry).collect();
+    let loaded: Vec<OffsetDateTime> = stays.iter().map(|s| s.loaded).collect();
+    let rows = tx
+        .query(
+            &format!(
+                "WITH b AS (
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                        $6::text[], $7::text[], $8::text[], $9::date[],
+                                        $10::timestamptz[], $11::timestamptz[], $12::text[])
+                     WITH ORDINALITY AS b(kind, code, gateway_id, zone, sscc, gtin, serial, lot,
+                                          expiry, loaded, first_seen, source, n)),
+                 ins AS (
+                   INSERT INTO stays (kind, code, gateway_id, zone, sscc, gtin, serial, lot, expiry,
+                                      loaded, first_seen, source, conflict, unloaded)
+                   SELECT kind, code, gateway_id, zone, sscc, gtin, serial, lot, expiry, loaded,
+                          first_seen, source, false, {}
+                   FROM b ORDER BY n
+                   ON CONFLICT DO NOTHING
+                   RETURNING kind, code, gateway_id, loaded, sscc, lot, expiry)
+                 SELECT b.n FROM b JOIN ins
+                   ON ins.kind = b.kind AND ins.code = b.code AND ins.gateway_id = b.gateway_id
+                  AND ins.loaded = b.loaded AND ins.sscc = b.sscc
+                  AND ins.lot IS NOT DISTINCT FROM b.lot AND ins.expiry IS NOT DISTINCT FROM b.expiry",
+                unloaded_of("b.gateway_id", "b.sscc", "b.loaded", "b.first_seen")
+            ),
+            &[
+                &kinds, &codes, &gateways, &zones, &ssccs, &gtins, &serials, &lots, &expiries,
+                &loaded, &seen, &sources,
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| usize::try_from(r.get::<_, i64>(0) - 1).ok())
+        .collect())
 }
 
 /// Stores an alert once (its key); returns 1 when it is new. An alert seen
