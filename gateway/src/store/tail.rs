@@ -406,14 +406,15 @@ mod tests {
     #[test]
     fn a_reader_that_stops_early_gets_no_more_from_the_tail() {
         let (_dir, store, _w, _tail) = store_with_tail();
+        // Two in redb, three in the tail; the fourth is the tail's last.
         let mut n = 0;
         store
             .for_each_reading(None, i64::MIN, i64::MAX, |_| {
                 n += 1;
-                n < 2
+                n < 4
             })
             .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(n, 4);
     }
 
     /// Every file under `dir` with its bytes and modification time.
@@ -484,6 +485,7 @@ mod tests {
             vec![("a".to_string(), 1, 10, 1.0), ("a".to_string(), 2, 20, 2.0)]
         );
         assert_eq!(store.reading_count().unwrap(), 2);
-        assert_eq!(snapshot(&jdir), before, "the journal was written to");
+        // (Not assert_eq: a difference would print megabytes of zeros.)
+        assert!(snapshot(&jdir) == before, "the journal was written to");
     }
 }
