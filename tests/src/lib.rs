@@ -236,6 +236,8 @@ pub struct TestConfig {
     pub inflight: u16,
     /// `storage.journal`.
     pub journal: bool,
+    /// `storage.fold_interval`; `None`: the default.
+    pub fold_interval: Option<&'static str>,
 }
 
 impl TestConfig {
@@ -254,6 +256,7 @@ impl TestConfig {
             outbox_cap: 100_000,
             inflight: 32,
             journal: false,
+            fold_interval: None,
         }
     }
 
@@ -267,6 +270,7 @@ impl TestConfig {
 [storage]
 path = "{db}"
 journal = {journal}
+{fold_interval}
 [ingest]
 batch_interval = "{batch}"
 [mqtt]
@@ -306,6 +310,10 @@ failures = [{failure}]
             telemetry_on = self.telemetry.is_some(),
             telemetry = self.telemetry.unwrap_or("60s"),
             journal = self.journal,
+            fold_interval = self
+                .fold_interval
+                .map(|f| format!("fold_interval = \"{f}\""))
+                .unwrap_or_default(),
         );
         for i in 0..self.sensors {
             text.push_str(&format!(

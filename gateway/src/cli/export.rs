@@ -50,6 +50,9 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     let from = args.from.unwrap_or(i64::MIN);
     let to = args.to.unwrap_or(i64::MAX);
     let store = Store::open_existing(&args.db)?;
+    // Readings a stopped gateway had journalled but not folded (issue 20
+    // item 4); read-only.
+    store.load_journal_tail()?;
     if let Some(sensor) = &args.sensor {
         let known = store.sensor_ids()?;
         super::args::must_exist("sensor", sensor, known.iter().map(|s| &**s))

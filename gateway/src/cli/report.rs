@@ -87,6 +87,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
         Format::Html => render_offline(&db, &config, &subject)?,
         Format::Epcis => {
             let store = Store::open_existing(&db)?;
+            store.load_journal_tail()?;
             crate::epcis::render_json(&store, &config, &subject, now_ms())?
         }
     };
@@ -109,6 +110,8 @@ pub fn render_offline(
     subject: &ReportSubject,
 ) -> anyhow::Result<String> {
     let store = Store::open_existing(db)?;
+    // Readings journalled but not folded when the gateway stopped; read-only.
+    store.load_journal_tail()?;
     Ok(render_html(&store, config, subject, now_ms())?)
 }
 

@@ -121,8 +121,9 @@ pub struct StorageConfig {
     /// (`<path>.journal/`, docs/journal.md), one page per sync instead of
     /// a redb commit's ~32 KB, and are folded into the database every
     /// `fold_interval` or when an event, a command or a stop needs it.
-    /// Default `false` while readers (export, the HTTP API, reports) see
-    /// only folded readings: with it on they lag by up to `fold_interval`.
+    /// Readers (export, the HTTP API, the dashboard, reports) see a reading
+    /// once its journal sync returned, folded or not. Default `false` until
+    /// the wear figures are met end to end (issue 20 item 5).
     pub journal: bool,
     /// With `journal`: the longest a reading stays in the journal alone,
     /// which also bounds what a start replays. Default `5m`.

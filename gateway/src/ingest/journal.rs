@@ -32,8 +32,9 @@ use crate::store::StoreError;
 use super::{blocking, Ingest};
 
 /// The `state` key of the last journal LSN folded into redb (u64, little
-/// endian), written in the fold's own transaction.
-pub const FOLDED: &str = "journal_folded";
+/// endian), written in the fold's own transaction. The store owns the name:
+/// an offline reader of the journal needs it too.
+pub const FOLDED: &str = crate::store::JOURNAL_FOLDED;
 
 /// When a fold is due although nothing forces one.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +76,9 @@ pub(super) struct JournalSide {
     /// of the run.
     tail: Vec<(Kind, Vec<u8>)>,
     replaying: bool,
+    /// Readings of the batch (from its start) handed to the store's tail,
+    /// where readers see them before the fold (`store/tail.rs`).
+    published: usize,
 }
 
 fn le_u64(bytes: &[u8]) -> Result<u64, StoreError> {
@@ -118,6 +122,7 @@ impl Ingest {
             folded_at_ms: None,
             tail,
             replaying: false,
+            published: 0,
         });
         Ok(self)
     }
@@ -249,7 +254,32 @@ impl Ingest {
             j.synced += j.unsynced;
             j.unsynced = 0;
         }
+        self.publish_durable();
         Ok(())
+    }
+
+    /// Hands the batch's readings made durable since the last call to the
+    /// store's tail, numbered as the fold will number them. Every reading
+    /// in the batch is durable here: appended and synced, or replayed.
+    pub(super) fn publish_durable(&mut self) {
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        let fresh = self.batch.readings.get(j.published..).unwrap_or_default();
+        let writer = &self.writer;
+        writer
+            .store()
+            .publish_tail(fresh, |s| writer.last_reading_seq(s));
+        j.published = self.batch.readings.len();
+    }
+
+    /// The batch's readings were found stored by a commit reported as failed
+    /// (and dropped from the batch): redb holds what the tail held.
+    pub(super) fn tail_stored(&mut self) {
+        if let Some(j) = self.journal.as_mut() {
+            j.published = 0;
+            self.writer.store().clear_tail();
+        }
     }
 
     /// Before a fold: every reading in the batch is appended, and the LSN
@@ -280,6 +310,9 @@ impl Ingest {
         j.index.clear();
         j.unsynced = 0;
         j.synced = 0;
+        j.published = 0;
+        // The commit returned: redb holds every reading the tail held.
+        self.writer.store().clear_tail();
         j.folded_at_ms = Some(now);
         if let Err(error) = j.journal.recycle(folded) {
             // Only more to replay at the next start.

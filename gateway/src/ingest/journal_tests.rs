@@ -39,9 +39,11 @@ struct Files {
 
 fn files() -> Files {
     let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db.redb");
     Files {
-        db: dir.path().join("db.redb"),
-        journal: dir.path().join("db.journal"),
+        // Where the daemon puts it, so that offline readers find it.
+        journal: crate::store::journal::dir_beside(&db),
+        db,
         _dir: dir,
     }
 }
@@ -125,17 +127,9 @@ async fn run(ingest: Ingest, n: usize, start: i64, kill: bool) -> Sent {
 }
 
 /// Every reading stored, per sensor in seq order: (sensor, seq, time, value).
+/// (redb alone: the journal's tail is not loaded.)
 fn stored(db: &Path) -> Vec<(String, u64, i64, f64)> {
-    let store = Store::open_existing(db).unwrap();
-    let mut out = Vec::new();
-    store
-        .for_each_reading(None, i64::MIN, i64::MAX, |r| {
-            out.push((r.sensor.to_string(), r.seq, r.at_ms, r.value));
-            true
-        })
-        .unwrap();
-    out.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
-    out
+    seen(&Store::open_existing(db).unwrap())
 }
 
 /// Checks that `stored` holds each of `sent` once, each sensor's seqs
@@ -209,6 +203,49 @@ async fn a_start_killed_before_its_first_fold_replays_the_same_tail_again() {
         i.batch.readings.len()
     };
     assert!(replayed > 30, "only {replayed} replayed");
+    run(ingest(&f), 0, start, false).await;
+    assert_all_once(&stored(&f.db), &sent);
+}
+
+/// Every reading `store` gives, per sensor in seq order, as [`stored`].
+fn seen(store: &Store) -> Vec<(String, u64, i64, f64)> {
+    let mut out = Vec::new();
+    store
+        .for_each_reading(None, i64::MIN, i64::MAX, |r| {
+            out.push((r.sensor.to_string(), r.seq, r.at_ms, r.value));
+            true
+        })
+        .unwrap();
+    out.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+    out
+}
+
+#[tokio::test]
+async fn readings_synced_to_the_journal_are_seen_before_their_fold_online_and_offline() {
+    let f = files();
+    let start = now_ms() - 60_000;
+    let first = ingest(&f);
+    // The handle the HTTP API and the dashboard read through.
+    let running = first.writer.store().clone();
+    let sent = run(first, 100, start, true).await;
+    assert!(
+        running.tail_len() > 30,
+        "the tail holds {}",
+        running.tail_len()
+    );
+    assert_all_once(&seen(&running), &sent);
+    assert_eq!(running.reading_count().unwrap(), 100);
+    drop(running);
+
+    let folded = stored(&f.db).len();
+    assert!(folded < 30, "{folded} of 100 were folded: nothing to prove");
+    // A stopped gateway's files, read as `coldgate export` reads them.
+    let offline = Store::open_existing(&f.db).unwrap();
+    assert_eq!(offline.load_journal_tail().unwrap(), 100 - folded);
+    assert_all_once(&seen(&offline), &sent);
+    drop(offline);
+
+    // The next start folds the same readings with the same seqs.
     run(ingest(&f), 0, start, false).await;
     assert_all_once(&stored(&f.db), &sent);
 }

@@ -298,6 +298,11 @@ impl Ingest {
     pub async fn run(mut self, mut ch: IngestChannels) -> Result<IngestTotals, StoreError> {
         self.replay_journal()?;
         self.resume();
+        // The replayed readings are durable (read back from the journal):
+        // readers see them from now, before the first fold. Not before
+        // `resume`, which reads the stored readings as the last run left
+        // them in redb.
+        self.publish_durable();
         let mut commands = self.commands.take();
         let mut tick = interval(self.opts.batch_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -65,6 +65,7 @@ impl Ingest {
                 self.batch.events.clear();
                 self.batch.acked.clear();
                 self.batch.audit.clear();
+                self.tail_stored();
             }
             Err(error) => {
                 debug!(%error, "Database not reopened yet; retrying at the next turn.");

@@ -13,6 +13,7 @@ mod batch;
 mod error;
 pub mod journal;
 mod tables;
+mod tail;
 mod verify;
 mod writer;
 
@@ -32,6 +33,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub use error::StoreError;
 pub use tables::COMMANDS_KEPT;
+pub use tail::JOURNAL_FOLDED;
 
 /// An outbox entry the publisher will not send: over `max_payload`. The
 /// publisher reports it and ingest, the one writer, takes it out of the
@@ -108,6 +110,9 @@ pub struct Store {
     db: Arc<RwLock<Option<Arc<Database>>>>,
     path: Arc<PathBuf>,
     opener: Option<Opener>,
+    /// Readings durable in the journal, not yet folded (see `tail.rs`):
+    /// shared by every handle, like `db`.
+    tail: tail::SharedTail,
 }
 
 /// Where a new database is built before it is renamed into place: beside
@@ -227,6 +232,7 @@ impl Store {
             db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: Arc::new(path.to_path_buf()),
             opener: Some(opener),
+            tail: tail::shared(),
         };
         store.init_schema()?;
         let writer = Writer::new(store.clone())?;
@@ -239,6 +245,7 @@ impl Store {
             db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: Arc::new(path.to_path_buf()),
             opener: None,
+            tail: tail::shared(),
         }
     }
 
@@ -268,6 +275,7 @@ impl Store {
             db: Arc::new(RwLock::new(Some(Arc::new(db)))),
             path: Arc::new(path.to_path_buf()),
             opener: None,
+            tail: tail::shared(),
         };
         store.check_schema()?;
         Ok(store)
@@ -388,7 +396,9 @@ impl Store {
     pub fn sensor_ids(&self) -> Result<Vec<Arc<str>>, StoreError> {
         let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
         let mut ids: Vec<Arc<str>> = self.sensor_names(&txn)?.into_values().collect();
+        ids.extend(self.tail_sensors());
         ids.sort();
+        ids.dedup();
         Ok(ids)
     }
 
@@ -408,15 +418,28 @@ impl Store {
 
     /// Calls `f` for each reading in `[from_ms, to_ms)`, oldest first,
     /// optionally of one sensor only. Stops early when `f` returns `false`.
+    /// Readings journalled and not yet folded are included (`tail.rs`).
     pub fn for_each_reading(
         &self,
         sensor: Option<&str>,
         from_ms: i64,
         to_ms: i64,
-        mut f: impl FnMut(StoredReading) -> bool,
+        f: impl FnMut(StoredReading) -> bool,
     ) -> Result<(), StoreError> {
-        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-        let names = self.sensor_names(&txn)?;
+        self.merged_readings(sensor, from_ms, to_ms, || {}, f)
+    }
+
+    /// The `readings` table's rows in `[from_ms, to_ms)` in key order, with
+    /// their keys (time, sensor index, seq). Stops when `f` returns `false`.
+    fn readings_in(
+        &self,
+        txn: &redb::ReadTransaction,
+        sensor: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        mut f: impl FnMut((i64, u32, u64), StoredReading) -> bool,
+    ) -> Result<(), StoreError> {
+        let names = self.sensor_names(txn)?;
         let wanted = match sensor {
             Some(s) => match names.iter().find(|(_, n)| &***n == s) {
                 Some((idx, _)) => Some(*idx),
@@ -442,25 +465,21 @@ impl Store {
             else {
                 continue;
             };
-            let go_on = f(StoredReading {
-                sensor: sensor.clone(),
-                seq,
-                quantity,
-                value,
-                at_ms,
-            });
+            let go_on = f(
+                (at_ms, idx, seq),
+                StoredReading {
+                    sensor: sensor.clone(),
+                    seq,
+                    quantity,
+                    value,
+                    at_ms,
+                },
+            );
             if !go_on {
                 break;
             }
         }
         Ok(())
-    }
-
-    /// Number of stored readings.
-    pub fn reading_count(&self) -> Result<u64, StoreError> {
-        let txn = self.db()?.begin_read().map_err(|e| self.err(e))?;
-        let table = txn.open_table(READINGS).map_err(|e| self.err(e))?;
-        table.len().map_err(|e| self.err(e))
     }
 
     /// Un-acknowledged events after `after_seq`, in order, at most `limit`.
