@@ -117,6 +117,15 @@ for i in $(seq 1200); do
     [ "$(psql_ 'SELECT count(*) FROM events')" -ge "$TOTAL" ] && break
     sleep 0.5
 done
+# The ingest figures as soon as every event is in: with custody they do not
+# wait for the stays, which come later (and a run stopped while custody is
+# still writing has them).
+psql_ "SELECT 'events_in_after_s=' || round(extract(epoch FROM max(committed_at) - min(at))::numeric, 1) ||
+              ' committed=' || count(*) ||
+              ' events_per_s=' || round(count(*) / extract(epoch FROM max(committed_at) - min(at))) ||
+              ' p50_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY committed_at - at))) ||
+              ' p99_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY committed_at - at)))
+       FROM events"
 if [ "$P" -gt 0 ]; then
     STAYS=$((N * P * (S + 1)))
     for i in $(seq 3600); do
