@@ -28,25 +28,32 @@ PGBIN=/usr/lib/postgresql/15/bin
 
 WORK=$(mktemp -d); chmod 755 "$WORK"
 PIDS=()
-PGPID=
 # Bounded: stopped by a timeout, PostgreSQL's default (smart) shutdown waited
-# for the workers' sessions, and a worker for its batch in flight, so the
-# script hung here. PostgreSQL gets SIGINT (fast shutdown: it disconnects its
-# clients); whatever still runs after 10 s is killed.
+# for a backend still inserting stays for a worker already gone, so the
+# script hung here or left PostgreSQL behind. The postmaster (its pid from
+# postmaster.pid: `$!` is the subshell of `as_pg`, not PostgreSQL) gets
+# SIGINT, a fast shutdown that ends its backends; whatever still runs after
+# 10 s is killed.
 cleanup() {
-    [ -n "$PGPID" ] && kill -INT "$PGPID" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [ "$p" = "$PGPID" ] || kill "$p" 2>/dev/null || true; done
+    local pg=
+    [ -f "$WORK/pg/postmaster.pid" ] && pg=$(head -1 "$WORK/pg/postmaster.pid")
+    [ -n "$pg" ] && kill -INT "$pg" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for _ in $(seq 50); do
         alive=0
-        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        for p in "${PIDS[@]}" $pg; do kill -0 "$p" 2>/dev/null && alive=1; done
         [ "$alive" = 0 ] && break
         sleep 0.2
     done
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}" $pg; do kill -KILL "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
+# A signal ends the script through `exit`, so that the EXIT trap runs: without
+# these, `timeout`'s SIGTERM ended bash and left PostgreSQL and the workers.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
 
@@ -67,7 +74,7 @@ mkdir "$WORK/pg"; [ "$(id -u)" = 0 ] && chown postgres:postgres "$WORK/pg"
 as_pg "$PGBIN/initdb" -D "$WORK/pg" -A trust -U fleet --no-sync >/dev/null
 as_pg "$PGBIN/postgres" -D "$WORK/pg" -p "$PGPORT" -k "$WORK/pg" -c listen_addresses=127.0.0.1 \
     -c max_connections=300 -c shared_buffers=256MB ${PG_OPTS:-} >"$WORK/pg.log" 2>&1 &
-PGPID=$!; PIDS+=($!)
+PIDS+=($!)
 
 cat > "$WORK/fleet.toml" <<TOML
 [nats]
