@@ -28,8 +28,32 @@ PGBIN=/usr/lib/postgresql/15/bin
 
 WORK=$(mktemp -d); chmod 755 "$WORK"
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+# Bounded: stopped by a timeout, PostgreSQL's default (smart) shutdown waited
+# for a backend still inserting stays for a worker already gone, so the
+# script hung here or left PostgreSQL behind. The postmaster (its pid from
+# postmaster.pid: `$!` is the subshell of `as_pg`, not PostgreSQL) gets
+# SIGINT, a fast shutdown that ends its backends; whatever still runs after
+# 10 s is killed.
+cleanup() {
+    local pg=
+    [ -f "$WORK/pg/postmaster.pid" ] && pg=$(head -1 "$WORK/pg/postmaster.pid")
+    [ -n "$pg" ] && kill -INT "$pg" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        alive=0
+        for p in "${PIDS[@]}" $pg; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.2
+    done
+    for p in "${PIDS[@]}" $pg; do kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
+# A signal ends the script through `exit`, so that the EXIT trap runs: without
+# these, `timeout`'s SIGTERM ended bash and left PostgreSQL and the workers.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 as_pg() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=postgres --regid=postgres --init-groups "$@"; else "$@"; fi; }
 
@@ -100,6 +124,15 @@ for i in $(seq 1200); do
     [ "$(psql_ 'SELECT count(*) FROM events')" -ge "$TOTAL" ] && break
     sleep 0.5
 done
+# The ingest figures as soon as every event is in: with custody they do not
+# wait for the stays, which come later (and a run stopped while custody is
+# still writing has them).
+psql_ "SELECT 'events_in_after_s=' || round(extract(epoch FROM max(committed_at) - min(at))::numeric, 1) ||
+              ' committed=' || count(*) ||
+              ' events_per_s=' || round(count(*) / extract(epoch FROM max(committed_at) - min(at))) ||
+              ' p50_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.5) WITHIN GROUP (ORDER BY committed_at - at))) ||
+              ' p99_ms=' || round(1000 * extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY committed_at - at)))
+       FROM events"
 if [ "$P" -gt 0 ]; then
     STAYS=$((N * P * (S + 1)))
     for i in $(seq 3600); do

@@ -5,8 +5,9 @@
 //! `loaded_at`, zone and items) and end at the first accepted unload (an
 //! audit event) or the first later manifest that no longer lists the pallet.
 //! Both are minimums over what was observed, and every alert is recomputed
-//! from all the stays of the codes a batch touched, so the result is the
-//! same whatever order the gateways' messages arrive in.
+//! from all the stays of the codes a batch touched (those that can have
+//! one: on two gateways or under two labels), so the result is the same
+//! whatever order the gateways' messages arrive in.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -245,6 +246,13 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
     for r in rows {
         touched.insert((r.get(0), r.get(1)));
     }
+    // Only codes whose alerts can change are read back and recomputed: a
+    // code whose stays are all on one gateway under one label can raise no
+    // `custody_overlap` (two gateways) nor `relabelled` (two labels), had
+    // none before (stays are never deleted, so neither count ever goes
+    // down) and has no stay flagged (only a stay on another gateway can
+    // refuse one). A manifest's serials are nearly all such codes.
+    let touched = codes_that_can_alert(tx, &touched).await?;
     let codes: Vec<&str> = touched.iter().map(|t| t.1.as_str()).collect();
     let kinds: Vec<&str> = touched.iter().map(|t| t.0.as_str()).collect();
     // By (kind, code), the leading columns of the stays' unique index: by
@@ -319,6 +327,35 @@ pub async fn apply(tx: &Transaction<'_>, obs: &Observed) -> Result<Applied, toki
         }
     }
     Ok(out)
+}
+
+/// Of the `(kind, code)` pairs in `touched`, those whose stored stays are
+/// on more than one gateway or under more than one label (lot, expiry):
+/// the only codes an overlap or relabelling alert can be raised, updated
+/// or withdrawn for. Decided in SQL so that the stays of the others are
+/// never sent to the worker.
+pub async fn codes_that_can_alert(
+    tx: &Transaction<'_>,
+    touched: &BTreeSet<(String, String)>,
+) -> Result<BTreeSet<(String, String)>, tokio_postgres::Error> {
+    if touched.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let kinds: Vec<&str> = touched.iter().map(|t| t.0.as_str()).collect();
+    let codes: Vec<&str> = touched.iter().map(|t| t.1.as_str()).collect();
+    // The label as JSON text, so that a missing lot and an empty one stay
+    // two labels, as `Stay::label` tells them apart.
+    let rows = tx
+        .query(
+            "SELECT kind, code FROM stays
+             WHERE (kind, code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+             GROUP BY kind, code
+             HAVING count(DISTINCT gateway_id) > 1
+                 OR count(DISTINCT json_build_array(lot, expiry)::text) > 1",
+            &[&kinds, &codes],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 pub(crate) fn lot_alert(l: &PalletLot, kind: &'static str, reason: Option<String>) -> Alert {

@@ -1,6 +1,7 @@
 //! A worker: leases partitions in PostgreSQL, and for each one pulls
-//! batches from its durable consumer, applies a batch in one transaction
-//! and acks it only after the commit.
+//! batches from its durable consumer, applies a batch (delivery, then
+//! custody and exposure, each in its own transaction) and acks it only
+//! after both commit.
 //!
 //! Partitions are shared out through the `leases` table: each live worker
 //! takes its fair share (partitions / live workers), renews it, and a dead
@@ -259,8 +260,9 @@ async fn partition_loop(
         // The batch is held until it is committed: nothing is acked while
         // PostgreSQL is away, and the messages are kept from redelivery.
         let mut retry = pauses(config.worker.backoff_max.min(config.worker.ack_wait / 3));
+        let mut delivered = None;
         let applied = loop {
-            match apply_batch(&mut pg, &config, &items).await {
+            match apply_batch(&mut pg, &config, &items, &mut delivered).await {
                 Ok(a) => break Some(a),
                 Err(e) => {
                     warn!(partition, "batch of {} not applied: {e}", items.len());
@@ -340,35 +342,203 @@ async fn apply_batch(
     pg: &mut Option<Client>,
     config: &Config,
     items: &[Item],
+    delivered: &mut Option<ingest::Applied>,
 ) -> Result<ingest::Applied, tokio_postgres::Error> {
     let client = match pg.take() {
         Some(c) if !c.is_closed() => c,
         _ => pg_connect(config).await?,
     };
     let client = pg.insert(client);
-    let tx = client.transaction().await?;
-    let (applied, custody) = apply_items(&tx, items, OffsetDateTime::now_utc()).await?;
-    tx.commit().await?;
+    let (applied, custody) =
+        apply_items_resuming(client, items, OffsetDateTime::now_utc(), delivered).await?;
     if custody != custody::Applied::default() {
         debug!(?custody, "custody applied");
     }
     Ok(applied)
 }
 
-/// Everything a batch changes, inside the caller's transaction: delivery
-/// (every event once), custody (stays and their alerts) and exposure
-/// across legs (its alerts counted with custody's).
+/// Everything a batch changes, in two transactions: delivery (every event
+/// once, the `delivery` rows of its gateways locked), then custody (stays
+/// and their alerts) and exposure across legs (its alerts counted with
+/// custody's), the latter cut by [`STAYS_PER_TRANSACTION`]. The caller
+/// acks only after all of them commit.
+///
+/// Custody has its own transaction so that the `delivery` rows are not
+/// held while a batch of manifests (hundreds of thousands of stays) is
+/// written: other partitions' batches of the same gateways waited on them
+/// (docs/performance.md, "With custody and exposure"). A crash between the
+/// two commits leaves the messages unacked; redelivered, delivery finds
+/// its events stored and custody is redone from the items alone, which it
+/// can be: every write of custody and exposure is idempotent.
 pub async fn apply_items(
-    tx: &tokio_postgres::Transaction<'_>,
+    client: &mut Client,
     items: &[Item],
     now: OffsetDateTime,
 ) -> Result<(ingest::Applied, custody::Applied), tokio_postgres::Error> {
-    let applied = ingest::apply(tx, items, now).await?;
+    apply_items_resuming(client, items, now, &mut None).await
+}
+
+/// [`apply_items`], skipping the delivery transaction when `delivered`
+/// says it committed already (a retry after custody failed), so that a
+/// retry does not count the batch's events again as duplicates.
+async fn apply_items_resuming(
+    client: &mut Client,
+    items: &[Item],
+    now: OffsetDateTime,
+    delivered: &mut Option<ingest::Applied>,
+) -> Result<(ingest::Applied, custody::Applied), tokio_postgres::Error> {
+    let applied = match delivered {
+        Some(a) => a.clone(),
+        None => {
+            let tx = client.transaction().await?;
+            let a = apply_delivery(&tx, items, now).await?;
+            tx.commit().await?;
+            delivered.insert(a).clone()
+        }
+    };
+    let mut custody = custody::Applied::default();
+    for part in by_stays(items, STAYS_PER_TRANSACTION) {
+        let tx = client.transaction().await?;
+        let c = apply_custody(&tx, part).await?;
+        tx.commit().await?;
+        custody.stays += c.stays;
+        custody.conflicting += c.conflicting;
+        custody.alerts += c.alerts;
+    }
+    Ok((applied, custody))
+}
+
+/// At most this many stays in one custody transaction (a batch is cut
+/// between messages, so one manifest larger than this still goes whole).
+/// A batch of the manifest consumer can be `worker.batch` manifests of
+/// thousands of serials each: a million stays and more held in the
+/// worker's memory and in one statement. Any batching gives the same
+/// custody (`fleet/tests/custody.rs`), and a crash between two of these
+/// transactions is redone by the redelivery as a crash after delivery is.
+pub const STAYS_PER_TRANSACTION: usize = 20_000;
+
+/// The stays a message can give: one per pallet and one per serial of a
+/// manifest, none for anything else. Counted on the JSON, without reading
+/// the manifest into stays (that is done once, by custody).
+fn stays_in(item: &Item) -> usize {
+    let Item::Manifest { payload, .. } = item else {
+        return 0;
+    };
+    let pallets = payload.get("pallets").and_then(|p| p.as_array());
+    pallets.map_or(0, |ps| {
+        ps.iter()
+            .map(|p| {
+                let serials: usize = p
+                    .get("items")
+                    .and_then(|i| i.as_array())
+                    .map_or(0, |items| {
+                        items
+                            .iter()
+                            .filter_map(|i| i.get("serials").and_then(|s| s.as_array()))
+                            .map(Vec::len)
+                            .sum()
+                    });
+                1 + serials
+            })
+            .sum()
+    })
+}
+
+/// `items` cut, in order, into runs of at most `max` stays (a message of
+/// more goes alone); a batch without manifests is one run.
+fn by_stays(items: &[Item], max: usize) -> Vec<&[Item]> {
+    let mut out = Vec::new();
+    let (mut start, mut held) = (0, 0);
+    for (n, item) in items.iter().enumerate() {
+        let s = stays_in(item);
+        if n > start && held + s > max {
+            out.push(&items[start..n]);
+            start = n;
+            held = 0;
+        }
+        held += s;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// The delivery part of a batch (ingest), inside the caller's transaction.
+pub async fn apply_delivery(
+    tx: &tokio_postgres::Transaction<'_>,
+    items: &[Item],
+    now: OffsetDateTime,
+) -> Result<ingest::Applied, tokio_postgres::Error> {
+    ingest::apply(tx, items, now).await
+}
+
+/// The custody and exposure part of a batch, inside the caller's
+/// transaction: a function of the items alone, never of what delivery
+/// found new, so a redelivered batch redoes it in full.
+pub async fn apply_custody(
+    tx: &tokio_postgres::Transaction<'_>,
+    items: &[Item],
+) -> Result<custody::Applied, tokio_postgres::Error> {
     let observed = custody::observe(items);
     for p in &observed.problems {
         warn!("custody: {p}");
     }
     let mut custody = custody::apply(tx, &observed).await?;
     custody.alerts += crate::exposure::apply(tx, items).await?;
-    Ok((applied, custody))
+    Ok(custody)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(gw: &str, pallets: usize, serials: usize) -> Item {
+        let pallets: Vec<serde_json::Value> = (0..pallets)
+            .map(|p| {
+                let serials: Vec<String> = (0..serials).map(|s| format!("S{p}-{s}")).collect();
+                serde_json::json!({"sscc": format!("P{p}"), "zone": "chilled",
+                    "loaded_at": "2026-12-01T08:00:00Z",
+                    "items": [{"gtin": "09506000134352", "lot": "L1", "serials": serials}]})
+            })
+            .collect();
+        Item::Manifest {
+            gateway: gw.into(),
+            at: OffsetDateTime::UNIX_EPOCH,
+            payload: serde_json::json!({"schema": "coldgate.manifest/1", "gateway_id": gw,
+                "at": "2026-12-01T08:00:00Z", "pallets": pallets}),
+        }
+    }
+
+    #[test]
+    fn a_manifest_gives_a_stay_per_pallet_and_per_serial() {
+        assert_eq!(stays_in(&manifest("gw", 50, 100)), 50 * 101);
+        assert_eq!(stays_in(&manifest("gw", 0, 100)), 0);
+    }
+
+    #[test]
+    fn a_batch_of_manifests_is_cut_between_messages_by_stays_and_keeps_its_order() {
+        // 1,010 + 1,010 + 505 + 1,010 stays, at most 2,100 per run.
+        let items = vec![
+            manifest("a", 10, 100),
+            manifest("b", 10, 100),
+            manifest("c", 5, 100),
+            manifest("d", 10, 100),
+        ];
+        let runs: Vec<Vec<&str>> = by_stays(&items, 2_100)
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .map(|i| match i {
+                        Item::Manifest { gateway, .. } => gateway.as_str(),
+                        _ => "",
+                    })
+                    .collect()
+            })
+            .collect();
+        assert_eq!(runs, [vec!["a", "b"], vec!["c", "d"]]);
+        // A message larger than the cap goes alone, never split or dropped.
+        assert_eq!(by_stays(&items, 100).len(), 4);
+        assert_eq!(by_stays(&items[..0], 100).len(), 0);
+    }
 }

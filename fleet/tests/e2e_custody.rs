@@ -188,11 +188,9 @@ fn pallets_moved_doubled_and_relabelled_between_two_real_gateways_raise_exactly_
             .map(std::slice::from_ref)
             .chain([&items[..]])
         {
-            let tx = pg.transaction().await.unwrap();
-            coldgate_fleet::worker::apply_items(&tx, batch, now)
+            coldgate_fleet::worker::apply_items(&mut pg, batch, now)
                 .await
                 .unwrap();
-            tx.commit().await.unwrap();
         }
         items.len()
     });

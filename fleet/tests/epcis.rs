@@ -267,11 +267,9 @@ fn a_pallet_moved_across_two_gateways_exports_both_legs_as_valid_epcis() {
         let mut items = journey();
         items.rotate_left(5);
         for i in &items {
-            let tx = c.transaction().await.unwrap();
-            worker::apply_items(&tx, std::slice::from_ref(i), OffsetDateTime::now_utc())
+            worker::apply_items(&mut c, std::slice::from_ref(i), OffsetDateTime::now_utc())
                 .await
                 .unwrap();
-            tx.commit().await.unwrap();
         }
         let now = t(60);
         let by_sscc = epcis::document(&c, &Subject::Sscc(SSCC.into()), now)
