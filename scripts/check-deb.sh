@@ -40,7 +40,7 @@ case "${1:-}" in
         cargo build --release -p coldgate --bin coldgate --no-default-features
         scripts/man-and-completions.sh target/release/coldgate
         # cargo-deb prints the path of the package it wrote as its last line.
-        debs=("$(cargo deb -p coldgate --no-build --no-default-features | tail -n 1)") ;;
+        debs=("$(cargo deb -p coldgate --no-build --strip --no-default-features | tail -n 1)") ;;
     *) fail "unknown argument $1" ;;
 esac
 if [ "${#debs[@]}" -gt 1 ]; then
@@ -119,6 +119,11 @@ sed '/^# --- example sensors ---$/,/^# --- end of example sensors ---$/{/^# --- 
 # source paths, its panic locations, are in any binary that links it), and
 # the demo says so.
 readelf -h "$tmp/root$bin" | grep -q "Machine:.*$machine" || fail "$bin is not a $machine binary"
+# The release profile keeps the symbol table (gateway/build.rs's link order is
+# made from a profile that needs the names); the package does not ship it.
+if readelf -S "$tmp/root$bin" | grep -q '\.symtab'; then
+    fail "$bin still carries its symbol table: cargo deb must strip it (--strip)"
+fi
 if [ "$with_demo" = 1 ]; then
     echo "check-deb: $arch, $bin $(stat -c %s "$tmp/root$bin") bytes, with the demo (--with-demo: lean not checked)"
     echo "check-deb: OK"

@@ -44,5 +44,5 @@ echo "qemu-build: $bin $(stat -c %s "$bin") bytes (with demo and test-util: not 
 scripts/man-and-completions.sh "$bin"
 out="target/$target/debian-ci"
 rm -rf "$out"
-cargo deb -p coldgate --no-build --target "$target" --profile "$profile" --output "$out/"
+cargo deb -p coldgate --no-build --strip --target "$target" --profile "$profile" --output "$out/"
 ls -l "$out"/coldgate_*.deb

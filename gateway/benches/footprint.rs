@@ -8,11 +8,12 @@
 //! is no radio here). Its RSS and CPU time are the gateway's; the peer and the
 //! broker are not counted.
 //!
-//! `cargo bench -p coldgate --bench footprint` runs 10 minutes after a 30 s
+//! `cargo bench -p coldgate --bench footprint --no-default-features` (the
+//! lean daemon the packages ship; its broker is then mosquitto) runs 10 minutes after a 30 s
 //! warm-up (`COLDGATE_FOOTPRINT_SECS` changes it; `COLDGATE_FOOTPRINT_CACHE`,
 //! e.g. `256KiB`, sets `storage.cache_size`) and prints the peak and
 //! final RSS and the CPU share of one core. `scripts/bench` judges them
-//! (targets: RSS <= 16 MiB, CPU <= 0.5 %).
+//! (targets: RSS <= 6.5 MiB, issue 19; CPU <= 0.5 %).
 
 use std::future::Future;
 use std::net::TcpStream;
@@ -108,9 +109,10 @@ impl Scanner for SyntheticScanner {
     }
 }
 
-fn config_text(dir: &std::path::Path, modbus_port: u16, mqtt_port: u16) -> String {
+fn config_text(dir: &std::path::Path, modbus_port: u16, mqtt_port: u16, http_port: u16) -> String {
     let mut t = format!(
         "gateway_id = \"footprint\"\n[storage]\npath = \"{}\"\n[mqtt]\nport = {mqtt_port}\n\
+         [http]\nlisten = \"127.0.0.1:{http_port}\"\n\
          [[profiles]]\nid = \"refrigerated\"\nlimits = [{{ quantity = \"temperature\", low = 2.0, high = 8.0, delay = \"5m\" }}]\n\
          [[zones]]\nid = \"hold\"\nprofile = \"refrigerated\"\n\
          [[modbus.tcp]]\nhost = \"127.0.0.1\"\nport = {modbus_port}\n",
@@ -142,6 +144,28 @@ fn config_text(dir: &std::path::Path, modbus_port: u16, mqtt_port: u16) -> Strin
         ));
     }
     t
+}
+
+/// The MQTT broker, a separate process either way: `coldgate broker` where
+/// this build has the demo's broker, else Debian's mosquitto. The lean build
+/// (`--no-default-features`) is the daemon the packages ship, and the one
+/// `scripts/steady-state-order` profiles.
+fn spawn_broker(port: u16) -> Child {
+    let port = port.to_string();
+    let mut broker = if cfg!(feature = "demo") {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_coldgate"));
+        c.args(["broker", "--port", &port]).env("RUST_LOG", "off");
+        c
+    } else {
+        let mut c = Command::new("mosquitto");
+        c.args(["-p", &port]);
+        c
+    };
+    broker
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("broker starts (without the demo feature: mosquitto, apt-get install mosquitto)")
 }
 
 fn free_port() -> u16 {
@@ -258,19 +282,11 @@ fn main() {
             .expect("peer starts"),
     );
     let mqtt_port = free_port();
-    let _broker = Kill(
-        Command::new(env!("CARGO_BIN_EXE_coldgate"))
-            .args(["broker", "--port", &mqtt_port.to_string()])
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("broker starts"),
-    );
+    let _broker = Kill(spawn_broker(mqtt_port));
     wait_for(modbus_port);
     wait_for(mqtt_port);
     let config = config::parse(
-        &config_text(dir.path(), modbus_port, mqtt_port),
+        &config_text(dir.path(), modbus_port, mqtt_port, free_port()),
         "footprint",
     )
     .unwrap_or_else(|e| panic!("footprint config: {e}"));
