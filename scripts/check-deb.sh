@@ -39,8 +39,9 @@ case "${1:-}" in
         # The package ships the lean daemon, as the ARM ones do.
         cargo build --release -p coldgate --bin coldgate --no-default-features
         scripts/man-and-completions.sh target/release/coldgate
+        scripts/strip-for host target/release/coldgate
         # cargo-deb prints the path of the package it wrote as its last line.
-        debs=("$(cargo deb -p coldgate --no-build --strip --no-default-features | tail -n 1)") ;;
+        debs=("$(cargo deb -p coldgate --no-build --no-default-features | tail -n 1)") ;;
     *) fail "unknown argument $1" ;;
 esac
 if [ "${#debs[@]}" -gt 1 ]; then
@@ -122,7 +123,7 @@ readelf -h "$tmp/root$bin" | grep -q "Machine:.*$machine" || fail "$bin is not a
 # The release profile keeps the symbol table (gateway/build.rs's link order is
 # made from a profile that needs the names); the package does not ship it.
 if readelf -S "$tmp/root$bin" | grep -q '\.symtab'; then
-    fail "$bin still carries its symbol table: cargo deb must strip it (--strip)"
+    fail "$bin still carries its symbol table: strip it before packaging (scripts/strip-for)"
 fi
 if [ "$with_demo" = 1 ]; then
     echo "check-deb: $arch, $bin $(stat -c %s "$tmp/root$bin") bytes, with the demo (--with-demo: lean not checked)"

@@ -42,7 +42,8 @@ bin="target/$target/$dir/coldgate"
 echo "qemu-build: $bin $(stat -c %s "$bin") bytes (with demo and test-util: not the shipped binary)"
 
 scripts/man-and-completions.sh "$bin"
+scripts/strip-for "$target" "$bin"
 out="target/$target/debian-ci"
 rm -rf "$out"
-cargo deb -p coldgate --no-build --strip --target "$target" --profile "$profile" --output "$out/"
+cargo deb -p coldgate --no-build --target "$target" --profile "$profile" --output "$out/"
 ls -l "$out"/coldgate_*.deb
