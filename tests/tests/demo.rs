@@ -184,3 +184,40 @@ async fn through_the_demo_broker_telemetry_arrives_at_the_qos_the_docs_say() {
     );
     assert!(events.iter().all(|q| *q == QoS::AtLeastOnce), "{events:?}");
 }
+
+/// The README's first command is `cargo run --release -- demo` at the
+/// workspace's root. With the fleet's and the harness's binaries beside the
+/// gateway's, a bare `cargo run` cannot choose one ("could not determine
+/// which binary to run") unless the workspace's default members name the
+/// gateway alone and the gateway's `default-run` is `coldgate`: both are
+/// read back from cargo itself.
+#[test]
+fn the_readme_demo_command_runs_the_gateway_binary() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let defaults = meta["workspace_default_members"].as_array().unwrap();
+    let packages = meta["packages"].as_array().unwrap();
+    let named: Vec<&str> = defaults
+        .iter()
+        .filter_map(|id| {
+            packages
+                .iter()
+                .find(|p| p["id"] == *id)
+                .and_then(|p| p["name"].as_str())
+        })
+        .collect();
+    assert_eq!(named, ["coldgate"], "workspace default members");
+    let gateway = packages.iter().find(|p| p["name"] == "coldgate").unwrap();
+    assert_eq!(gateway["default_run"], "coldgate");
+}
